@@ -1,0 +1,18 @@
+//! Protocol logic shared by the gateway and the region workers. Nothing in this crate
+//! performs I/O: every function takes values and returns values, so it is unit- and
+//! property-tested without a server.
+//!
+//! # Layout
+//!
+//! - [`ids`]: protocol identifiers as newtypes (`RegionId`, `TeamId`).
+//! - [`regions`]: the `regions.toml` model, parsed and validated with line numbers.
+//! - [`token`]: the opaque token format (`clk_{region}_{kind}_…`) and its hashing.
+//! - [`scim`]: SCIM 2.0 schemas, filter parser and back ends, PATCH engine, error and
+//!   list shapes.
+
+#![forbid(unsafe_code)]
+
+pub mod ids;
+pub mod regions;
+pub mod scim;
+pub mod token;
