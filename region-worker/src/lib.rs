@@ -1,1 +1,95 @@
-//! placeholder
+//! The region worker: serves every endpoint of one region (SCIM, the SCIM OAuth server,
+//! OIDC sign-in, Universal Logout, the token API and the web pages) from that region's
+//! Postgres and Redis, and nothing of any other region.
+//!
+//! # Layout
+//!
+//! - [`config`]: typed configuration from `regions.toml` and the environment.
+//! - [`store`]: Postgres and Redis access, grouped by aggregate; migrations and stamps.
+//! - [`routes`]: the public router, dispatched by host (API host vs app host), and
+//!   the admin router.
+//! - [`session`]: browser sessions (host-only cookies over hashed tokens).
+//! - [`cli`]: the operator commands (`workspace create`, `token issue`, …).
+//! - [`error`], [`html`], [`metrics`], [`state`]: shared plumbing.
+//!
+//! [`connect`] prepares the stores (migrations, region stamps) and [`run`] serves on
+//! listeners the caller binds, until the caller's shutdown future resolves.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod html;
+pub mod metrics;
+pub mod routes;
+pub mod session;
+pub mod state;
+pub mod store;
+
+use std::future::Future;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::WorkerConfig;
+use crate::state::AppState;
+use crate::store::redis::Redis;
+
+/// Connects to the region's stores, applies pending migrations and checks both region
+/// stamps. Fails (and the process exits non-zero) when a store is stamped for another
+/// region.
+pub async fn connect(config: WorkerConfig) -> anyhow::Result<AppState> {
+    let region = config.region_id().clone();
+    let pg = store::pg::pool(
+        config.database_url.expose(),
+        config.pg_pool_size,
+        config.store_timeout,
+    )?;
+    {
+        let mut client = pg
+            .get()
+            .await
+            .with_context(|| format!("connecting to the Postgres of region {region}"))?;
+        store::pg::migrate(&mut client)
+            .await
+            .context("applying migrations")?;
+        store::pg::check_stamp(&client, &region).await?;
+    }
+    let redis = Redis::connect(
+        config.redis_url.expose(),
+        &config.redis_prefix,
+        config.store_timeout,
+    )
+    .await
+    .with_context(|| format!("connecting to the Redis of region {region}"))?;
+    redis.check_stamp(&region).await?;
+    Ok(AppState::new(config, pg, redis))
+}
+
+/// Serves the public router on `listener` and the admin router on `admin` until
+/// `shutdown` resolves, then finishes in-flight requests.
+pub async fn run(
+    listener: TcpListener,
+    admin: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let public = axum::serve(
+        listener,
+        routes::public(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let admin = axum::serve(admin, routes::admin::router(state))
+        .with_graceful_shutdown(stopped(stop_rx));
+    tokio::try_join!(public.into_future(), admin.into_future())?;
+    Ok(())
+}

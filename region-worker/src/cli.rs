@@ -1,0 +1,99 @@
+//! Operator commands. Each prints one JSON document on stdout, so scripts (and the
+//! local launcher) can read what was made.
+
+use serde_json::{Value, json};
+use shared::ids::TeamId;
+use shared::scope;
+use shared::token::{self, TokenKind};
+use time::{Duration, OffsetDateTime};
+
+use crate::state::AppState;
+use crate::store::tokens::{self, NewTokenRecord, TokenRecord};
+use crate::store::workspaces;
+
+/// How long a first admin's sign-in link is valid.
+pub const SIGN_IN_LINK_TTL: Duration = Duration::hours(24);
+
+/// `workspace create`: a workspace, its roles, its first admin and a one-time link.
+pub async fn workspace_create(state: &AppState, name: &str, admin_email: &str) -> anyhow::Result<Value> {
+    let name = name.trim();
+    let email = admin_email.trim();
+    anyhow::ensure!(!name.is_empty() && name.len() <= 200, "--name must be 1 to 200 characters");
+    anyhow::ensure!(
+        email.len() <= 254 && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.')),
+        "--admin-email {email:?} is not an email address"
+    );
+    let link = token::mint(state.config.region_id(), TokenKind::OneTime);
+    let expires = OffsetDateTime::now_utc() + SIGN_IN_LINK_TTL;
+    let created =
+        workspaces::create(&state.pg, state.config.region_id(), name, email, &link.hash, expires).await?;
+    Ok(json!({
+        "team_id": created.workspace.team_id,
+        "name": created.workspace.name,
+        "region": created.workspace.region,
+        "admin_email": email,
+        "admin_user_id": created.admin_user_id,
+        "sign_in_url": format!("{}/auth/link?code={}", state.config.region.app_base(), link.secret),
+        "sign_in_url_expires_at": expires.format(&time::format_description::well_known::Rfc3339)?,
+        "integrations_url": format!("{}/integrations/okta", state.config.region.app_base()),
+        "scim_base_url": format!("{}/api/scim/v2/{}", state.config.region.api_base(), created.workspace.team_id),
+    }))
+}
+
+/// `workspace list`.
+pub async fn workspace_list(state: &AppState) -> anyhow::Result<Value> {
+    Ok(serde_json::to_value(workspaces::list(&state.pg).await?)?)
+}
+
+/// `token issue --kind scim`: a SCIM bearer token for a workspace of this region.
+pub async fn token_issue(
+    state: &AppState,
+    team: &str,
+    kind: &str,
+    scopes: &str,
+    ttl_days: u32,
+) -> anyhow::Result<Value> {
+    let team_id = TeamId::parse(team)?;
+    anyhow::ensure!(
+        kind == TokenKind::Scim.code(),
+        "--kind {kind:?}: operators issue only scim tokens (API and MCP tokens belong to users)"
+    );
+    anyhow::ensure!(
+        workspaces::exists(&state.pg, team_id).await?,
+        "workspace {team_id} does not exist in region {}",
+        state.config.region_id()
+    );
+    let mut scopes = scope::parse_list(scopes)?;
+    if scopes.is_empty() {
+        scopes = scope::Scope::ALL.to_vec();
+    }
+    let minted = token::mint(state.config.region_id(), TokenKind::Scim);
+    let expires = OffsetDateTime::now_utc() + Duration::days(i64::from(ttl_days.max(1)));
+    let names: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
+    tokens::insert(
+        &state.pg,
+        &state.redis,
+        &NewTokenRecord {
+            hash: minted.hash,
+            record: TokenRecord {
+                team_id,
+                kind: TokenKind::Scim.code().to_owned(),
+                scopes: names.clone(),
+                user_id: None,
+                user_epoch: 0,
+                expires_at: Some(expires.unix_timestamp()),
+            },
+            name: Some("operator"),
+            created_by: "operator",
+        },
+    )
+    .await?;
+    Ok(json!({
+        "team_id": team_id,
+        "kind": "scim",
+        "token": minted.secret,
+        "scopes": names.join(" "),
+        "expires_at": expires.format(&time::format_description::well_known::Rfc3339)?,
+        "scim_base_url": format!("{}/api/scim/v2/{team_id}", state.config.region.api_base()),
+    }))
+}

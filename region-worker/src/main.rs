@@ -1,0 +1,195 @@
+//! `region-worker`: serve one region, or run an operator command against its stores.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use region_worker::config::WorkerConfig;
+use shared::ids::RegionId;
+use shared::regions::RegionMap;
+
+#[derive(Parser)]
+#[command(version, about = "ClosedLoop region worker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct Target {
+    /// The region map (`regions.toml`).
+    #[arg(long, default_value = "regions.toml")]
+    config: PathBuf,
+    /// The region to serve or operate on.
+    #[arg(long)]
+    region: RegionId,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the region's public and admin listeners.
+    Serve {
+        #[command(flatten)]
+        target: Target,
+        /// Public listener (default: the region's `worker_listen`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Admin listener (default: the region's `worker_admin_listen`).
+        #[arg(long)]
+        admin_listen: Option<std::net::SocketAddr>,
+    },
+    /// Apply migrations and check the region stamps, then exit.
+    Migrate {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Workspaces.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// Tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum WorkspaceCommand {
+    /// Create a workspace and print its team_id and its first admin's sign-in link.
+    Create {
+        #[command(flatten)]
+        target: Target,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Email of the first admin.
+        #[arg(long)]
+        admin_email: String,
+    },
+    /// List the region's workspaces.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a SCIM bearer token for a workspace.
+    Issue {
+        #[command(flatten)]
+        target: Target,
+        /// The workspace (`team_id`).
+        #[arg(long)]
+        team: String,
+        /// Token kind; operators issue `scim` tokens.
+        #[arg(long, default_value = "scim")]
+        kind: String,
+        /// Space-separated scopes (default: all three).
+        #[arg(long, default_value = "")]
+        scopes: String,
+        /// Lifetime in days.
+        #[arg(long, default_value_t = 365)]
+        ttl_days: u32,
+    },
+}
+
+fn load(target: &Target) -> anyhow::Result<WorkerConfig> {
+    let text = std::fs::read_to_string(&target.config)
+        .with_context(|| format!("reading {}", target.config.display()))?;
+    let map = RegionMap::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", target.config.display()))?;
+    // The store URLs come from the variables or files the map names.
+    Ok(WorkerConfig::from_map(&map, &target.region, &|name| {
+        std::env::var(name).ok()
+    })?)
+}
+
+fn print(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            target,
+            listen,
+            admin_listen,
+        } => {
+            let mut config = load(&target)?;
+            if let Some(a) = listen {
+                config.listen = a;
+            }
+            if let Some(a) = admin_listen {
+                config.admin_listen = a;
+            }
+            let public = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("binding {}", config.listen))?;
+            let admin = tokio::net::TcpListener::bind(config.admin_listen)
+                .await
+                .with_context(|| format!("binding {}", config.admin_listen))?;
+            let state = region_worker::connect(config).await?;
+            tracing::info!(
+                region = %target.region,
+                public = %public.local_addr()?,
+                admin = %admin.local_addr()?,
+                "region worker serving"
+            );
+            region_worker::run(public, admin, state, shutdown_signal()).await
+        }
+        Command::Migrate { target } => {
+            region_worker::connect(load(&target)?).await?;
+            print(&serde_json::json!({ "region": target.region, "migrated": true }))
+        }
+        Command::Workspace(WorkspaceCommand::Create {
+            target,
+            name,
+            admin_email,
+        }) => {
+            let state = region_worker::connect(load(&target)?).await?;
+            print(&region_worker::cli::workspace_create(&state, &name, &admin_email).await?)
+        }
+        Command::Workspace(WorkspaceCommand::List { target }) => {
+            let state = region_worker::connect(load(&target)?).await?;
+            print(&region_worker::cli::workspace_list(&state).await?)
+        }
+        Command::Token(TokenCommand::Issue {
+            target,
+            team,
+            kind,
+            scopes,
+            ttl_days,
+        }) => {
+            let state = region_worker::connect(load(&target)?).await?;
+            print(&region_worker::cli::token_issue(&state, &team, &kind, &scopes, ttl_days).await?)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,89 @@
+//! The HTTP surface of a worker. Requests are first dispatched by host: the region's
+//! API host serves `/api/...`, its app host serves the web pages, and any other host is
+//! refused with `421` (defense in depth behind the gateway, which routes by host too).
+
+pub mod admin;
+pub mod pages;
+pub mod scim;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use shared::regions::strip_port;
+use tower::ServiceExt;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Which of the region's hosts a request came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKind {
+    /// `api.*`: SCIM, OAuth, OIDC, Universal Logout, token API.
+    Api,
+    /// `app.*`: the web pages.
+    App,
+}
+
+struct Hosts {
+    api: Router,
+    app: Router,
+    api_host: String,
+    app_host: String,
+}
+
+/// The public router of a worker.
+pub fn public(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/ping", get(ping))
+        .nest("/api/scim/v2", scim::router(state.clone()))
+        .route_layer(axum::middleware::from_fn(crate::metrics::track))
+        .fallback(api_not_found)
+        .with_state(state.clone());
+    let app = pages::router()
+        .route_layer(axum::middleware::from_fn(crate::metrics::track))
+        .with_state(state.clone());
+    let hosts = Arc::new(Hosts {
+        api,
+        app,
+        api_host: state.config.region.api_host().to_owned(),
+        app_host: state.config.region.app_host().to_owned(),
+    });
+    Router::new().fallback(dispatch).with_state(hosts)
+}
+
+/// The host a request names: `:authority` for HTTP/2, else the `Host` header.
+pub fn request_host(req: &Request) -> Option<&str> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+}
+
+async fn dispatch(State(hosts): State<Arc<Hosts>>, req: Request) -> Response {
+    let host = request_host(&req).map(|h| strip_port(h).trim_end_matches('.'));
+    let router = match host {
+        Some(h) if h.eq_ignore_ascii_case(&hosts.api_host) => &hosts.api,
+        Some(h) if h.eq_ignore_ascii_case(&hosts.app_host) => &hosts.app,
+        other => {
+            return ApiError::Misdirected(other.unwrap_or_default().to_owned()).into_response();
+        }
+    };
+    match router.clone().oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+/// A cheap public endpoint: which region answered. Used by probes and benchmarks.
+async fn ping(State(state): State<AppState>) -> Response {
+    axum::Json(json!({ "status": "ok", "region": state.config.region.id })).into_response()
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint")
+}

@@ -1,0 +1,263 @@
+//! Durable token records and their hot copies. A token is stored only as its SHA-256:
+//! a row in Postgres (the truth) and an entry in Redis (the hot path). A check reads
+//! Redis first and falls back to Postgres when the entry is missing, so a flushed Redis
+//! loses nothing; a revocation is written to both, leaving a tombstone in Redis that a
+//! concurrent fallback cannot overwrite.
+
+use deadpool_postgres::Pool;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use shared::ids::TeamId;
+use shared::token::{TokenHash, TokenKind};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::StoreError;
+use super::redis::Redis;
+
+/// How long a hot entry lives in Redis at most before it is re-read from Postgres.
+const HOT_TTL_SECS: i64 = 24 * 3600;
+/// What a revoked token's key holds until its natural expiry.
+const TOMBSTONE: &str = "revoked";
+
+/// What a token grants, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// The workspace the token is bound to.
+    pub team_id: TeamId,
+    /// The token's kind code (`scim`, `api`, …).
+    pub kind: String,
+    /// Granted scopes (SCIM tokens), empty otherwise.
+    pub scopes: Vec<String>,
+    /// The user the token belongs to, for personal tokens and sessions.
+    pub user_id: Option<Uuid>,
+    /// The user's revocation epoch at issue time.
+    pub user_epoch: i64,
+    /// Expiry as a Unix timestamp, if any.
+    pub expires_at: Option<i64>,
+}
+
+impl TokenRecord {
+    /// Whether the record has passed its expiry at `now` (Unix seconds).
+    pub fn expired_at(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
+
+    /// Whether `scope` was granted.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// A token to record.
+#[derive(Debug)]
+pub struct NewTokenRecord<'a> {
+    /// The hash of the minted secret.
+    pub hash: TokenHash,
+    /// What it grants.
+    pub record: TokenRecord,
+    /// Optional name given by its owner.
+    pub name: Option<&'a str>,
+    /// Who issued it (`operator`, `oauth:<grant>`, `user:<id>`), for the audit trail.
+    pub created_by: &'a str,
+}
+
+fn hot_key(redis: &Redis, hash: &TokenHash) -> String {
+    redis.key(&format!("tok:{}", hash.to_hex()))
+}
+
+fn ttl_for(record: &TokenRecord, now: i64) -> i64 {
+    record
+        .expires_at
+        .map_or(HOT_TTL_SECS, |e| (e - now).clamp(1, HOT_TTL_SECS))
+}
+
+/// Records a new token in Postgres, then primes Redis (a failure to prime is harmless:
+/// the first check falls back to Postgres).
+pub async fn insert(pool: &Pool, redis: &Redis, new: &NewTokenRecord<'_>) -> Result<(), StoreError> {
+    let client = pool.get().await?;
+    let r = &new.record;
+    let expires = r
+        .expires_at
+        .map(OffsetDateTime::from_unix_timestamp)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    client
+        .execute(
+            "INSERT INTO tokens (hash, team_id, kind, scopes, user_id, user_epoch, name, created_by, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &new.hash.0.as_slice(),
+                &r.team_id.as_uuid(),
+                &r.kind,
+                &r.scopes,
+                &r.user_id,
+                &r.user_epoch,
+                &new.name,
+                &new.created_by,
+                &expires,
+            ],
+        )
+        .await?;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let json = serde_json::to_string(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let prime: Result<(), _> = redis
+        .conn()
+        .set_ex(hot_key(redis, &new.hash), json, ttl_for(r, now) as u64)
+        .await;
+    if let Err(e) = prime {
+        tracing::warn!(error = %e, "could not prime the token in Redis; checks will fall back to Postgres");
+    }
+    Ok(())
+}
+
+/// Looks a presented token up: Redis first, Postgres when Redis lacks it. Returns the
+/// record of a live token (not revoked, not expired), `None` otherwise.
+pub async fn lookup(
+    pool: &Pool,
+    redis: &Redis,
+    hash: &TokenHash,
+    kind: TokenKind,
+) -> Result<Option<TokenRecord>, StoreError> {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let key = hot_key(redis, hash);
+    let hot: Option<String> = redis.conn().get(&key).await?;
+    let record = match hot.as_deref() {
+        Some(TOMBSTONE) => return Ok(None),
+        Some(json) => serde_json::from_str::<TokenRecord>(json)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        None => {
+            let client = pool.get().await?;
+            let row = client
+                .query_opt(
+                    "SELECT team_id, kind, scopes, user_id, user_epoch,
+                            extract(epoch FROM expires_at)::bigint, revoked_at IS NOT NULL
+                       FROM tokens WHERE hash = $1",
+                    &[&hash.0.as_slice()],
+                )
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let revoked: bool = row.get(6);
+            if revoked {
+                return Ok(None);
+            }
+            let record = TokenRecord {
+                team_id: TeamId::from(row.get::<_, Uuid>(0)),
+                kind: row.get(1),
+                scopes: row.get(2),
+                user_id: row.get(3),
+                user_epoch: row.get(4),
+                expires_at: row.get(5),
+            };
+            // SET NX: a tombstone written by a concurrent revocation wins.
+            let json = serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let _: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(json)
+                .arg("EX")
+                .arg(ttl_for(&record, now))
+                .arg("NX")
+                .query_async(&mut redis.conn())
+                .await?;
+            record
+        }
+    };
+    if record.kind != kind.code() || record.expired_at(now) {
+        return Ok(None);
+    }
+    Ok(Some(record))
+}
+
+/// Revokes one token in both stores.
+pub async fn revoke(pool: &Pool, redis: &Redis, hash: &TokenHash) -> Result<bool, StoreError> {
+    let client = pool.get().await?;
+    let n = client
+        .execute(
+            "UPDATE tokens SET revoked_at = now() WHERE hash = $1 AND revoked_at IS NULL",
+            &[&hash.0.as_slice()],
+        )
+        .await?;
+    let _: () = redis
+        .conn()
+        .set_ex(hot_key(redis, hash), TOMBSTONE, HOT_TTL_SECS as u64)
+        .await?;
+    Ok(n > 0)
+}
+
+fn epoch_key(redis: &Redis, team_id: TeamId, user_id: Uuid) -> String {
+    redis.key(&format!("uep:{team_id}:{user_id}"))
+}
+
+/// Raises a Redis epoch key to `value` unless it already holds more: concurrent
+/// revocations may arrive in any order, and the epoch must never go down.
+const RAISE_EPOCH: &str = r"
+local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+return 1";
+
+/// The user's current revocation epoch: Redis first, Postgres when Redis lacks it.
+pub async fn user_epoch(
+    pool: &Pool,
+    redis: &Redis,
+    team_id: TeamId,
+    user_id: Uuid,
+) -> Result<Option<i64>, StoreError> {
+    let key = epoch_key(redis, team_id, user_id);
+    let hot: Option<i64> = redis.conn().get(&key).await?;
+    if let Some(epoch) = hot {
+        return Ok(Some(epoch));
+    }
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT token_epoch FROM users WHERE team_id = $1 AND id = $2",
+            &[&team_id.as_uuid(), &user_id],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let epoch: i64 = row.get(0);
+    let _: i64 = redis::Script::new(RAISE_EPOCH)
+        .key(&key)
+        .arg(epoch)
+        .arg(HOT_TTL_SECS)
+        .invoke_async(&mut redis.conn())
+        .await?;
+    Ok(Some(epoch))
+}
+
+/// Publishes a user's new revocation epoch (already committed in Postgres) to Redis,
+/// so that the very next check of any of the user's tokens refuses them.
+pub async fn publish_user_epoch(
+    redis: &Redis,
+    team_id: TeamId,
+    user_id: Uuid,
+    epoch: i64,
+) -> Result<(), StoreError> {
+    let _: i64 = redis::Script::new(RAISE_EPOCH)
+        .key(epoch_key(redis, team_id, user_id))
+        .arg(epoch)
+        .arg(HOT_TTL_SECS)
+        .invoke_async(&mut redis.conn())
+        .await?;
+    Ok(())
+}
+
+/// Checks a personal credential (session, API or MCP token): live, of the right kind,
+/// and issued under the user's current revocation epoch.
+pub async fn check_personal(
+    pool: &Pool,
+    redis: &Redis,
+    hash: &TokenHash,
+    kind: TokenKind,
+) -> Result<Option<TokenRecord>, StoreError> {
+    let Some(record) = lookup(pool, redis, hash, kind).await? else {
+        return Ok(None);
+    };
+    let Some(user_id) = record.user_id else {
+        return Ok(None);
+    };
+    match user_epoch(pool, redis, record.team_id, user_id).await? {
+        Some(current) if current <= record.user_epoch => Ok(Some(record)),
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,198 @@
+//! Workspaces and their first admin: creation (with the three workspace roles and a
+//! one-time sign-in link), listing, existence checks and link redemption.
+
+use deadpool_postgres::Pool;
+use serde::Serialize;
+use serde_json::json;
+use shared::ids::{RegionId, TeamId};
+use shared::token::TokenHash;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// The workspace roles every workspace has: key, display name, description, default.
+pub const ROLES: [(&str, &str, &str, bool); 3] = [
+    (
+        "admin",
+        "Admin",
+        "Manages the workspace: members, integrations and settings",
+        false,
+    ),
+    (
+        "member",
+        "Member",
+        "Uses the workspace: creates and edits work, holds API and MCP tokens",
+        true,
+    ),
+    (
+        "viewer",
+        "Viewer",
+        "Reads the workspace without changing it",
+        false,
+    ),
+];
+
+/// A workspace as listed by operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct Workspace {
+    /// Its id.
+    pub team_id: TeamId,
+    /// Its display name.
+    pub name: String,
+    /// The region it lives in.
+    pub region: String,
+    /// When it was created (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// What creating a workspace made.
+#[derive(Debug, Clone)]
+pub struct CreatedWorkspace {
+    /// The new workspace.
+    pub workspace: Workspace,
+    /// The first admin's user id.
+    pub admin_user_id: Uuid,
+}
+
+/// Creates a workspace in `region` with its roles and its first admin, and records the
+/// hash of the admin's one-time sign-in link, all in one transaction.
+pub async fn create(
+    pool: &Pool,
+    region: &RegionId,
+    name: &str,
+    admin_email: &str,
+    link_hash: &TokenHash,
+    link_expires_at: OffsetDateTime,
+) -> Result<CreatedWorkspace, StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let team_id = TeamId::generate();
+    let row = tx
+        .query_one(
+            "INSERT INTO workspaces (team_id, name, region) VALUES ($1, $2, $3) RETURNING created_at",
+            &[&team_id.as_uuid(), &name, &region.as_str()],
+        )
+        .await?;
+    let created_at: OffsetDateTime = row.get(0);
+    let mut admin_role = Uuid::nil();
+    for (key, display, description, is_default) in ROLES {
+        let id = Uuid::new_v4();
+        if key == "admin" {
+            admin_role = id;
+        }
+        tx.execute(
+            "INSERT INTO roles (team_id, id, key, display_name, description, is_default)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&team_id.as_uuid(), &id, &key, &display, &description, &is_default],
+        )
+        .await?;
+    }
+    let admin_user_id = Uuid::new_v4();
+    let resource = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": admin_email,
+        "emails": [{ "value": admin_email, "type": "work", "primary": true }],
+        "active": true,
+    });
+    tx.execute(
+        "INSERT INTO users (team_id, id, user_name, email, active, resource, source)
+         VALUES ($1, $2, $3, $3, true, $4, 'admin')",
+        &[&team_id.as_uuid(), &admin_user_id, &admin_email, &resource],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO user_roles (team_id, user_id, role_id) VALUES ($1, $2, $3)",
+        &[&team_id.as_uuid(), &admin_user_id, &admin_role],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO sign_in_links (hash, team_id, user_id, expires_at) VALUES ($1, $2, $3, $4)",
+        &[&link_hash.0.as_slice(), &team_id.as_uuid(), &admin_user_id, &link_expires_at],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO audit_events (team_id, actor, action, target, detail)
+         VALUES ($1, 'operator', 'workspace.created', $2, $3)",
+        &[
+            &team_id.as_uuid(),
+            &team_id.to_string(),
+            &json!({ "name": name, "admin_user_id": admin_user_id }),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(CreatedWorkspace {
+        workspace: Workspace {
+            team_id,
+            name: name.to_owned(),
+            region: region.to_string(),
+            created_at,
+        },
+        admin_user_id,
+    })
+}
+
+/// Every workspace of the region, oldest first.
+pub async fn list(pool: &Pool) -> Result<Vec<Workspace>, StoreError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT team_id, name, region, created_at FROM workspaces ORDER BY created_at, team_id",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Workspace {
+            team_id: TeamId::from(r.get::<_, Uuid>(0)),
+            name: r.get(1),
+            region: r.get(2),
+            created_at: r.get(3),
+        })
+        .collect())
+}
+
+/// Whether `team_id` is a workspace of this region's store.
+pub async fn exists(pool: &Pool, team_id: TeamId) -> Result<bool, StoreError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM workspaces WHERE team_id = $1",
+            &[&team_id.as_uuid()],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+/// A redeemed sign-in link: who it signs in.
+#[derive(Debug, Clone, Copy)]
+pub struct RedeemedLink {
+    /// The workspace.
+    pub team_id: TeamId,
+    /// The user.
+    pub user_id: Uuid,
+    /// The user's revocation epoch now, for the session record.
+    pub user_epoch: i64,
+}
+
+/// Consumes a one-time sign-in link: succeeds once, before expiry, for an active user.
+pub async fn redeem_link(pool: &Pool, hash: &TokenHash) -> Result<Option<RedeemedLink>, StoreError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "UPDATE sign_in_links l SET used_at = now()
+               FROM users u
+              WHERE l.hash = $1 AND l.used_at IS NULL AND l.expires_at > now()
+                AND u.team_id = l.team_id AND u.id = l.user_id AND u.active
+          RETURNING l.team_id, l.user_id, u.token_epoch",
+            &[&hash.0.as_slice()],
+        )
+        .await?;
+    Ok(row.map(|r| RedeemedLink {
+        team_id: TeamId::from(r.get::<_, Uuid>(0)),
+        user_id: r.get(1),
+        user_epoch: r.get(2),
+    }))
+}

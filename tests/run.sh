@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace. On a fresh Debian machine it installs PostgreSQL
+# and Redis when they are missing and starts private instances for the tests; where a
+# PostgreSQL (5432) and a Redis (6379) already answer on localhost, it uses those.
+# Extra arguments go to `cargo test` (e.g. a test name filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need+=(postgresql)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+if ((${#need[@]})); then
+  echo "installing ${need[*]}…"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+stores="$root/target/test-stores"
+cleanup=()
+on_exit() { for c in "${cleanup[@]}"; do eval "$c" || true; done; }
+trap on_exit EXIT
+
+if [ -z "${CLOSEDLOOP_TEST_PG:-}" ]; then
+  if psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc 'select 1' >/dev/null 2>&1; then
+    export CLOSEDLOOP_TEST_PG="postgres://postgres@127.0.0.1:5432/postgres"
+  else
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
+    port=55499
+    run_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+    mkdir -p "$stores/pg"
+    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$stores/pg"
+    if [ ! -f "$stores/pg/data/PG_VERSION" ]; then
+      run_pg "$bin/initdb" -D "$stores/pg/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+      printf "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 400\n" >>"$stores/pg/data/postgresql.conf"
+    fi
+    run_pg "$bin/pg_ctl" start -D "$stores/pg/data" -l "$stores/pg/postgres.log" -w \
+      -o "-p $port -k $stores/pg -c listen_addresses=127.0.0.1" >/dev/null
+    cleanup+=("run_pg '$bin/pg_ctl' stop -D '$stores/pg/data' -m fast >/dev/null")
+    export CLOSEDLOOP_TEST_PG="postgres://postgres@127.0.0.1:$port/postgres"
+  fi
+fi
+
+if [ -z "${CLOSEDLOOP_TEST_REDIS:-}" ]; then
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    export CLOSEDLOOP_TEST_REDIS="redis://127.0.0.1:6379/"
+  else
+    port=56499
+    mkdir -p "$stores/redis"
+    redis-server --port $port --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+      --dir "$stores/redis" --pidfile "$stores/redis/redis.pid" --logfile "$stores/redis/redis.log"
+    cleanup+=("redis-cli -p $port shutdown nosave >/dev/null")
+    for _ in $(seq 50); do redis-cli -p $port ping >/dev/null 2>&1 && break; sleep 0.1; done
+    export CLOSEDLOOP_TEST_REDIS="redis://127.0.0.1:$port/"
+  fi
+fi
+
+# Databases left by earlier runs (one per test) are dropped; migrated templates stay.
+psql "$CLOSEDLOOP_TEST_PG" -Atqc "select datname from pg_database where datname like 'clt\_%' and not datistemplate" |
+  while read -r db; do psql "$CLOSEDLOOP_TEST_PG" -qc "drop database if exists \"$db\"" >/dev/null || true; done
+
+echo "test stores: postgres ${CLOSEDLOOP_TEST_PG%%/postgres}, redis $CLOSEDLOOP_TEST_REDIS"
+cargo build --workspace --bins
+cargo test --workspace "$@"

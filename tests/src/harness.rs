@@ -1,0 +1,417 @@
+//! The test harness. Each test gets its own Postgres database (cloned from a migrated
+//! template, so a test pays for `CREATE DATABASE … TEMPLATE`, not for migrations) and
+//! its own Redis key prefix, and starts workers and gateways in-process on port 0.
+//!
+//! The shared servers come from `CLOSEDLOOP_TEST_PG` (an admin URL; default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and `CLOSEDLOOP_TEST_REDIS` (default
+//! `redis://127.0.0.1:6379/`); `tests/run.sh` provides them on a fresh machine.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use region_worker::config::WorkerConfig;
+use region_worker::state::AppState;
+use sha2::{Digest, Sha256};
+use shared::ids::RegionId;
+use shared::regions::{RegionMap, Secret};
+use tokio::net::TcpListener;
+use tokio::sync::{OnceCell, oneshot};
+use tokio::task::JoinHandle;
+
+/// The admin URL of the shared test Postgres.
+pub fn pg_admin_url() -> String {
+    std::env::var("CLOSEDLOOP_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// The URL of the shared test Redis.
+pub fn redis_url() -> String {
+    std::env::var("CLOSEDLOOP_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+}
+
+/// A fresh Redis key prefix: the test's own key space.
+pub fn redis_prefix() -> String {
+    format!("t:{}:", uuid::Uuid::new_v4().simple())
+}
+
+/// Connects a plain client (the connection task is spawned).
+pub async fn pg_connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| "connecting to the test Postgres (is it running? see tests/run.sh)")?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+/// Replaces the database name of a Postgres URL.
+pub fn with_database(url: &str, db: &str) -> String {
+    let base = url.split('?').next().unwrap_or(url);
+    let cut = base.rfind('/').unwrap_or(base.len());
+    format!("{}/{db}", &base[..cut])
+}
+
+/// The name of the migrated template: it changes whenever a migration does.
+fn template_name() -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../region-worker/migrations");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(std::fs::read(&f).unwrap_or_default());
+    }
+    format!("clt_tmpl_{}", &hex_of(&h.finalize())[..16])
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Makes sure the migrated template exists on the server at `admin_url`, once per
+/// process (and under an advisory lock across processes).
+pub async fn ensure_template(admin_url: &str) -> anyhow::Result<String> {
+    let name = template_name();
+    let admin = pg_connect(admin_url).await?;
+    admin
+        .execute("SELECT pg_advisory_lock(7411)", &[])
+        .await?;
+    let ready = admin
+        .query_opt(
+            "SELECT 1 FROM pg_database WHERE datname = $1 AND datistemplate",
+            &[&name],
+        )
+        .await?
+        .is_some();
+    if !ready {
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"))
+            .await?;
+        {
+            let mut client = pg_connect(&with_database(admin_url, &name)).await?;
+            region_worker::store::pg::migrate(&mut client).await?;
+        }
+        admin
+            .batch_execute(&format!("ALTER DATABASE {name} WITH IS_TEMPLATE true"))
+            .await?;
+    }
+    admin
+        .execute("SELECT pg_advisory_unlock(7411)", &[])
+        .await?;
+    Ok(name)
+}
+
+/// A database of one test's own, cloned from the migrated template.
+#[derive(Debug, Clone)]
+pub struct TestDb {
+    /// Its name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+}
+
+/// A fresh database on the shared test Postgres.
+pub async fn fresh_database() -> anyhow::Result<TestDb> {
+    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+    let admin_url = pg_admin_url();
+    let template = TEMPLATE
+        .get_or_try_init(|| ensure_template(&admin_url))
+        .await?
+        .clone();
+    fresh_database_on(&admin_url, &template).await
+}
+
+/// A fresh database cloned from `template` on the server at `admin_url`.
+pub async fn fresh_database_on(admin_url: &str, template: &str) -> anyhow::Result<TestDb> {
+    let name = format!("clt_{}", uuid::Uuid::new_v4().simple());
+    let admin = pg_connect(admin_url).await?;
+    let mut delay = Duration::from_millis(20);
+    for attempt in 0.. {
+        match admin
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .await
+        {
+            Ok(()) => break,
+            // Concurrent clones of one template can collide; try again shortly.
+            Err(e) if attempt < 50 && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(200));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(TestDb {
+        url: with_database(admin_url, &name),
+        name,
+    })
+}
+
+/// The region map of the test stack: `*.closedloop.localhost` hosts, plain HTTP.
+pub fn region_map(us_workers: &[SocketAddr], eu_workers: &[SocketAddr]) -> RegionMap {
+    let list = |ws: &[SocketAddr]| {
+        if ws.is_empty() {
+            "\"127.0.0.1:9\"".to_owned()
+        } else {
+            ws.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let text = format!(
+        r#"development = true
+[gateway]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[regions.us]
+app_url = "http://app.closedloop.localhost"
+api_url = "http://api.closedloop.localhost"
+workers = [{}]
+postgres = {{ env = "US_PG" }}
+redis = {{ env = "US_REDIS" }}
+
+[regions.eu]
+app_url = "http://eu.app.closedloop.localhost"
+api_url = "http://eu.api.closedloop.localhost"
+workers = [{}]
+postgres = {{ env = "EU_PG" }}
+redis = {{ env = "EU_REDIS" }}
+"#,
+        list(us_workers),
+        list(eu_workers)
+    );
+    RegionMap::parse(&text).expect("the test map is valid")
+}
+
+/// The stores one region of a test uses.
+#[derive(Debug, Clone)]
+pub struct RegionStores {
+    /// Its Postgres URL.
+    pub pg_url: String,
+    /// Its Redis URL.
+    pub redis_url: String,
+    /// Its Redis key prefix.
+    pub redis_prefix: String,
+}
+
+impl RegionStores {
+    /// A fresh database and key space on the shared test servers.
+    pub async fn fresh() -> anyhow::Result<Self> {
+        Ok(Self {
+            pg_url: fresh_database().await?.url,
+            redis_url: redis_url(),
+            redis_prefix: redis_prefix(),
+        })
+    }
+}
+
+/// A worker configuration for `region` over `stores`.
+pub fn worker_config(region: &str, stores: &RegionStores) -> WorkerConfig {
+    let map = region_map(&[], &[]);
+    let id = RegionId::parse(region).expect("valid region");
+    let mut config = WorkerConfig::from_map(&map, &id, &|name| match name {
+        "US_PG" | "EU_PG" => Some(stores.pg_url.clone()),
+        "US_REDIS" | "EU_REDIS" => Some(stores.redis_url.clone()),
+        _ => None,
+    })
+    .expect("test config resolves");
+    config.redis_prefix = stores.redis_prefix.clone();
+    config.database_url = Secret::new(stores.pg_url.clone());
+    config.pg_pool_size = 8;
+    config.store_timeout = Duration::from_secs(2);
+    config
+}
+
+/// A worker running in this process.
+#[derive(Debug)]
+pub struct TestWorker {
+    /// Its public address.
+    pub addr: SocketAddr,
+    /// Its admin address.
+    pub admin_addr: SocketAddr,
+    /// Its state (stores), for operator commands in tests.
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestWorker {
+    /// Connects (migrations, stamps) and serves on port 0.
+    pub async fn start(config: WorkerConfig) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let admin = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let admin_addr = admin.local_addr()?;
+        let state = region_worker::connect(config).await?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(region_worker::run(listener, admin, state.clone(), async {
+            let _ = rx.await;
+        }));
+        Ok(Self {
+            addr,
+            admin_addr,
+            state,
+            stop: Some(tx),
+            task,
+        })
+    }
+
+    /// Stops it and waits for in-flight requests.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await?
+    }
+
+    /// `http://addr` of the public listener.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A gateway running in this process.
+#[derive(Debug)]
+pub struct TestGateway {
+    /// Its public address.
+    pub addr: SocketAddr,
+    /// Its admin address.
+    pub admin_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestGateway {
+    /// Serves `map` on port 0.
+    pub async fn start(map: RegionMap) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let admin = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let admin_addr = admin.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let config = gateway::GatewayConfig::new(map);
+        tokio::spawn(gateway::run(listener, admin, config, async {
+            let _ = rx.await;
+        }));
+        Ok(Self {
+            addr,
+            admin_addr,
+            stop: Some(tx),
+        })
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Both regions, each with its own stores and workers, behind one gateway.
+#[derive(Debug)]
+pub struct TestStack {
+    /// The US workers.
+    pub us: Vec<TestWorker>,
+    /// The EU workers.
+    pub eu: Vec<TestWorker>,
+    /// The US stores.
+    pub us_stores: RegionStores,
+    /// The EU stores.
+    pub eu_stores: RegionStores,
+    /// The gateway in front.
+    pub gateway: TestGateway,
+    /// An HTTP client that follows no redirects.
+    pub http: reqwest::Client,
+}
+
+/// The US API host of the test map.
+pub const US_API: &str = "api.closedloop.localhost";
+/// The US app host.
+pub const US_APP: &str = "app.closedloop.localhost";
+/// The EU API host.
+pub const EU_API: &str = "eu.api.closedloop.localhost";
+/// The EU app host.
+pub const EU_APP: &str = "eu.app.closedloop.localhost";
+
+impl TestStack {
+    /// One worker per region.
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(1).await
+    }
+
+    /// `replicas` workers per region.
+    pub async fn start_with(replicas: usize) -> anyhow::Result<Self> {
+        let (us_stores, eu_stores) = tokio::try_join!(RegionStores::fresh(), RegionStores::fresh())?;
+        let mut us = Vec::new();
+        let mut eu = Vec::new();
+        for _ in 0..replicas {
+            us.push(TestWorker::start(worker_config("us", &us_stores)).await?);
+            eu.push(TestWorker::start(worker_config("eu", &eu_stores)).await?);
+        }
+        let map = region_map(
+            &us.iter().map(|w| w.addr).collect::<Vec<_>>(),
+            &eu.iter().map(|w| w.addr).collect::<Vec<_>>(),
+        );
+        let gateway = TestGateway::start(map).await?;
+        Ok(Self {
+            us,
+            eu,
+            us_stores,
+            eu_stores,
+            gateway,
+            http: client(),
+        })
+    }
+
+    /// A request through the gateway to `host` (`Host` header) and `path`.
+    pub fn request(&self, method: reqwest::Method, host: &str, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.gateway.url()))
+            .header(reqwest::header::HOST, host)
+    }
+
+    /// A GET through the gateway.
+    pub fn get(&self, host: &str, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, host, path)
+    }
+
+    /// The first worker of `region`.
+    pub fn worker(&self, region: &str) -> &TestWorker {
+        match region {
+            "us" => &self.us[0],
+            _ => &self.eu[0],
+        }
+    }
+}
+
+/// An HTTP client for tests: no redirects followed, short timeouts.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client builds")
+}
+
+/// Where the workspace's binaries are (`target/<profile>`), for process-level tests.
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/e2e-… → target/<profile>/<name>
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join(name))
+        .expect("target directory")
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: real workers and gateways over real Postgres and Redis, one
+//! database and one Redis key space per test. One binary for the whole crate.
+
+mod faults;
+mod isolation;
+mod operator;
+mod routing;
