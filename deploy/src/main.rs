@@ -81,7 +81,10 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.with_file_name(name);
     if !path.exists() {
-        bail!("{} is missing: build the workspace first (cargo build --bins)", path.display());
+        bail!(
+            "{} is missing: build the workspace first (cargo build --bins)",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -113,7 +116,10 @@ async fn main() -> anyhow::Result<()> {
         let redis = tokio::task::block_in_place(|| {
             RedisServer::start(&dir.join(r.id).join("redis"), r.redis_port, true)
         })?;
-        envs.push((format!("{}_DATABASE_URL", r.env_prefix()), pg.url("closedloop")));
+        envs.push((
+            format!("{}_DATABASE_URL", r.env_prefix()),
+            pg.url("closedloop"),
+        ));
         envs.push((format!("{}_REDIS_URL", r.env_prefix()), redis.url()));
         stores.push((pg, redis));
     }
@@ -191,7 +197,10 @@ async fn main() -> anyhow::Result<()> {
         "config": map_path,
         "regions": stack_regions,
     });
-    std::fs::write(dir.join("stack.json"), serde_json::to_string_pretty(&stack)?)?;
+    std::fs::write(
+        dir.join("stack.json"),
+        serde_json::to_string_pretty(&stack)?,
+    )?;
     print_summary(&stack, &dir);
 
     tokio::select! {
@@ -206,11 +215,13 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn wait(port: u16) -> anyhow::Result<()> {
-    tokio::task::spawn_blocking(move || wait_for_port(port, std::time::Duration::from_secs(60))).await?
+    tokio::task::spawn_blocking(move || wait_for_port(port, std::time::Duration::from_secs(60)))
+        .await?
 }
 
 async fn wait_any(children: &mut [Child]) -> String {
-    let (status, _, _) = futures_util::future::select_all(children.iter_mut().map(|c| Box::pin(c.wait()))).await;
+    let (status, _, _) =
+        futures_util::future::select_all(children.iter_mut().map(|c| Box::pin(c.wait()))).await;
     format!("{status:?}")
 }
 
@@ -222,24 +233,37 @@ async fn ensure_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
         .await?
         .is_some();
     if !exists {
-        client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await?;
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await?;
     }
     Ok(())
 }
 
 fn print_summary(stack: &Value, dir: &Path) {
-    println!("\nClosedLoop is running locally. Gateway: http://{}", stack["gateway"].as_str().unwrap_or(""));
+    println!(
+        "\nClosedLoop is running locally. Gateway: http://{}",
+        stack["gateway"].as_str().unwrap_or("")
+    );
     for (id, r) in stack["regions"].as_object().into_iter().flatten() {
         let w = &r["demo_workspace"];
         println!("\n  region {id}");
         println!("    app:       {}", r["app_url"].as_str().unwrap_or(""));
         println!("    api:       {}", r["api_url"].as_str().unwrap_or(""));
         println!("    team_id:   {}", w["team_id"].as_str().unwrap_or(""));
-        println!("    admin:     {}", w["sign_in_url"].as_str().unwrap_or("(link already issued on an earlier run)"));
+        println!(
+            "    admin:     {}",
+            w["sign_in_url"]
+                .as_str()
+                .unwrap_or("(link already issued on an earlier run)")
+        );
     }
     println!(
         "\n  try: curl -H 'Host: api.closedloop.localhost' http://{}/api/ping",
         stack["gateway"].as_str().unwrap_or("")
     );
-    println!("  details: {}\n  Ctrl-C stops everything.", dir.join("stack.json").display());
+    println!(
+        "  details: {}\n  Ctrl-C stops everything.",
+        dir.join("stack.json").display()
+    );
 }

@@ -124,7 +124,9 @@ impl ProxyError {
                 Bytes::from(serde_json::to_vec(&body).expect("a string pair serializes"))
             }
             ProxyError::ConnectMethod => Bytes::from_static(METHOD_NOT_ALLOWED.as_bytes()),
-            ProxyError::Connect(_) | ProxyError::Upstream(_) => Bytes::from_static(BAD_GATEWAY.as_bytes()),
+            ProxyError::Connect(_) | ProxyError::Upstream(_) => {
+                Bytes::from_static(BAD_GATEWAY.as_bytes())
+            }
             ProxyError::Timeout(_) => Bytes::from_static(GATEWAY_TIMEOUT.as_bytes()),
         };
         let mut response = Response::new(ResponseBody::full(body));
@@ -175,7 +177,12 @@ mod tests {
         assert_eq!(json["message"], "host evil\"host is not served here");
 
         let (_, json) = body_json(ProxyError::Misdirected { host: None }).await;
-        assert!(json["message"].as_str().unwrap().ends_with("is not served here"));
+        assert!(
+            json["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("is not served here")
+        );
     }
 
     #[tokio::test]

@@ -24,7 +24,8 @@
 //!   when it was never sent) and the response body sent downstream.
 //! - `error.rs`: `ProxyError`, the gateway's own failures, rendered to JSON in one place.
 //! - `admin.rs`: the admin listener's `/healthz` and `/metrics`.
-//! - `metrics.rs`: the process-wide Prometheus recorder and the gateway's metric handles.
+//! - `metrics.rs`: the gateway's metric handles, registered once at start, on the
+//!   process-wide recorder of `shared::telemetry`.
 
 #![forbid(unsafe_code)]
 

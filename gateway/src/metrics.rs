@@ -16,16 +16,18 @@
 //! # One recorder per process
 //!
 //! `metrics` has a single global recorder per process, and installing a second one fails.
-//! [`install`] builds the Prometheus recorder on its first call, installs it globally and
-//! keeps its handle in a `OnceLock`; later calls return the same handle. So several
-//! gateways in one process (as in the integration tests) share one registry: their
-//! series add up, and each one's `/metrics` shows them all. A test therefore asserts
-//! that a series is present and has grown, never an exact process-wide count.
+//! [`install`] goes through `shared::telemetry::prometheus`, which builds the Prometheus
+//! recorder on its first call (duration histograms get fixed buckets there, so they
+//! render as histograms), installs it globally with `metrics::set_global_recorder`
+//! guarded by a `OnceLock`, and returns the same handle on every later call. So several
+//! gateways and workers in one process (as in the integration tests) share one registry:
+//! their series add up, and each one's `/metrics` shows them all. A test therefore
+//! asserts that a series is present, never an exact process-wide count.
 
 use std::sync::OnceLock;
 
 use metrics::{Counter, Gauge, Histogram, SharedString};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use shared::ids::RegionId;
 
 use crate::error::UpstreamErrorKind;
@@ -35,44 +37,21 @@ const DURATION: &str = "gateway_request_duration_seconds";
 const UPSTREAM_ERRORS: &str = "gateway_upstream_errors_total";
 const OPEN_CONNECTIONS: &str = "gateway_open_connections";
 
-/// Upper bounds of the duration histogram, in seconds: from sub-millisecond proxying
-/// to the 30 s upstream timeout.
-const DURATION_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-
-/// The handle of the process-wide recorder; see the module docs.
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// Installs the Prometheus recorder once per process and returns its handle.
+/// Installs the process-wide recorder (once) and describes the gateway's metrics.
 pub(crate) fn install() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full(DURATION.to_owned()), DURATION_BUCKETS)
-                .expect("the bucket list is not empty")
-                .build_recorder();
-            let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!(
-                    "another metrics recorder is installed in this process; \
-                     /metrics will not show the gateway's metrics"
-                );
-            }
-            metrics::describe_counter!(REQUESTS, "Requests answered, by region and status.");
-            metrics::describe_histogram!(
-                DURATION,
-                metrics::Unit::Seconds,
-                "Time from request to response head, by region."
-            );
-            metrics::describe_counter!(
-                UPSTREAM_ERRORS,
-                "Failed attempts to reach a worker, by region and kind."
-            );
-            metrics::describe_gauge!(OPEN_CONNECTIONS, "Open client connections.");
-            handle
-        })
-        .clone()
+    let handle = shared::telemetry::prometheus();
+    metrics::describe_counter!(REQUESTS, "Requests answered, by region and status.");
+    metrics::describe_histogram!(
+        DURATION,
+        metrics::Unit::Seconds,
+        "Time from request to response head, by region."
+    );
+    metrics::describe_counter!(
+        UPSTREAM_ERRORS,
+        "Failed attempts to reach a worker, by region and kind."
+    );
+    metrics::describe_gauge!(OPEN_CONNECTIONS, "Open client connections.");
+    handle
 }
 
 /// The metric handles of one region (or of the `none` pseudo-region).
@@ -96,17 +75,22 @@ pub(crate) struct RegionMetrics {
 impl RegionMetrics {
     /// Handles for `region`.
     pub(crate) fn new(region: &RegionId) -> Self {
-        Self::labelled(SharedString::from(region.as_str().to_owned()))
+        Self::labelled(SharedString::from(region.as_str().to_owned()), true)
     }
 
-    /// Handles for requests no region serves.
+    /// Handles for requests no region serves. They never reach a worker, so their
+    /// upstream error counters are no-ops rather than series that are always zero.
     pub(crate) fn unrouted() -> Self {
-        Self::labelled(SharedString::const_str("none"))
+        Self::labelled(SharedString::const_str("none"), false)
     }
 
-    fn labelled(region: SharedString) -> Self {
+    fn labelled(region: SharedString, has_upstreams: bool) -> Self {
         let errors = |kind: UpstreamErrorKind| {
-            metrics::counter!(UPSTREAM_ERRORS, "region" => region.clone(), "kind" => kind.label())
+            if !has_upstreams {
+                return Counter::noop();
+            }
+            let labels = [("region", region.clone()), ("kind", kind.label().into())];
+            metrics::counter!(UPSTREAM_ERRORS, &labels)
         };
         Self {
             requests: (100..600).map(|_| OnceLock::new()).collect(),
@@ -122,10 +106,14 @@ impl RegionMetrics {
     pub(crate) fn record(&self, status: http::StatusCode, elapsed: std::time::Duration) {
         let code = status.as_u16();
         if let Some(slot) = self.requests.get(usize::from(code).wrapping_sub(100)) {
-            slot.get_or_init(|| {
-                metrics::counter!(REQUESTS, "region" => self.region.clone(), "status" => code.to_string())
-            })
-            .increment(1);
+            let counter = slot.get_or_init(|| {
+                let labels = [
+                    ("region", self.region.clone()),
+                    ("status", code.to_string().into()),
+                ];
+                metrics::counter!(REQUESTS, &labels)
+            });
+            counter.increment(1);
         }
         self.duration.record(elapsed.as_secs_f64());
     }

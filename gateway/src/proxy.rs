@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use http::request::Parts;
 use http::uri::{self, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, header::HOST};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, header::HOST};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -42,12 +42,19 @@ pub(crate) struct Proxy {
 
 /// What the access log and the metrics need about a finished request.
 struct Exchange<'a> {
+    /// When the request arrived, for `duration_us` and the latency histogram.
     started: Instant,
+    /// Ties the log line to the worker's and to the client's `X-Request-Id`.
     request_id: &'a RequestId,
+    /// The client's method.
     method: &'a Method,
+    /// The path only: the query string may carry codes or tokens and is never logged.
     path: &'a str,
+    /// The host the request was for, as the client sent it.
     host: Option<&'a HeaderValue>,
+    /// The region's upstreams; `None` when no region serves the host.
     upstreams: Option<&'a Upstreams>,
+    /// The last worker tried, if any.
     worker: Option<&'a Worker>,
 }
 
@@ -106,7 +113,10 @@ impl Proxy {
             .and_then(|h| h.to_str().ok())
             .and_then(|h| self.routes.route(h));
         let (Some(upstreams), Some(host)) = (routed, host.as_ref()) else {
-            let host = host.as_ref().and_then(|h| h.to_str().ok()).map(str::to_owned);
+            let host = host
+                .as_ref()
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned);
             let response = ProxyError::Misdirected { host }.to_response();
             return self.finish(response, &exchange);
         };
@@ -135,25 +145,8 @@ impl Proxy {
         exchange.worker = tried;
 
         let response = match forwarded {
-            Ok(response) => {
-                let mut response = response.map(ResponseBody::Upstream);
-                strip_hop_by_hop(response.headers_mut());
-                *response.version_mut() = version;
-                response
-            }
-            Err(err) => {
-                if let Some(kind) = err.upstream_kind() {
-                    upstreams.metrics.upstream_error(kind);
-                }
-                tracing::warn!(
-                    request_id = request_id.as_str(),
-                    region = upstreams.region.as_str(),
-                    worker = tried.map_or("", |w| &*w.addr),
-                    error = %Chain(&err),
-                    "upstream request failed"
-                );
-                err.to_response()
-            }
+            Ok(response) => relay(response, version),
+            Err(err) => upstream_failed(&err, upstreams, &exchange),
         };
         self.finish(response, &exchange)
     }
@@ -180,7 +173,11 @@ impl Proxy {
             let worker = candidates.next().expect("a region has at least one worker");
             *tried = Some(worker);
             let request = outgoing.into_request(worker, UpstreamBody::streaming(body));
-            return self.client.request(request).await.map_err(ProxyError::from_client);
+            return self
+                .client
+                .request(request)
+                .await
+                .map_err(ProxyError::from_client);
         };
 
         for worker in candidates.by_ref().take(n - 1) {
@@ -192,7 +189,11 @@ impl Proxy {
                 }
                 None => (UpstreamBody::empty(), None),
             };
-            let err = match self.client.request(outgoing.to_request(worker, upstream_body)).await {
+            let err = match self
+                .client
+                .request(outgoing.to_request(worker, upstream_body))
+                .await
+            {
                 Ok(response) => return Ok(response),
                 Err(err) if err.is_connect() => err,
                 Err(err) => return Err(ProxyError::from_client(err)),
@@ -219,12 +220,16 @@ impl Proxy {
         *tried = Some(worker);
         let body = body.map_or_else(UpstreamBody::empty, UpstreamBody::streaming);
         let request = outgoing.into_request(worker, body);
-        self.client.request(request).await.map_err(ProxyError::from_client)
+        self.client
+            .request(request)
+            .await
+            .map_err(ProxyError::from_client)
     }
 
     /// Stamps the request id on the response, records metrics and writes the access log
     /// line. The log never includes the query string or any header but the host: a query
-    /// may carry codes or tokens.
+    /// may carry codes or tokens. `duration_us` is the time to the response head; the
+    /// body streams on afterwards.
     fn finish(
         &self,
         mut response: Response<ResponseBody>,
@@ -252,16 +257,51 @@ impl Proxy {
     }
 }
 
+/// Turns a worker's response into the client's: the body streams through, hop-by-hop
+/// headers go, and the version is the one the client spoke.
+fn relay(response: Response<Incoming>, version: Version) -> Response<ResponseBody> {
+    let mut response = response.map(ResponseBody::Upstream);
+    strip_hop_by_hop(response.headers_mut());
+    *response.version_mut() = version;
+    response
+}
+
+/// Counts and logs a failed forward, and renders the client's error response. The
+/// cause chain goes to the log with the request id, never into the response.
+fn upstream_failed(
+    err: &ProxyError,
+    upstreams: &Upstreams,
+    exchange: &Exchange<'_>,
+) -> Response<ResponseBody> {
+    if let Some(kind) = err.upstream_kind() {
+        upstreams.metrics.upstream_error(kind);
+    }
+    tracing::warn!(
+        request_id = exchange.request_id.as_str(),
+        region = upstreams.region.as_str(),
+        worker = exchange.worker.map_or("", |w| &*w.addr),
+        error = %Chain(err),
+        "upstream request failed"
+    );
+    err.to_response()
+}
+
 /// The parts of a request that are sent upstream, kept apart so that a retryable
 /// request can be rebuilt for another worker.
 struct Outgoing {
+    /// The client's method, unchanged.
     method: Method,
+    /// The client's path and query, unchanged; the authority is the worker's.
     path_and_query: PathAndQuery,
+    /// The client's headers after [`prepare_upstream`].
     headers: HeaderMap,
 }
 
 impl Outgoing {
     /// A request to `worker`, copying the parts (for an attempt that may be retried).
+    /// The copy (one header map) is the price of being able to retry: the upstream
+    /// client consumes the request even when it never reaches a worker. It is paid only
+    /// when a retry is allowed and another replica exists.
     fn to_request(&self, worker: &Worker, body: UpstreamBody) -> Request<UpstreamBody> {
         build_request(
             self.method.clone(),
@@ -335,18 +375,30 @@ mod tests {
     #[test]
     fn host_comes_from_the_authority_first_then_the_host_header() {
         let host = |p: &Parts| request_host(p).map(|h| h.to_str().unwrap().to_owned());
-        assert_eq!(host(&parts("/x", Some("a.example:80"))).as_deref(), Some("a.example:80"));
+        assert_eq!(
+            host(&parts("/x", Some("a.example:80"))).as_deref(),
+            Some("a.example:80")
+        );
         assert_eq!(
             host(&parts("http://b.example/x", Some("a.example"))).as_deref(),
             Some("b.example")
         );
-        assert_eq!(host(&parts("http://u@c.example:8/", None)).as_deref(), Some("c.example:8"));
+        assert_eq!(
+            host(&parts("http://u@c.example:8/", None)).as_deref(),
+            Some("c.example:8")
+        );
         assert_eq!(host(&parts("/x", None)), None);
     }
 
     #[test]
     fn only_safe_methods_are_idempotent() {
-        for m in [Method::GET, Method::HEAD, Method::OPTIONS, Method::PUT, Method::DELETE] {
+        for m in [
+            Method::GET,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::PUT,
+            Method::DELETE,
+        ] {
             assert!(is_idempotent(&m), "{m}");
         }
         for m in [Method::POST, Method::PATCH, Method::CONNECT] {

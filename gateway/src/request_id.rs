@@ -71,7 +71,14 @@ mod tests {
 
     #[test]
     fn refuses_malformed_ids() {
-        for bad in [&b""[..], b"has space", b"semi;colon", b"slash/", &[b'x'; 129], b"caf\xc3\xa9"] {
+        for bad in [
+            &b""[..],
+            b"has space",
+            b"semi;colon",
+            b"slash/",
+            &[b'x'; 129],
+            b"caf\xc3\xa9",
+        ] {
             assert!(parse(bad).is_none(), "{bad:?}");
         }
     }

@@ -159,8 +159,20 @@ redis = { env = "Y" }
         ] {
             assert_eq!(routes.route(host).unwrap().region.as_str(), "us", "{host}");
         }
-        assert_eq!(routes.route("eu.api.closedloop.localhost:1").unwrap().region.as_str(), "eu");
-        for host in ["", "closedloop.localhost", "api.closedloop.localhost.evil", "[::1]:80"] {
+        assert_eq!(
+            routes
+                .route("eu.api.closedloop.localhost:1")
+                .unwrap()
+                .region
+                .as_str(),
+            "eu"
+        );
+        for host in [
+            "",
+            "closedloop.localhost",
+            "api.closedloop.localhost.evil",
+            "[::1]:80",
+        ] {
             assert!(routes.route(host).is_none(), "{host}");
         }
     }
@@ -169,7 +181,11 @@ redis = { env = "Y" }
     fn round_robin_starts_at_the_first_worker_and_tries_each_once() {
         let routes = routes();
         let us = routes.route("api.closedloop.localhost").unwrap();
-        let order = |u: &Upstreams| u.candidates().map(|w| &*w.addr).collect::<Vec<_>>();
+        let order = |u: &Upstreams| {
+            u.candidates()
+                .map(|w| w.addr.to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(order(us), ["127.0.0.1:1001", "127.0.0.1:1002"]);
         assert_eq!(order(us), ["127.0.0.1:1002", "127.0.0.1:1001"]);
         assert_eq!(order(us), ["127.0.0.1:1001", "127.0.0.1:1002"]);

@@ -15,18 +15,35 @@ use crate::store::workspaces;
 pub const SIGN_IN_LINK_TTL: Duration = Duration::hours(24);
 
 /// `workspace create`: a workspace, its roles, its first admin and a one-time link.
-pub async fn workspace_create(state: &AppState, name: &str, admin_email: &str) -> anyhow::Result<Value> {
+pub async fn workspace_create(
+    state: &AppState,
+    name: &str,
+    admin_email: &str,
+) -> anyhow::Result<Value> {
     let name = name.trim();
     let email = admin_email.trim();
-    anyhow::ensure!(!name.is_empty() && name.len() <= 200, "--name must be 1 to 200 characters");
     anyhow::ensure!(
-        email.len() <= 254 && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.')),
+        !name.is_empty() && name.len() <= 200,
+        "--name must be 1 to 200 characters"
+    );
+    anyhow::ensure!(
+        email.len() <= 254
+            && email
+                .split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.')),
         "--admin-email {email:?} is not an email address"
     );
     let link = token::mint(state.config.region_id(), TokenKind::OneTime);
     let expires = OffsetDateTime::now_utc() + SIGN_IN_LINK_TTL;
-    let created =
-        workspaces::create(&state.pg, state.config.region_id(), name, email, &link.hash, expires).await?;
+    let created = workspaces::create(
+        &state.pg,
+        state.config.region_id(),
+        name,
+        email,
+        &link.hash,
+        expires,
+    )
+    .await?;
     Ok(json!({
         "team_id": created.workspace.team_id,
         "name": created.workspace.name,

@@ -30,6 +30,19 @@ pub struct WorkerConfig {
     pub store_timeout: Duration,
     /// Size of the Postgres connection pool.
     pub pg_pool_size: usize,
+    /// The per-workspace SCIM rate limit.
+    pub scim_rate_limit: RateLimit,
+    /// The largest `count` a SCIM list returns (advertised as `filter.maxResults`).
+    pub scim_max_results: u32,
+}
+
+/// A token-bucket rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained requests per second; 0 turns the limit off.
+    pub per_second: u32,
+    /// Requests allowed in a burst above the sustained rate.
+    pub burst: u32,
 }
 
 /// Why a configuration could not be built.
@@ -79,6 +92,12 @@ impl WorkerConfig {
             redis_prefix: String::new(),
             store_timeout: Duration::from_secs(2),
             pg_pool_size: 16,
+            // Generous: Okta provisions in bursts; the limit stops runaway clients.
+            scim_rate_limit: RateLimit {
+                per_second: 2000,
+                burst: 4000,
+            },
+            scim_max_results: 200,
             region: r,
         })
     }
@@ -138,7 +157,10 @@ redis = { env = "US_REDIS" }
         };
         let c = WorkerConfig::from_map(&map, &us, &env).unwrap();
         assert_eq!(c.database_url.expose(), "postgres://localhost/us");
-        assert!(!format!("{c:?}").contains("postgres://"), "secrets must not print");
+        assert!(
+            !format!("{c:?}").contains("postgres://"),
+            "secrets must not print"
+        );
         let e = WorkerConfig::from_map(&map, &us, &|_| None).unwrap_err();
         assert!(e.to_string().contains("US_PG"), "{e}");
         let eu = RegionId::parse("eu").unwrap();

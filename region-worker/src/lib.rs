@@ -75,6 +75,8 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Install the recorder before the first request so that nothing is lost.
+    let _ = crate::metrics::handle();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -88,8 +90,8 @@ pub async fn run(
         routes::public(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let admin = axum::serve(admin, routes::admin::router(state))
-        .with_graceful_shutdown(stopped(stop_rx));
+    let admin =
+        axum::serve(admin, routes::admin::router(state)).with_graceful_shutdown(stopped(stop_rx));
     tokio::try_join!(public.into_future(), admin.into_future())?;
     Ok(())
 }

@@ -95,7 +95,8 @@ enum TokenCommand {
 fn load(target: &Target) -> anyhow::Result<WorkerConfig> {
     let text = std::fs::read_to_string(&target.config)
         .with_context(|| format!("reading {}", target.config.display()))?;
-    let map = RegionMap::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", target.config.display()))?;
+    let map =
+        RegionMap::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", target.config.display()))?;
     // The store URLs come from the variables or files the map names.
     Ok(WorkerConfig::from_map(&map, &target.region, &|name| {
         std::env::var(name).ok()
@@ -111,8 +112,7 @@ fn print(value: &serde_json::Value) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -178,13 +178,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -1,13 +1,12 @@
 //! The worker's metrics: declared here, labelled by route template (never by raw path,
 //! user or token), exported in Prometheus text on the admin listener.
 
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Requests served, by route template, method and status.
 pub const HTTP_REQUESTS: &str = "worker_http_requests_total";
@@ -18,29 +17,9 @@ pub const TOKEN_CHECKS: &str = "worker_token_checks_total";
 /// Store failures answered with 503, by store.
 pub const STORE_UNAVAILABLE: &str = "worker_store_unavailable_total";
 
-/// The process-wide Prometheus recorder. The `metrics` facade has one global recorder
-/// per process; several workers in one test process share it.
+/// The process-wide Prometheus recorder (shared with the gateway in test processes).
 pub fn handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Suffix("duration_seconds".into()),
-                    &[
-                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                        5.0,
-                    ],
-                )
-                .expect("static bucket list is non-empty")
-                .build_recorder();
-            let handle = recorder.handle();
-            // Fails only when another recorder is installed already (another component
-            // of the same test process); metrics then go there.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
+    shared::telemetry::prometheus()
 }
 
 /// Middleware counting requests and timing them by route template.

@@ -58,10 +58,11 @@ pub fn public(state: AppState) -> Router {
 
 /// The host a request names: `:authority` for HTTP/2, else the `Host` header.
 pub fn request_host(req: &Request) -> Option<&str> {
-    req.uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+    req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
 }
 
 async fn dispatch(State(hosts): State<Arc<Hosts>>, req: Request) -> Response {

@@ -67,16 +67,26 @@ pub async fn start(
 }
 
 /// The live session named by the request's cookie, if any.
-pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<TokenRecord>, StoreError> {
+pub async fn current(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<TokenRecord>, StoreError> {
     let name = cookie_name(state);
     let Some(value) = cookie_value(headers, name) else {
         return Ok(None);
     };
     match token::parse_prefix(value) {
-        Some(p) if p.kind == TokenKind::Session && p.region == state.config.region_id().as_str() => {}
+        Some(p)
+            if p.kind == TokenKind::Session && p.region == state.config.region_id().as_str() => {}
         _ => return Ok(None),
     }
-    tokens::check_personal(&state.pg, &state.redis, &TokenHash::of(value), TokenKind::Session).await
+    tokens::check_personal(
+        &state.pg,
+        &state.redis,
+        &TokenHash::of(value),
+        TokenKind::Session,
+    )
+    .await
 }
 
 /// Finds a cookie's value among the request's `Cookie` headers.
@@ -98,7 +108,10 @@ mod tests {
     #[test]
     fn finds_cookies_among_several_headers() {
         let mut h = HeaderMap::new();
-        h.append(header::COOKIE, HeaderValue::from_static("a=1; clk_session=xyz"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; clk_session=xyz"),
+        );
         h.append(header::COOKIE, HeaderValue::from_static("b=2"));
         assert_eq!(cookie_value(&h, "clk_session"), Some("xyz"));
         assert_eq!(cookie_value(&h, "b"), Some("2"));

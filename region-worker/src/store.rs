@@ -3,9 +3,13 @@
 //! aggregate; every store failure is a [`StoreError`], which the HTTP layer answers
 //! with `503` and `Retry-After`.
 
+pub mod audit;
+pub mod groups;
 pub mod pg;
 pub mod redis;
+pub mod roles;
 pub mod tokens;
+pub mod users;
 pub mod workspaces;
 
 /// A store could not be reached or failed; the request cannot be served right now.

@@ -23,7 +23,8 @@ impl RegionId {
     pub fn parse(s: &str) -> Result<Self, InvalidRegionId> {
         let ok = (1..=16).contains(&s.len())
             && s.as_bytes()[0].is_ascii_lowercase()
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if ok {
             Ok(Self(s.to_owned()))
         } else {

@@ -7,6 +7,7 @@
 //! - [`ids`]: protocol identifiers as newtypes (`RegionId`, `TeamId`).
 //! - [`regions`]: the `regions.toml` model, parsed and validated with line numbers.
 //! - [`scope`]: the SCIM OAuth scopes.
+//! - [`telemetry`]: the process-wide Prometheus recorder.
 //! - [`token`]: the opaque token format (`clk_{region}_{kind}_…`) and its hashing.
 //! - [`scim`]: SCIM 2.0 schemas, filter parser and back ends, PATCH engine, error and
 //!   list shapes.
@@ -17,4 +18,5 @@ pub mod ids;
 pub mod regions;
 pub mod scim;
 pub mod scope;
+pub mod telemetry;
 pub mod token;

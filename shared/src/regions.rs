@@ -186,8 +186,14 @@ impl RegionMap {
             }
             let index = regions.len();
             for (host, at) in [
-                (app_url.host_str().unwrap_or_default(), r.app_url.span().start),
-                (api_url.host_str().unwrap_or_default(), r.api_url.span().start),
+                (
+                    app_url.host_str().unwrap_or_default(),
+                    r.app_url.span().start,
+                ),
+                (
+                    api_url.host_str().unwrap_or_default(),
+                    r.api_url.span().start,
+                ),
             ] {
                 let host = host.to_ascii_lowercase();
                 if let Some(&other) = hosts.get(&host)
@@ -326,7 +332,9 @@ impl IntoSource for Spanned<RawSecret> {
             } if !path.is_empty() => Ok(SecretSource::File(path)),
             _ => Err(err(
                 at,
-                format!("{what} must be {{ env = \"VAR\" }} or {{ file = \"/path\" }} (exactly one)"),
+                format!(
+                    "{what} must be {{ env = \"VAR\" }} or {{ file = \"/path\" }} (exactly one)"
+                ),
             )),
         }
     }
@@ -453,7 +461,13 @@ redis = { env = "CLOSEDLOOP_EU_REDIS_URL" }
     fn malformed_toml_names_its_line() {
         let text = GOOD.replace("[regions.eu]", "[regions.eu");
         let e = RegionMap::parse(&text).unwrap_err();
-        assert!(text.lines().nth(e.line - 1).unwrap().contains("[regions.eu"), "{e}");
+        assert!(
+            text.lines()
+                .nth(e.line - 1)
+                .unwrap()
+                .contains("[regions.eu"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -471,7 +485,12 @@ redis = { env = "CLOSEDLOOP_EU_REDIS_URL" }
     #[test]
     fn plain_http_needs_the_development_switch() {
         let text = GOOD.replace("https://eu.app", "http://eu.app");
-        assert!(RegionMap::parse(&text).unwrap_err().message.contains("https"));
+        assert!(
+            RegionMap::parse(&text)
+                .unwrap_err()
+                .message
+                .contains("https")
+        );
         let dev = format!("development = true\n{text}");
         assert!(RegionMap::parse(&dev).unwrap().development);
     }

@@ -61,7 +61,7 @@ impl fmt::Display for Scope {
 /// sorted. An empty list is returned as empty (callers decide the default).
 pub fn parse_list(s: &str) -> Result<Vec<Scope>, UnknownScope> {
     let mut scopes = s
-        .split(|c: char| c == ' ' || c == ',')
+        .split([' ', ','])
         .filter(|p| !p.is_empty())
         .map(Scope::parse)
         .collect::<Result<Vec<_>, _>>()?;
@@ -80,7 +80,12 @@ mod tests {
             parse_list("scim.write scim.read scim.read").unwrap(),
             vec![Scope::ScimRead, Scope::ScimWrite]
         );
-        assert_eq!(parse_list("scim.read, scim.write, entitlements.read").unwrap().len(), 3);
+        assert_eq!(
+            parse_list("scim.read, scim.write, entitlements.read")
+                .unwrap()
+                .len(),
+            3
+        );
         assert!(parse_list("").unwrap().is_empty());
         assert!(parse_list("SCIM.READ").is_err());
         assert!(parse_list("scim.read admin").is_err());

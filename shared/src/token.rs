@@ -109,7 +109,12 @@ impl fmt::Debug for NewToken {
 pub fn mint(region: &RegionId, kind: TokenKind) -> NewToken {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    let secret = format!("clk_{}_{}_{}", region, kind.code(), URL_SAFE_NO_PAD.encode(bytes));
+    let secret = format!(
+        "clk_{}_{}_{}",
+        region,
+        kind.code(),
+        URL_SAFE_NO_PAD.encode(bytes)
+    );
     let hash = TokenHash::of(&secret);
     NewToken { secret, hash }
 }
@@ -173,6 +178,9 @@ mod tests {
     #[test]
     fn two_tokens_differ() {
         let eu = RegionId::parse("eu").unwrap();
-        assert_ne!(mint(&eu, TokenKind::Api).secret, mint(&eu, TokenKind::Api).secret);
+        assert_ne!(
+            mint(&eu, TokenKind::Api).secret,
+            mint(&eu, TokenKind::Api).secret
+        );
     }
 }

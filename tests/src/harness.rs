@@ -74,9 +74,7 @@ fn hex_of(bytes: &[u8]) -> String {
 pub async fn ensure_template(admin_url: &str) -> anyhow::Result<String> {
     let name = template_name();
     let admin = pg_connect(admin_url).await?;
-    admin
-        .execute("SELECT pg_advisory_lock(7411)", &[])
-        .await?;
+    admin.execute("SELECT pg_advisory_lock(7411)", &[]).await?;
     let ready = admin
         .query_opt(
             "SELECT 1 FROM pg_database WHERE datname = $1 AND datistemplate",
@@ -85,8 +83,12 @@ pub async fn ensure_template(admin_url: &str) -> anyhow::Result<String> {
         .await?
         .is_some();
     if !ready {
+        // Separate statements: CREATE DATABASE cannot run in a multi-statement batch.
         admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"))
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
             .await?;
         {
             let mut client = pg_connect(&with_database(admin_url, &name)).await?;
@@ -134,7 +136,10 @@ pub async fn fresh_database_on(admin_url: &str, template: &str) -> anyhow::Resul
         {
             Ok(()) => break,
             // Concurrent clones of one template can collide; try again shortly.
-            Err(e) if attempt < 50 && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) => {
+            Err(e)
+                if attempt < 50
+                    && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) =>
+            {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_millis(200));
             }
@@ -153,7 +158,10 @@ pub fn region_map(us_workers: &[SocketAddr], eu_workers: &[SocketAddr]) -> Regio
         if ws.is_empty() {
             "\"127.0.0.1:9\"".to_owned()
         } else {
-            ws.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ")
+            ws.iter()
+                .map(|a| format!("\"{a}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     };
     let text = format!(
@@ -354,7 +362,8 @@ impl TestStack {
 
     /// `replicas` workers per region.
     pub async fn start_with(replicas: usize) -> anyhow::Result<Self> {
-        let (us_stores, eu_stores) = tokio::try_join!(RegionStores::fresh(), RegionStores::fresh())?;
+        let (us_stores, eu_stores) =
+            tokio::try_join!(RegionStores::fresh(), RegionStores::fresh())?;
         let mut us = Vec::new();
         let mut eu = Vec::new();
         for _ in 0..replicas {
@@ -377,7 +386,12 @@ impl TestStack {
     }
 
     /// A request through the gateway to `host` (`Host` header) and `path`.
-    pub fn request(&self, method: reqwest::Method, host: &str, path: &str) -> reqwest::RequestBuilder {
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        host: &str,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.gateway.url()))
             .header(reqwest::header::HOST, host)
@@ -414,4 +428,149 @@ pub fn binary(name: &str) -> std::path::PathBuf {
         .and_then(|deps| deps.parent())
         .map(|dir| dir.join(name))
         .expect("target directory")
+}
+
+/// A SCIM client for one workspace, through the gateway, as Okta would call it.
+#[derive(Debug, Clone)]
+pub struct Scim {
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// The gateway's URL.
+    pub gateway: String,
+    /// The API host of the workspace's region.
+    pub host: String,
+    /// The workspace.
+    pub team_id: String,
+    /// The bearer token.
+    pub token: String,
+}
+
+impl Scim {
+    /// A request to `path` under the workspace's SCIM base URL (with the bearer token
+    /// unless it is empty).
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self
+            .http
+            .request(
+                method,
+                format!("{}/api/scim/v2/{}{path}", self.gateway, self.team_id),
+            )
+            .header(reqwest::header::HOST, &self.host)
+            .header(reqwest::header::USER_AGENT, "Okta SCIM Client 1.0.0");
+        if self.token.is_empty() {
+            req
+        } else {
+            req.bearer_auth(&self.token)
+        }
+    }
+
+    /// GET, returning status and JSON body (`Null` when empty).
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    /// A write with a JSON body (sent as `application/json`, as Okta does).
+    pub async fn write(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        send(self.request(method, path).json(body)).await
+    }
+
+    /// POST.
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.write(reqwest::Method::POST, path, body).await
+    }
+
+    /// PUT.
+    pub async fn put(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.write(reqwest::Method::PUT, path, body).await
+    }
+
+    /// PATCH.
+    pub async fn patch(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.write(reqwest::Method::PATCH, path, body).await
+    }
+
+    /// DELETE.
+    pub async fn delete(&self, path: &str) -> (u16, serde_json::Value) {
+        send(self.request(reqwest::Method::DELETE, path)).await
+    }
+}
+
+/// Sends and reads status and JSON body.
+pub async fn send(req: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let r = req.send().await.expect("request sent");
+    let status = r.status().as_u16();
+    let bytes = r.bytes().await.expect("body read");
+    let body = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        })
+    };
+    (status, body)
+}
+
+/// A workspace created with the operator command, and its first admin's link.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// `team_id`.
+    pub team_id: String,
+    /// The admin's one-time sign-in URL.
+    pub sign_in_url: String,
+    /// The admin's user id.
+    pub admin_user_id: String,
+}
+
+impl TestStack {
+    /// Creates a workspace in `region` with the operator command's code path.
+    pub async fn workspace(&self, region: &str, name: &str, admin_email: &str) -> Workspace {
+        let v = region_worker::cli::workspace_create(&self.worker(region).state, name, admin_email)
+            .await
+            .expect("workspace created");
+        Workspace {
+            team_id: v["team_id"].as_str().unwrap_or_default().to_owned(),
+            sign_in_url: v["sign_in_url"].as_str().unwrap_or_default().to_owned(),
+            admin_user_id: v["admin_user_id"].as_str().unwrap_or_default().to_owned(),
+        }
+    }
+
+    /// A SCIM client for `team_id` in `region` with a token of `scopes` ("" = all).
+    pub async fn scim(&self, region: &str, team_id: &str, scopes: &str) -> Scim {
+        let t =
+            region_worker::cli::token_issue(&self.worker(region).state, team_id, "scim", scopes, 1)
+                .await
+                .expect("token issued");
+        Scim {
+            http: self.http.clone(),
+            gateway: self.gateway.url(),
+            host: if region == "us" { US_API } else { EU_API }.to_owned(),
+            team_id: team_id.to_owned(),
+            token: t["token"].as_str().unwrap_or_default().to_owned(),
+        }
+    }
+
+    /// Signs the first admin in with the one-time link; returns the session cookie.
+    pub async fn sign_in_with_link(&self, region: &str, ws: &Workspace) -> String {
+        let host = if region == "us" { US_APP } else { EU_APP };
+        let code = ws.sign_in_url.split("code=").nth(1).unwrap_or_default();
+        let r = self
+            .request(reqwest::Method::POST, host, "/auth/link")
+            .form(&[("code", code)])
+            .send()
+            .await
+            .expect("sign-in sent");
+        assert_eq!(r.status(), 303, "the sign-in link works");
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
 }

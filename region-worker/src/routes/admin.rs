@@ -15,7 +15,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { crate::metrics::handle().render() }))
+        .route(
+            "/metrics",
+            get(|| async { crate::metrics::handle().render() }),
+        )
         .with_state(state)
 }
 

@@ -50,7 +50,10 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
             .query_one(
                 "SELECT u.user_name, w.name FROM users u JOIN workspaces w USING (team_id)
                   WHERE u.team_id = $1 AND u.id = $2",
-                &[&session.team_id.as_uuid(), &session.user_id.unwrap_or_default()],
+                &[
+                    &session.team_id.as_uuid(),
+                    &session.user_id.unwrap_or_default(),
+                ],
             )
             .await?;
         Ok::<(String, String), StoreError>((row.get(0), row.get(1)))
@@ -115,7 +118,8 @@ async fn link_redeem(
     axum::Form(form): axum::Form<LinkForm>,
 ) -> Response {
     match token::parse_prefix(&form.code) {
-        Some(p) if p.kind == TokenKind::OneTime && p.region == state.config.region_id().as_str() => {}
+        Some(p)
+            if p.kind == TokenKind::OneTime && p.region == state.config.region_id().as_str() => {}
         _ => return invalid_link(),
     }
     let redeemed = match workspaces::redeem_link(&state.pg, &TokenHash::of(&form.code)).await {

@@ -1,66 +1,73 @@
-//! SCIM 2.0 under `/api/scim/v2/{team_id}/`: workspace resolution and bearer-token
-//! authentication, in front of the resource handlers.
+//! SCIM 2.0 under `/api/scim/v2/{team_id}/`: workspace resolution, bearer-token
+//! authentication, scopes and the per-workspace rate limit, in front of the resource
+//! handlers (one file per resource). Every error renders the RFC 7644 error body.
+
+pub mod discovery;
+pub mod groups;
+pub mod io;
+pub mod roles;
+pub mod users;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use axum::routing::get;
 use shared::ids::TeamId;
+use shared::scim::error::ScimError;
+use shared::scope::Scope;
 use shared::token::{self, TokenHash, TokenKind};
 
 use crate::state::AppState;
 use crate::store::tokens::{self, TokenRecord};
 use crate::store::{StoreError, workspaces};
 
-/// The SCIM media type of every response.
-pub const SCIM_JSON: &str = "application/scim+json";
+pub use io::ScimFailure;
 
 /// The SCIM routes, relative to `/api/scim/v2`.
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
+        .route("/{team_id}/Users", get(users::list).post(users::create))
+        .route(
+            "/{team_id}/Users/{id}",
+            get(users::read)
+                .put(users::replace)
+                .patch(users::patch)
+                .delete(users::delete),
+        )
+        .route("/{team_id}/Groups", get(groups::list).post(groups::create))
+        .route(
+            "/{team_id}/Groups/{id}",
+            get(groups::read)
+                .put(groups::replace)
+                .patch(groups::patch)
+                .delete(groups::delete),
+        )
+        .route("/{team_id}/Roles", get(roles::list))
+        .route("/{team_id}/Roles/{id}", get(roles::read))
+        .route(
+            "/{team_id}/ServiceProviderConfig",
+            get(discovery::service_provider_config),
+        )
+        .route("/{team_id}/ResourceTypes", get(discovery::resource_types))
+        .route(
+            "/{team_id}/ResourceTypes/{id}",
+            get(discovery::resource_type),
+        )
+        .route("/{team_id}/Schemas", get(discovery::schemas))
+        .route("/{team_id}/Schemas/{id}", get(discovery::schema))
+        .route(
+            "/{team_id}/Bulk",
+            axum::routing::any(discovery::not_implemented),
+        )
+        .route(
+            "/{team_id}/Me",
+            axum::routing::any(discovery::not_implemented),
+        )
         .route("/{team_id}", axum::routing::any(unknown_endpoint))
         .route("/{team_id}/{*rest}", axum::routing::any(unknown_endpoint))
         .route_layer(axum::middleware::from_fn_with_state(state, authenticate))
-}
-
-/// A SCIM error response (RFC 7644 §3.12).
-pub fn scim_error(status: StatusCode, scim_type: Option<&str>, detail: &str) -> Response {
-    let mut body = json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-        "status": status.as_str(),
-        "detail": detail,
-    });
-    if let Some(t) = scim_type {
-        body["scimType"] = json!(t);
-    }
-    let mut response = (status, axum::Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(SCIM_JSON));
-    if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer realm=\"scim\""),
-        );
-    }
-    response
-}
-
-fn unavailable(e: StoreError) -> Response {
-    tracing::error!(error = %e, "store unavailable");
-    metrics::counter!(crate::metrics::STORE_UNAVAILABLE).increment(1);
-    let mut r = scim_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        None,
-        "A backing store is unavailable; retry shortly.",
-    );
-    r.headers_mut().insert(
-        header::RETRY_AFTER,
-        header::HeaderValue::from_static(crate::error::RETRY_AFTER_SECS),
-    );
-    r
 }
 
 /// The authenticated SCIM caller, placed in request extensions.
@@ -68,12 +75,40 @@ fn unavailable(e: StoreError) -> Response {
 pub struct ScimCaller {
     /// The workspace of the URL (equal to the token's).
     pub team_id: TeamId,
-    /// The token's record (scopes, grant).
+    /// The token's record (scopes).
     pub token: TokenRecord,
+    /// Who acts, for the audit trail: `scim:` and the first 12 hex digits of the
+    /// token's hash (never the token).
+    pub actor: String,
 }
 
+impl ScimCaller {
+    /// Refuses the request (`403`) unless the token carries `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), ScimFailure> {
+        if self.token.has_scope(scope.as_str()) {
+            Ok(())
+        } else {
+            Err(ScimError::forbidden(format!("this token lacks the {scope} scope")).into())
+        }
+    }
+
+    /// Refuses the request unless the token carries one of `scopes`.
+    pub fn require_any(&self, scopes: &[Scope]) -> Result<(), ScimFailure> {
+        if scopes.iter().any(|s| self.token.has_scope(s.as_str())) {
+            Ok(())
+        } else {
+            Err(ScimError::forbidden("this token has no SCIM scope").into())
+        }
+    }
+}
+
+/// The bearer token of a request with exactly one `Authorization` header.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let mut all = headers.get_all(header::AUTHORIZATION).iter();
+    let value = all.next()?.to_str().ok()?;
+    if all.next().is_some() {
+        return None;
+    }
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -93,29 +128,44 @@ async fn authenticate(
         .find(|(k, _)| k == "team_id")
         .map(|(_, v)| v.as_str())
         .unwrap_or_default();
+    let not_found = || {
+        ScimFailure::from(ScimError::not_found(
+            "No workspace with this id in this region.",
+        ))
+        .into_response()
+    };
     let Ok(team_id) = TeamId::parse(raw_team) else {
-        return scim_error(StatusCode::NOT_FOUND, None, "No workspace with this id in this region.");
+        return not_found();
     };
-    let record = match check_token(&state, req.headers()).await {
+    let checked = match check_token(&state, req.headers()).await {
         Ok(r) => r,
-        Err(e) => return unavailable(e),
+        Err(e) => return ScimFailure::from(e).into_response(),
     };
-    if let Some(token) = record.filter(|r| r.team_id == team_id) {
-        req.extensions_mut().insert(ScimCaller { team_id, token });
+    if let Some((token, actor)) = checked.filter(|(r, _)| r.team_id == team_id) {
+        if let Err(failure) = rate_limit(&state, team_id).await {
+            return failure.into_response();
+        }
+        req.extensions_mut().insert(ScimCaller {
+            team_id,
+            token,
+            actor,
+        });
         return next.run(req).await;
     }
     match workspaces::exists(&state.pg, team_id).await {
-        Ok(false) => scim_error(StatusCode::NOT_FOUND, None, "No workspace with this id in this region."),
-        Ok(true) => scim_error(
-            StatusCode::UNAUTHORIZED,
-            None,
+        Ok(false) => not_found(),
+        Ok(true) => ScimFailure::from(ScimError::unauthorized(
             "Missing or invalid bearer token for this workspace's SCIM base URL.",
-        ),
-        Err(e) => unavailable(e),
+        ))
+        .into_response(),
+        Err(e) => ScimFailure::from(e).into_response(),
     }
 }
 
-async fn check_token(state: &AppState, headers: &HeaderMap) -> Result<Option<TokenRecord>, StoreError> {
+async fn check_token(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(TokenRecord, String)>, StoreError> {
     let Some(presented) = bearer(headers) else {
         return Ok(None);
     };
@@ -131,9 +181,55 @@ async fn check_token(state: &AppState, headers: &HeaderMap) -> Result<Option<Tok
         "outcome" => match &record { Ok(Some(_)) => "valid", Ok(None) => "invalid", Err(_) => "error" }
     )
     .increment(1);
-    record
+    Ok(record?.map(|r| (r, format!("scim:{}", &hash.to_hex()[..12]))))
 }
 
-async fn unknown_endpoint() -> Response {
-    scim_error(StatusCode::NOT_FOUND, None, "No such SCIM endpoint.")
+/// A token bucket per workspace, in Redis so that every replica shares it. Time is
+/// Redis's own clock, so replicas' clocks need not agree.
+const BUCKET: &str = r"
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(b[1]) or burst
+local ts = tonumber(b[2]) or now
+tokens = math.min(burst, tokens + (now - ts) * rate / 1000)
+if tokens < 1 then
+  return math.ceil((1 - tokens) * 1000 / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', tokens - 1, 'ts', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return 0";
+
+async fn rate_limit(state: &AppState, team_id: TeamId) -> Result<(), ScimFailure> {
+    let limits = &state.config.scim_rate_limit;
+    if limits.per_second == 0 {
+        return Ok(());
+    }
+    let wait_ms: i64 = redis::Script::new(BUCKET)
+        .key(state.redis.key(&format!("rl:scim:{team_id}")))
+        .arg(limits.per_second)
+        .arg(limits.burst.max(1))
+        .invoke_async(&mut state.redis.conn())
+        .await
+        .map_err(StoreError::from)?;
+    if wait_ms <= 0 {
+        return Ok(());
+    }
+    // Okta reads an integer number of seconds; never tell it 0.
+    let seconds = (wait_ms + 999) / 1000;
+    Err(ScimFailure::with_retry_after(
+        ScimError::too_many_requests("Too many SCIM requests for this workspace; retry later."),
+        seconds.max(1),
+    ))
+}
+
+async fn unknown_endpoint() -> ScimFailure {
+    ScimError::not_found("No such SCIM endpoint.").into()
+}
+
+/// `Retry-After` for 503s while a store is down.
+pub fn retry_after_header() -> HeaderValue {
+    HeaderValue::from_static(crate::error::RETRY_AFTER_SECS)
 }

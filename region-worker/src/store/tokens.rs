@@ -74,7 +74,11 @@ fn ttl_for(record: &TokenRecord, now: i64) -> i64 {
 
 /// Records a new token in Postgres, then primes Redis (a failure to prime is harmless:
 /// the first check falls back to Postgres).
-pub async fn insert(pool: &Pool, redis: &Redis, new: &NewTokenRecord<'_>) -> Result<(), StoreError> {
+pub async fn insert(
+    pool: &Pool,
+    redis: &Redis,
+    new: &NewTokenRecord<'_>,
+) -> Result<(), StoreError> {
     let client = pool.get().await?;
     let r = &new.record;
     let expires = r
@@ -150,7 +154,8 @@ pub async fn lookup(
                 expires_at: row.get(5),
             };
             // SET NX: a tombstone written by a concurrent revocation wins.
-            let json = serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let json =
+                serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let _: Option<String> = redis::cmd("SET")
                 .arg(&key)
                 .arg(json)

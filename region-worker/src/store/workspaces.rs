@@ -85,7 +85,14 @@ pub async fn create(
         tx.execute(
             "INSERT INTO roles (team_id, id, key, display_name, description, is_default)
              VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&team_id.as_uuid(), &id, &key, &display, &description, &is_default],
+            &[
+                &team_id.as_uuid(),
+                &id,
+                &key,
+                &display,
+                &description,
+                &is_default,
+            ],
         )
         .await?;
     }
@@ -109,7 +116,12 @@ pub async fn create(
     .await?;
     tx.execute(
         "INSERT INTO sign_in_links (hash, team_id, user_id, expires_at) VALUES ($1, $2, $3, $4)",
-        &[&link_hash.0.as_slice(), &team_id.as_uuid(), &admin_user_id, &link_expires_at],
+        &[
+            &link_hash.0.as_slice(),
+            &team_id.as_uuid(),
+            &admin_user_id,
+            &link_expires_at,
+        ],
     )
     .await?;
     tx.execute(
@@ -178,7 +190,10 @@ pub struct RedeemedLink {
 }
 
 /// Consumes a one-time sign-in link: succeeds once, before expiry, for an active user.
-pub async fn redeem_link(pool: &Pool, hash: &TokenHash) -> Result<Option<RedeemedLink>, StoreError> {
+pub async fn redeem_link(
+    pool: &Pool,
+    hash: &TokenHash,
+) -> Result<Option<RedeemedLink>, StoreError> {
     let client = pool.get().await?;
     let row = client
         .query_opt(

@@ -138,7 +138,10 @@ mod tests {
             }
         );
         let p = page(Some("101"), Some("100")).unwrap();
-        assert_eq!((p.start_index, p.count, p.offset(), p.limit()), (101, 100, 100, 100));
+        assert_eq!(
+            (p.start_index, p.count, p.offset(), p.limit()),
+            (101, 100, 100, 100)
+        );
     }
 
     #[test]
@@ -149,7 +152,11 @@ mod tests {
         assert_eq!(page(None, Some("0")).unwrap().count, 0);
         assert_eq!(page(None, Some("5000")).unwrap().count, 200);
         assert_eq!(Paging::parse(None, None, 50, 100).unwrap().count, 50);
-        let huge = page(Some("99999999999999999999999"), Some("99999999999999999999")).unwrap();
+        let huge = page(
+            Some("99999999999999999999999"),
+            Some("99999999999999999999"),
+        )
+        .unwrap();
         assert_eq!(huge.count, 200);
         assert_eq!(huge.offset(), i64::MAX - 1);
         assert_eq!(page(Some(" 3 "), Some("+7")).unwrap().start_index, 3);
@@ -160,7 +167,11 @@ mod tests {
     fn non_numeric_is_invalid_value() {
         for bad in ["abc", "1.5", "1e3", "-", "+", "0x10", "١"] {
             let e = page(Some(bad), None).unwrap_err();
-            assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidValue)), "{bad}");
+            assert_eq!(
+                (e.status, e.scim_type),
+                (400, Some(ScimType::InvalidValue)),
+                "{bad}"
+            );
             assert!(page(None, Some(bad)).is_err());
         }
     }

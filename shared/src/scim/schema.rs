@@ -44,7 +44,10 @@ impl AttrType {
 
     /// Whether values are JSON strings compared as text (`co`, `sw`, `ew` apply).
     pub fn is_textual(self) -> bool {
-        matches!(self, AttrType::String | AttrType::Reference | AttrType::Binary)
+        matches!(
+            self,
+            AttrType::String | AttrType::Reference | AttrType::Binary
+        )
     }
 }
 
@@ -310,7 +313,7 @@ impl AttrRef {
         Self { sub, ..self }
     }
 
-    /// Whether this is `attr` (with any sub-attribute) of the given schema and name.
+    /// Whether this is the core or common attribute `name` (with any sub-attribute).
     pub fn is(&self, name: &str) -> bool {
         self.extension.is_none() && self.attr.name == name
     }
@@ -353,8 +356,10 @@ impl<'a> RawPath<'a> {
         };
         if let Some(urn) = urn {
             let ok = urn.len() > 4
-                && urn[..4].eq_ignore_ascii_case("urn:")
-                && urn.bytes().all(|b| b.is_ascii_alphanumeric() || b":._-".contains(&b));
+                && has_urn_prefix(urn)
+                && urn
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b":._-".contains(&b));
             if !ok {
                 return None;
             }
@@ -368,6 +373,13 @@ impl<'a> RawPath<'a> {
         }
         Some(Self { urn, name, sub })
     }
+}
+
+/// Whether `s` starts with `urn:` in any case (byte-wise, so any text is safe).
+pub(crate) fn has_urn_prefix(s: &str) -> bool {
+    s.as_bytes()
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"urn:"))
 }
 
 /// `ATTRNAME` of RFC 7644 §3.10, also allowing `$ref`.
@@ -450,12 +462,27 @@ mod tests {
 
     #[test]
     fn splits_paths() {
-        let p = RawPath::parse("urn:ietf:params:scim:schemas:core:2.0:User:name.givenName").unwrap();
+        let p =
+            RawPath::parse("urn:ietf:params:scim:schemas:core:2.0:User:name.givenName").unwrap();
         assert_eq!(p.urn, Some("urn:ietf:params:scim:schemas:core:2.0:User"));
         assert_eq!((p.name, p.sub), ("name", Some("givenName")));
         let p = RawPath::parse("members.$ref").unwrap();
         assert_eq!((p.urn, p.name, p.sub), (None, "members", Some("$ref")));
-        for bad in ["", "1abc", "a.b.c", "a b", "urn", "x:y", "a.", ".a", "urn:a b:c", "a[b]"] {
+        // Multi-byte text where a byte offset would split a character must not panic.
+        for odd in ["aéé:x", "uré:x", "é", "ü:ü.ü", "urn:é:x"] {
+            assert!(RawPath::parse(odd).is_none(), "{odd:?}");
+        }
+        for bad in [
+            "",
+            "1abc",
+            "a.b.c",
+            "a b",
+            "x:y",
+            "a.",
+            ".a",
+            "urn:a b:c",
+            "a[b]",
+        ] {
             assert!(RawPath::parse(bad).is_none(), "{bad:?}");
         }
     }
@@ -468,7 +495,10 @@ mod tests {
         let id = USER.resolve_path("ID").unwrap();
         assert!(id.attr.case_exact);
         assert_eq!(id.attr.mutability, Mutability::ReadOnly);
-        assert_eq!(USER.resolve_path("meta.lastmodified").unwrap().to_string(), "meta.lastModified");
+        assert_eq!(
+            USER.resolve_path("meta.lastmodified").unwrap().to_string(),
+            "meta.lastModified"
+        );
         assert!(USER.resolve_path("nope").is_none());
         assert!(USER.resolve_path("userName.x").is_none());
         assert!(USER.resolve_path("name.nope").is_none());
@@ -485,20 +515,43 @@ mod tests {
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
         );
         let m = USER
-            .resolve_path("URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER:manager.value")
+            .resolve_path(
+                "URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER:manager.value",
+            )
             .unwrap();
         assert_eq!(m.leaf().name, "value");
         let core = USER
             .resolve_path("urn:ietf:params:scim:schemas:core:2.0:User:emails.value")
             .unwrap();
-        assert_eq!((core.extension, core.to_string().as_str()), (None, "emails.value"));
-        assert!(USER.resolve_path("urn:ietf:params:scim:schemas:core:2.0:User:id").is_some());
+        assert_eq!(
+            (core.extension, core.to_string().as_str()),
+            (None, "emails.value")
+        );
+        assert!(
+            USER.resolve_path("urn:ietf:params:scim:schemas:core:2.0:User:id")
+                .is_some()
+        );
         // The unqualified fallback into extensions.
-        assert_eq!(USER.resolve_path("costCenter").unwrap().extension, Some(&ENTERPRISE_USER_SCHEMA));
+        assert_eq!(
+            USER.resolve_path("costCenter").unwrap().extension,
+            Some(&ENTERPRISE_USER_SCHEMA)
+        );
         // A Group does not have User attributes, nor the enterprise extension.
         assert!(GROUP.resolve_path("userName").is_none());
-        assert!(GROUP.resolve_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department").is_none());
-        assert_eq!(GROUP.resolve_path("members.value").unwrap().to_string(), "members.value");
-        assert_eq!(ROLE.resolve_path("description").unwrap().attr.name, "description");
+        assert!(
+            GROUP
+                .resolve_path(
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
+                )
+                .is_none()
+        );
+        assert_eq!(
+            GROUP.resolve_path("members.value").unwrap().to_string(),
+            "members.value"
+        );
+        assert_eq!(
+            ROLE.resolve_path("description").unwrap().attr.name,
+            "description"
+        );
     }
 }

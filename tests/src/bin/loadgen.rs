@@ -72,11 +72,23 @@ const CONNECT_BACKOFF: Duration = Duration::from_millis(10);
 // Command line
 // ---------------------------------------------------------------------------------------------
 
-/// Closed-loop HTTP/1.1 load generator for benchmarking the ClosedLoop gateway.
+/// Placeholder help. clap turns every literal "{n}" of help text into a line break, so the
+/// counter placeholder is spelled out in words here.
+const PLACEHOLDER_HELP: &str = "Placeholders, substituted per request in the URL path/query \
+and in the body: the letter n in curly braces is a per-request counter (starting at \
+--counter-start, unique across connections); {rand} is a random u64. Without placeholders \
+the same bytes are reused for every request.";
+
+/// Command-line arguments (see the module documentation).
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version, about)]
+#[command(
+    name = "loadgen",
+    version,
+    about = "Closed-loop HTTP/1.1 load generator for benchmarking the ClosedLoop gateway.",
+    after_help = PLACEHOLDER_HELP
+)]
 struct Args {
-    /// Target URL (`http://host:port/path?query`); `{n}` and `{rand}` are substituted per request.
+    /// Target URL `http://host:port/path?query` (path/query may contain placeholders).
     #[arg(long)]
     url: String,
 
@@ -104,7 +116,7 @@ struct Args {
     #[arg(short = 'H', long = "header", value_parser = parse_header)]
     headers: Vec<(HeaderName, HeaderValue)>,
 
-    /// Request body; `{n}` and `{rand}` are substituted per request.
+    /// Request body (may contain placeholders).
     #[arg(short, long, conflicts_with = "body_file")]
     body: Option<String>,
 
@@ -112,7 +124,8 @@ struct Args {
     #[arg(long)]
     body_file: Option<PathBuf>,
 
-    /// Stop after this many measured requests (the duration still bounds the run).
+    /// Stop after this many measured requests, failed ones included (the duration still
+    /// bounds the run).
     #[arg(short = 'n', long)]
     requests: Option<u64>,
 
@@ -121,7 +134,7 @@ struct Args {
     #[arg(short, long)]
     rate: Option<f64>,
 
-    /// Per-request timeout (connect, send and full response body).
+    /// Per-request timeout (send and full response body); also bounds each connect.
     #[arg(short, long, default_value = "5s", value_parser = parse_duration)]
     timeout: Duration,
 
@@ -129,7 +142,7 @@ struct Args {
     #[arg(long)]
     threads: Option<usize>,
 
-    /// First value of the `{n}` placeholder counter.
+    /// First value of the counter placeholder.
     #[arg(long, default_value_t = 0)]
     counter_start: u64,
 

@@ -40,8 +40,12 @@ async fn postgres_down_means_503_and_recovery_without_restart() {
         redis_url: closedloop_tests::harness::redis_url(),
         redis_prefix: closedloop_tests::harness::redis_prefix(),
     };
-    let worker = TestWorker::start(worker_config("us", &stores)).await.unwrap();
-    let created = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test").await.unwrap();
+    let worker = TestWorker::start(worker_config("us", &stores))
+        .await
+        .unwrap();
+    let created = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test")
+        .await
+        .unwrap();
     let team = created["team_id"].as_str().unwrap().to_owned();
     assert_eq!(scim_users(&worker, &team, "non-token").await.status(), 401);
 
@@ -51,7 +55,10 @@ async fn postgres_down_means_503_and_recovery_without_restart() {
     assert_eq!(r.headers()["retry-after"], "5");
     assert_eq!(r.headers()["content-type"], "application/scim+json");
     let body = r.text().await.unwrap();
-    assert!(!body.contains("postgres") && !body.contains("connection"), "no internals: {body}");
+    assert!(
+        !body.contains("postgres") && !body.contains("connection"),
+        "no internals: {body}"
+    );
     assert_eq!(ready(&worker).await, 503);
 
     tokio::task::block_in_place(|| pg.resume()).unwrap();
@@ -67,14 +74,23 @@ async fn redis_down_means_503_and_recovery_without_restart() {
     let port = free_port().unwrap();
     let mut redis = tokio::task::block_in_place(|| RedisServer::start(&dir, port, false)).unwrap();
     let stores = RegionStores {
-        pg_url: closedloop_tests::harness::fresh_database().await.unwrap().url,
+        pg_url: closedloop_tests::harness::fresh_database()
+            .await
+            .unwrap()
+            .url,
         redis_url: redis.url(),
         redis_prefix: String::new(),
     };
-    let worker = TestWorker::start(worker_config("us", &stores)).await.unwrap();
-    let created = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test").await.unwrap();
+    let worker = TestWorker::start(worker_config("us", &stores))
+        .await
+        .unwrap();
+    let created = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test")
+        .await
+        .unwrap();
     let team = created["team_id"].as_str().unwrap().to_owned();
-    let issued = region_worker::cli::token_issue(&worker.state, &team, "scim", "", 1).await.unwrap();
+    let issued = region_worker::cli::token_issue(&worker.state, &team, "scim", "", 1)
+        .await
+        .unwrap();
     let token = issued["token"].as_str().unwrap().to_owned();
     assert_ne!(scim_users(&worker, &team, &token).await.status(), 401);
 
@@ -94,6 +110,9 @@ async fn redis_down_means_503_and_recovery_without_restart() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(status != 503 && status != 401, "token accepted again, got {status}");
+    assert!(
+        status != 503 && status != 401,
+        "token accepted again, got {status}"
+    );
     assert_eq!(ready(&worker).await, 200);
 }

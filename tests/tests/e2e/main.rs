@@ -5,3 +5,4 @@ mod faults;
 mod isolation;
 mod operator;
 mod routing;
+mod scim;

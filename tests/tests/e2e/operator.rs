@@ -8,9 +8,14 @@ use reqwest::Method;
 async fn the_first_admin_link_signs_in_once() {
     let stack = TestStack::start().await.unwrap();
     let state = &stack.worker("us").state;
-    let created = region_worker::cli::workspace_create(state, "Acme", "Admin@Acme.test").await.unwrap();
+    let created = region_worker::cli::workspace_create(state, "Acme", "Admin@Acme.test")
+        .await
+        .unwrap();
     let url = created["sign_in_url"].as_str().unwrap();
-    assert!(url.starts_with("http://app.closedloop.localhost/auth/link?code=clk_us_otc_"), "{url}");
+    assert!(
+        url.starts_with("http://app.closedloop.localhost/auth/link?code=clk_us_otc_"),
+        "{url}"
+    );
     let path = url.trim_start_matches("http://app.closedloop.localhost");
     let code = url.split("code=").nth(1).unwrap();
 
@@ -26,14 +31,30 @@ async fn the_first_admin_link_signs_in_once() {
         .await
         .unwrap();
     assert_eq!(signed_in.status(), 303);
-    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Domain"), "{cookie}");
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax")
+            && !cookie.contains("Domain"),
+        "{cookie}"
+    );
     let session = cookie.split(';').next().unwrap().to_owned();
 
-    let home = stack.get(US_APP, "/").header("cookie", &session).send().await.unwrap();
+    let home = stack
+        .get(US_APP, "/")
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(home.status(), 200);
     let html = home.text().await.unwrap();
-    assert!(html.contains("Admin@Acme.test") && html.contains("Acme"), "{html}");
+    assert!(
+        html.contains("Admin@Acme.test") && html.contains("Acme"),
+        "{html}"
+    );
 
     // Single use.
     let again = stack
@@ -57,16 +78,36 @@ async fn the_first_admin_link_signs_in_once() {
 async fn token_issue_validates_its_input() {
     let stack = TestStack::start().await.unwrap();
     let state = &stack.worker("us").state;
-    let created = region_worker::cli::workspace_create(state, "Acme", "admin@acme.test").await.unwrap();
+    let created = region_worker::cli::workspace_create(state, "Acme", "admin@acme.test")
+        .await
+        .unwrap();
     let team = created["team_id"].as_str().unwrap();
-    let t = region_worker::cli::token_issue(state, team, "scim", "scim.read", 1).await.unwrap();
+    let t = region_worker::cli::token_issue(state, team, "scim", "scim.read", 1)
+        .await
+        .unwrap();
     assert!(t["token"].as_str().unwrap().starts_with("clk_us_scim_"));
     assert_eq!(t["scopes"], "scim.read");
-    assert!(region_worker::cli::token_issue(state, team, "scim", "admin", 1).await.is_err());
-    assert!(region_worker::cli::token_issue(state, team, "api", "", 1).await.is_err());
+    assert!(
+        region_worker::cli::token_issue(state, team, "scim", "admin", 1)
+            .await
+            .is_err()
+    );
+    assert!(
+        region_worker::cli::token_issue(state, team, "api", "", 1)
+            .await
+            .is_err()
+    );
     let unknown = uuid::Uuid::new_v4().to_string();
-    assert!(region_worker::cli::token_issue(state, &unknown, "scim", "", 1).await.is_err());
-    assert!(region_worker::cli::workspace_create(state, "X", "not-an-email").await.is_err());
+    assert!(
+        region_worker::cli::token_issue(state, &unknown, "scim", "", 1)
+            .await
+            .is_err()
+    );
+    assert!(
+        region_worker::cli::workspace_create(state, "X", "not-an-email")
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -88,7 +129,10 @@ async fn malformed_region_maps_are_refused_with_their_line() {
         .unwrap();
     assert!(!gateway.status.success());
     let stderr = String::from_utf8_lossy(&gateway.stderr);
-    assert!(stderr.contains("line 4") && stderr.contains("no workers"), "{stderr}");
+    assert!(
+        stderr.contains("line 4") && stderr.contains("no workers"),
+        "{stderr}"
+    );
 
     let worker = tokio::process::Command::new(binary("region-worker"))
         .args(["serve", "--region", "us", "--config"])
@@ -98,7 +142,10 @@ async fn malformed_region_maps_are_refused_with_their_line() {
         .unwrap();
     assert!(!worker.status.success());
     let stderr = String::from_utf8_lossy(&worker.stderr);
-    assert!(stderr.contains("line 4") && stderr.contains("no workers"), "{stderr}");
+    assert!(
+        stderr.contains("line 4") && stderr.contains("no workers"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -109,13 +156,27 @@ async fn the_production_map_matches_the_seed() {
     let hosts: Vec<(String, String, String)> = map
         .regions()
         .iter()
-        .map(|r| (r.id.to_string(), r.app_base().to_owned(), r.api_base().to_owned()))
+        .map(|r| {
+            (
+                r.id.to_string(),
+                r.app_base().to_owned(),
+                r.api_base().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         hosts,
         vec![
-            ("eu".into(), "https://eu.app.closedloop.sh".into(), "https://eu.api.closedloop.sh".into()),
-            ("us".into(), "https://app.closedloop.sh".into(), "https://api.closedloop.sh".into()),
+            (
+                "eu".into(),
+                "https://eu.app.closedloop.sh".into(),
+                "https://eu.api.closedloop.sh".into()
+            ),
+            (
+                "us".into(),
+                "https://app.closedloop.sh".into(),
+                "https://api.closedloop.sh".into()
+            ),
         ]
     );
     for r in map.regions() {

@@ -1,0 +1,614 @@
+//! `/Users` and `/Users/{id}`: Okta's provisioning of people (OKTA.md §1, §5). A user's
+//! roles are read and written through `roles`; deactivating or deleting a user ends
+//! every session and token of theirs on the next request.
+
+use axum::Extension;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use shared::ids::TeamId;
+use shared::scim::definitions::{USER, USER_URN};
+use shared::scim::error::{ScimError, ScimType};
+use shared::scim::filter::Filter;
+use shared::scim::filter_sql::{self, USERS};
+use shared::scim::list::{ListResponse, Paging};
+use shared::scim::patch::PatchRequest;
+use shared::scim::value::canonicalize_resource;
+use shared::scope::Scope;
+use time::format_description::well_known::Rfc3339;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use super::ScimCaller;
+use super::io::{
+    ListParams, ScimFailure, ScimJson, check_if_match, etag, not_modified, reply, require_schema,
+};
+use crate::state::AppState;
+use crate::store::audit::{self, AuditEvent};
+use crate::store::roles::{self, Role};
+use crate::store::tokens;
+use crate::store::users::{self, UserColumns, UserRecord};
+use shared::scim::projection::Projection;
+
+type Result<T> = std::result::Result<T, ScimFailure>;
+
+/// Longest `userName` accepted (an email is at most 254 characters).
+const MAX_USER_NAME: usize = 256;
+
+/// The SCIM base URL of the caller's workspace.
+pub fn base_url(state: &AppState, team_id: TeamId) -> String {
+    format!("{}/api/scim/v2/{team_id}", state.config.region.api_base())
+}
+
+fn not_found() -> ScimFailure {
+    ScimError::not_found("No user with this id in this workspace.").into()
+}
+
+/// Unknown or unparsable ids are `404`, never `400` (OKTA.md §1).
+fn parse_id(id: &str) -> Result<Uuid> {
+    Uuid::parse_str(id).map_err(|_| not_found())
+}
+
+fn timestamp(t: time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// The full SCIM representation of a stored user.
+pub fn render(
+    rec: &UserRecord,
+    roles: &[(Uuid, String)],
+    groups: &[(Uuid, String)],
+    base: &str,
+) -> Value {
+    let mut v = match &rec.resource {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    v.insert("id".into(), json!(rec.id));
+    v.insert("active".into(), json!(rec.active));
+    if !v.contains_key("schemas") {
+        v.insert("schemas".into(), json!([USER_URN]));
+    }
+    if !roles.is_empty() {
+        let list: Vec<Value> = roles
+            .iter()
+            .map(|(id, name)| json!({ "value": id, "display": name }))
+            .collect();
+        v.insert("roles".into(), Value::Array(list));
+    }
+    if !groups.is_empty() {
+        let list: Vec<Value> = groups
+            .iter()
+            .map(|(id, name)| json!({ "value": id, "display": name, "$ref": format!("{base}/Groups/{id}"), "type": "direct" }))
+            .collect();
+        v.insert("groups".into(), Value::Array(list));
+    }
+    v.insert(
+        "meta".into(),
+        json!({
+            "resourceType": "User",
+            "created": timestamp(rec.created_at),
+            "lastModified": timestamp(rec.updated_at),
+            "location": format!("{base}/Users/{}", rec.id),
+            "version": etag(rec.version),
+        }),
+    );
+    Value::Object(v)
+}
+
+/// Renders users with their roles and groups (two queries for the whole page).
+async fn render_all(
+    client: &impl GenericClient,
+    team_id: TeamId,
+    records: &[UserRecord],
+    base: &str,
+    projection: &Projection,
+) -> Result<Vec<Value>> {
+    let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
+    let roles = if projection.returns("roles") {
+        users::roles_of(client, team_id, &ids).await?
+    } else {
+        Default::default()
+    };
+    let groups = if projection.returns("groups") {
+        users::groups_of(client, team_id, &ids).await?
+    } else {
+        Default::default()
+    };
+    Ok(records
+        .iter()
+        .map(|r| {
+            let v = render(
+                r,
+                roles.get(&r.id).map(Vec::as_slice).unwrap_or_default(),
+                groups.get(&r.id).map(Vec::as_slice).unwrap_or_default(),
+                base,
+            );
+            projection.apply(&v)
+        })
+        .collect())
+}
+
+/// `GET /Users`: filter, paging, projection. An unmatched filter is an empty list.
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<ScimCaller>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    caller.require(Scope::ScimRead)?;
+    let params = ListParams::parse(query.as_deref());
+    let paging = Paging::parse(
+        params.start_index.as_deref(),
+        params.count.as_deref(),
+        state.config.scim_max_results,
+        100,
+    )?;
+    let projection = Projection::parse(
+        params.attributes.as_deref(),
+        params.excluded_attributes.as_deref(),
+        &USER,
+    )?;
+    let sql = match params
+        .filter
+        .as_deref()
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+    {
+        Some(f) => Some(filter_sql::to_sql(
+            &Filter::parse(f, &USER)?,
+            &USERS,
+            "r",
+            2,
+        )?),
+        None => None,
+    };
+    let client = state
+        .pg
+        .get()
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    let (total, records) = users::list(
+        &**client,
+        caller.team_id,
+        sql.as_ref(),
+        paging.offset(),
+        paging.limit(),
+    )
+    .await?;
+    let base = base_url(&state, caller.team_id);
+    let resources = render_all(&**client, caller.team_id, &records, &base, &projection).await?;
+    let body = ListResponse::new(u64::try_from(total).unwrap_or(0), &paging, resources).to_json();
+    Ok(reply(StatusCode::OK, &body, None, None))
+}
+
+/// `GET /Users/{id}`.
+pub async fn read(
+    State(state): State<AppState>,
+    Extension(caller): Extension<ScimCaller>,
+    Path((_, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response> {
+    caller.require(Scope::ScimRead)?;
+    let id = parse_id(&id)?;
+    let params = ListParams::parse(query.as_deref());
+    let projection = Projection::parse(
+        params.attributes.as_deref(),
+        params.excluded_attributes.as_deref(),
+        &USER,
+    )?;
+    let client = state
+        .pg
+        .get()
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    let rec = users::get(&**client, caller.team_id, id, false)
+        .await?
+        .ok_or_else(not_found)?;
+    if let Some(r) = not_modified(&headers, rec.version) {
+        return Ok(r);
+    }
+    let base = base_url(&state, caller.team_id);
+    let mut out = render_all(
+        &**client,
+        caller.team_id,
+        std::slice::from_ref(&rec),
+        &base,
+        &projection,
+    )
+    .await?;
+    let body = out.pop().unwrap_or(Value::Null);
+    Ok(reply(
+        StatusCode::OK,
+        &body,
+        Some(rec.version),
+        Some(&format!("{base}/Users/{id}")),
+    ))
+}
+
+/// Removes `roles` from a canonical user and resolves it to role ids of the workspace.
+/// `None` when the body had no `roles`. An entry names a role by id, key or display
+/// name; an unknown role is `400 invalidValue`. An empty set means the default role.
+fn take_roles(resource: &mut Value, roles: &[Role]) -> Result<Option<Vec<Uuid>>> {
+    let Some(list) = resource.as_object_mut().and_then(|m| m.remove("roles")) else {
+        return Ok(None);
+    };
+    let mut ids = Vec::new();
+    for entry in list.as_array().into_iter().flatten() {
+        let named = entry
+            .get("value")
+            .and_then(Value::as_str)
+            .or_else(|| entry.get("display").and_then(Value::as_str))
+            .or_else(|| entry.as_str())
+            .unwrap_or_default()
+            .trim();
+        let role = roles.iter().find(|r| {
+            r.id.to_string().eq_ignore_ascii_case(named)
+                || r.key.eq_ignore_ascii_case(named)
+                || r.display_name.eq_ignore_ascii_case(named)
+        });
+        match role {
+            Some(r) if !ids.contains(&r.id) => ids.push(r.id),
+            Some(_) => {}
+            None => {
+                return Err(ScimError::bad_request(
+                    ScimType::InvalidValue,
+                    format!("unknown role {named:?}: see /Roles for this workspace's roles"),
+                )
+                .into());
+            }
+        }
+    }
+    if ids.is_empty() {
+        ids.extend(roles.iter().filter(|r| r.is_default).map(|r| r.id));
+    }
+    Ok(Some(ids))
+}
+
+fn role_refs(ids: &[Uuid], roles: &[Role]) -> Vec<(Uuid, String)> {
+    roles
+        .iter()
+        .filter(|r| ids.contains(&r.id))
+        .map(|r| (r.id, r.display_name.clone()))
+        .collect()
+}
+
+fn columns(resource: &Value) -> Result<UserColumns> {
+    let cols = UserColumns::of(resource).ok_or_else(|| {
+        ScimError::bad_request(
+            ScimType::InvalidValue,
+            "userName is required and must not be blank",
+        )
+    })?;
+    if cols.user_name.chars().count() > MAX_USER_NAME {
+        return Err(ScimError::bad_request(
+            ScimType::InvalidValue,
+            format!("userName is longer than {MAX_USER_NAME} characters"),
+        )
+        .into());
+    }
+    Ok(cols)
+}
+
+/// The top-level attributes that differ, with their values before and after.
+fn changes(before: &Value, after: &Value) -> Value {
+    let empty = Map::new();
+    let b = before.as_object().unwrap_or(&empty);
+    let a = after.as_object().unwrap_or(&empty);
+    let mut out = Map::new();
+    for key in b.keys().chain(a.keys()) {
+        if key == "password" || out.contains_key(key) || b.get(key) == a.get(key) {
+            continue;
+        }
+        out.insert(
+            key.clone(),
+            json!({ "before": b.get(key).cloned().unwrap_or(Value::Null), "after": a.get(key).cloned().unwrap_or(Value::Null) }),
+        );
+    }
+    Value::Object(out)
+}
+
+fn conflict(cols: &UserColumns) -> ScimFailure {
+    ScimError::conflict_uniqueness(format!(
+        "userName {:?} is already taken in this workspace",
+        cols.user_name
+    ))
+    .into()
+}
+
+/// `POST /Users`. A user that exists from just-in-time sign-in or as the first admin,
+/// and was never provisioned, is linked (adopted) instead of conflicting: the same
+/// person, one account.
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<ScimCaller>,
+    ScimJson(body): ScimJson,
+) -> Result<Response> {
+    caller.require(Scope::ScimWrite)?;
+    require_schema(&body, USER_URN)?;
+    let mut resource = canonicalize_resource(&body, &USER)?;
+    let team = caller.team_id;
+    let mut client = state
+        .pg
+        .get()
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    let roles = roles::list(&*tx, team).await?;
+    let role_ids = match take_roles(&mut resource, &roles)? {
+        Some(ids) => ids,
+        None => roles
+            .iter()
+            .filter(|r| r.is_default)
+            .map(|r| r.id)
+            .collect(),
+    };
+    let cols = columns(&resource)?;
+    let (rec, action, deactivated) =
+        match users::insert(&*tx, team, Uuid::new_v4(), &cols, &resource, "scim").await? {
+            Some(rec) => (rec, "scim.user.created", false),
+            None => {
+                let existing = users::get_by_user_name(&*tx, team, &cols.user_name)
+                    .await?
+                    .ok_or_else(|| conflict(&cols))?;
+                if existing.source == "scim" || existing.external_id.is_some() {
+                    return Err(conflict(&cols));
+                }
+                let bump = existing.active && !cols.active;
+                let rec =
+                    users::update(&*tx, team, existing.id, &cols, &resource, "scim", bump).await?;
+                (rec, "scim.user.linked", bump)
+            }
+        };
+    users::set_roles(&*tx, team, rec.id, &role_ids).await?;
+    audit::record(
+        &*tx,
+        &AuditEvent {
+            team_id: Some(team),
+            actor: &caller.actor,
+            action,
+            target: Some(&rec.id.to_string()),
+            detail: json!({ "userName": cols.user_name, "externalId": cols.external_id, "active": cols.active, "roles": role_ids }),
+        },
+    )
+    .await?;
+    if deactivated {
+        tokens::publish_user_epoch(&state.redis, team, rec.id, rec.token_epoch).await?;
+    }
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    let base = base_url(&state, team);
+    let groups = users::groups_of(&**client, team, &[rec.id]).await?;
+    let body = render(
+        &rec,
+        &role_refs(&role_ids, &roles),
+        groups.get(&rec.id).map(Vec::as_slice).unwrap_or_default(),
+        &base,
+    );
+    let location = format!("{base}/Users/{}", rec.id);
+    Ok(reply(
+        StatusCode::CREATED,
+        &body,
+        Some(rec.version),
+        Some(&location),
+    ))
+}
+
+/// Writes a new state of an existing user (PUT and PATCH share it): columns, roles,
+/// revocation on deactivation, audit; then renders the result.
+#[allow(clippy::too_many_arguments)]
+async fn save(
+    state: &AppState,
+    caller: &ScimCaller,
+    mut client: deadpool_postgres::Object,
+    tx_body: impl FnOnce(&UserRecord, &[Role]) -> Result<(Value, Option<Vec<Uuid>>)>,
+    id: Uuid,
+    headers: &HeaderMap,
+    action: &str,
+) -> Result<Response> {
+    let team = caller.team_id;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    let existing = users::get(&*tx, team, id, true)
+        .await?
+        .ok_or_else(not_found)?;
+    check_if_match(headers, existing.version)?;
+    let roles = roles::list(&*tx, team).await?;
+    let (resource, role_ids) = tx_body(&existing, &roles)?;
+    let cols = columns(&resource)?;
+    let bump = existing.active && !cols.active;
+    let rec = match users::update(&*tx, team, id, &cols, &resource, &existing.source, bump).await {
+        Ok(rec) => rec,
+        Err(e) if e.is_unique_violation() => return Err(conflict(&cols)),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(ids) = &role_ids {
+        users::set_roles(&*tx, team, id, ids).await?;
+    }
+    let mut detail = changes(&existing.resource, &rec.resource);
+    if let (Some(ids), Some(obj)) = (&role_ids, detail.as_object_mut()) {
+        obj.insert("roles".into(), json!(ids));
+    }
+    let deactivated = bump;
+    let action = if deactivated {
+        "scim.user.deactivated"
+    } else if !existing.active && cols.active {
+        "scim.user.reactivated"
+    } else {
+        action
+    };
+    audit::record(
+        &*tx,
+        &AuditEvent {
+            team_id: Some(team),
+            actor: &caller.actor,
+            action,
+            target: Some(&id.to_string()),
+            detail,
+        },
+    )
+    .await?;
+    if deactivated {
+        // Published before the commit: if the commit then fails, tokens are refused
+        // needlessly until re-read, never accepted wrongly.
+        tokens::publish_user_epoch(&state.redis, team, id, rec.token_epoch).await?;
+    }
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    let base = base_url(state, team);
+    let role_now = users::roles_of(&**client, team, &[id]).await?;
+    let groups = users::groups_of(&**client, team, &[id]).await?;
+    let body = render(
+        &rec,
+        role_now.get(&id).map(Vec::as_slice).unwrap_or_default(),
+        groups.get(&id).map(Vec::as_slice).unwrap_or_default(),
+        &base,
+    );
+    Ok(reply(
+        StatusCode::OK,
+        &body,
+        Some(rec.version),
+        Some(&format!("{base}/Users/{id}")),
+    ))
+}
+
+/// `PUT /Users/{id}`: replaces the user's attributes. `roles`, when present, replaces
+/// the role set; when absent, roles are kept (a client that never manages roles must
+/// not strip an Admin of theirs by updating a name).
+pub async fn replace(
+    State(state): State<AppState>,
+    Extension(caller): Extension<ScimCaller>,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ScimJson(body): ScimJson,
+) -> Result<Response> {
+    caller.require(Scope::ScimWrite)?;
+    let id = parse_id(&id)?;
+    require_schema(&body, USER_URN)?;
+    if let Some(sent) = body.get("id").and_then(Value::as_str)
+        && sent != id.to_string()
+    {
+        return Err(ScimError::bad_request(ScimType::Mutability, "id cannot be changed").into());
+    }
+    let mut resource = canonicalize_resource(&body, &USER)?;
+    let client = state
+        .pg
+        .get()
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    save(
+        &state,
+        &caller,
+        client,
+        move |_, roles| {
+            let ids = take_roles(&mut resource, roles)?;
+            Ok((resource, ids))
+        },
+        id,
+        &headers,
+        "scim.user.replaced",
+    )
+    .await
+}
+
+/// `PATCH /Users/{id}`: every operation applies, or none (OKTA.md §1, RFC 7644 §3.5.2).
+pub async fn patch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<ScimCaller>,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ScimJson(body): ScimJson,
+) -> Result<Response> {
+    caller.require(Scope::ScimWrite)?;
+    let id = parse_id(&id)?;
+    let request = PatchRequest::parse(&body, &USER)?;
+    let client = state
+        .pg
+        .get()
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    let current_roles = users::roles_of(&**client, caller.team_id, &[id]).await?;
+    save(
+        &state,
+        &caller,
+        client,
+        move |existing, roles| {
+            let mut doc = existing.resource.clone();
+            if let Some(obj) = doc.as_object_mut() {
+                obj.insert("id".into(), json!(id));
+                obj.insert("active".into(), json!(existing.active));
+                if let Some(list) = current_roles.get(&id).filter(|l| !l.is_empty()) {
+                    let values: Vec<Value> = list
+                        .iter()
+                        .map(|(rid, name)| json!({ "value": rid, "display": name }))
+                        .collect();
+                    obj.insert("roles".into(), Value::Array(values));
+                }
+            }
+            request.apply(&mut doc, &id.to_string())?;
+            if let Some(obj) = doc.as_object_mut() {
+                obj.remove("id");
+                obj.remove("meta");
+                obj.remove("groups");
+            }
+            let ids = take_roles(&mut doc, roles)?.or_else(|| {
+                Some(
+                    roles
+                        .iter()
+                        .filter(|r| r.is_default)
+                        .map(|r| r.id)
+                        .collect(),
+                )
+            });
+            Ok((doc, ids))
+        },
+        id,
+        &headers,
+        "scim.user.patched",
+    )
+    .await
+}
+
+/// `DELETE /Users/{id}`: `204`, then `404`. Ends the user's sessions and tokens.
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<ScimCaller>,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    caller.require(Scope::ScimWrite)?;
+    let id = parse_id(&id)?;
+    let team = caller.team_id;
+    let mut client = state
+        .pg
+        .get()
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(crate::store::StoreError::from)?;
+    let existing = users::get(&*tx, team, id, true)
+        .await?
+        .ok_or_else(not_found)?;
+    check_if_match(&headers, existing.version)?;
+    let epoch = users::delete(&*tx, team, id).await?.ok_or_else(not_found)?;
+    audit::record(
+        &*tx,
+        &AuditEvent {
+            team_id: Some(team),
+            actor: &caller.actor,
+            action: "scim.user.deleted",
+            target: Some(&id.to_string()),
+            detail: json!({ "userName": existing.resource.get("userName") }),
+        },
+    )
+    .await?;
+    tokens::publish_user_epoch(&state.redis, team, id, epoch).await?;
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

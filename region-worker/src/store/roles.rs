@@ -1,0 +1,60 @@
+//! Workspace roles: Admin, Member and Viewer, each with a per-workspace id. They are
+//! Okta's entitlements (`/Roles`) and decide what a user may do.
+
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use super::StoreError;
+use shared::ids::TeamId;
+
+/// A workspace role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// Its id (the SCIM `id` and a user's `roles[].value`).
+    pub id: Uuid,
+    /// `admin`, `member` or `viewer`.
+    pub key: String,
+    /// `Admin`, `Member`, `Viewer`.
+    pub display_name: String,
+    /// What the role allows, in words.
+    pub description: String,
+    /// Whether new users get it.
+    pub is_default: bool,
+}
+
+/// The roles of a workspace, in a stable order (Admin, Member, Viewer).
+pub async fn list(client: &impl GenericClient, team_id: TeamId) -> Result<Vec<Role>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT id, key, display_name, description, is_default FROM roles WHERE team_id = $1 ORDER BY seq",
+            &[&team_id.as_uuid()],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Role {
+            id: r.get(0),
+            key: r.get(1),
+            display_name: r.get(2),
+            description: r.get(3),
+            is_default: r.get(4),
+        })
+        .collect())
+}
+
+/// Whether the user holds the role with `key` in the workspace.
+pub async fn user_has(
+    client: &impl GenericClient,
+    team_id: TeamId,
+    user_id: Uuid,
+    key: &str,
+) -> Result<bool, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM user_roles ur JOIN roles r ON r.team_id = ur.team_id AND r.id = ur.role_id
+              WHERE ur.team_id = $1 AND ur.user_id = $2 AND r.key = $3",
+            &[&team_id.as_uuid(), &user_id, &key],
+        )
+        .await?;
+    Ok(row.is_some())
+}
