@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use shared::ids::RegionId;
-use shared::regions::{Region, RegionMap, Secret, SecretSource};
+use shared::regions::{RedirectUriPattern, Region, RegionMap, Secret, SecretSource};
+use shared::token::TokenHash;
+
+use crate::clock::Clock;
 
 /// Everything a worker needs to serve one region.
 #[derive(Debug, Clone)]
@@ -34,7 +37,62 @@ pub struct WorkerConfig {
     pub scim_rate_limit: RateLimit,
     /// The largest `count` a SCIM list returns (advertised as `filter.maxResults`).
     pub scim_max_results: u32,
+    /// The region's SCIM OAuth server, resolved (client secret hashed); `None` when the
+    /// map has no `[regions.<id>.scim_oauth]` table, and the OAuth endpoints say so.
+    pub scim_oauth: Option<ScimOAuthConfig>,
+    /// The clock time-dependent decisions read (OAuth code and refresh-token expiry);
+    /// the system clock except in tests, which advance it instead of sleeping.
+    pub clock: Clock,
 }
+
+/// The SCIM OAuth server of this region, ready to use: the map's
+/// [`shared::regions::ScimOAuthSettings`] with the client secret read and hashed.
+#[derive(Debug, Clone)]
+pub struct ScimOAuthConfig {
+    /// The one client id of this region (Okta's, shared by every tenant).
+    pub client_id: String,
+    /// SHA-256 of the client secret: the secret itself is dropped once hashed, so a
+    /// memory dump or a `Debug` print never shows it.
+    pub client_secret_hash: SecretDigest,
+    /// Redirect URIs a client may name.
+    pub redirect_uris: Vec<RedirectUriPattern>,
+    /// Lifetime of an access token.
+    pub access_token_ttl: time::Duration,
+    /// How long a refresh token lives unused; every rotation starts it again.
+    pub refresh_idle_ttl: time::Duration,
+    /// Lifetime of an authorization code: at most 60 seconds.
+    pub code_ttl: time::Duration,
+    /// How long a pending authorization request waits for an admin to sign in and
+    /// decide.
+    pub pending_ttl: time::Duration,
+}
+
+impl ScimOAuthConfig {
+    /// Whether `presented` is the client secret, compared in constant time.
+    pub fn secret_matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(TokenHash::of(presented).0.ct_eq(&self.client_secret_hash.0))
+    }
+
+    /// Whether `uri`, exactly as sent, is an allowed redirect URI.
+    pub fn allows_redirect(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|p| p.matches(uri))
+    }
+}
+
+/// The SHA-256 of a secret, printed as `[redacted]`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SecretDigest(pub [u8; 32]);
+
+impl std::fmt::Debug for SecretDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The shortest client secret accepted: a guessable secret would let anyone who
+/// learns a workspace admin's approval redeem the code.
+pub const MIN_CLIENT_SECRET_LEN: usize = 32;
 
 /// A token-bucket rate limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +116,14 @@ pub enum ConfigError {
         what: &'static str,
         /// The variable's name.
         name: String,
+    },
+    /// A secret is too short to be one.
+    #[error("{what}: the secret must be at least {min} characters long")]
+    WeakSecret {
+        /// Which setting.
+        what: &'static str,
+        /// The minimum length.
+        min: usize,
     },
     /// A secret file could not be read.
     #[error("{what}: cannot read {path}: {source}")]
@@ -98,6 +164,12 @@ impl WorkerConfig {
                 burst: 4000,
             },
             scim_max_results: 200,
+            scim_oauth: r
+                .scim_oauth
+                .as_ref()
+                .map(|o| resolve_scim_oauth(o, env))
+                .transpose()?,
+            clock: Clock::system(),
             region: r,
         })
     }
@@ -106,6 +178,30 @@ impl WorkerConfig {
     pub fn region_id(&self) -> &RegionId {
         &self.region.id
     }
+}
+
+/// Reads and hashes the client secret of the SCIM OAuth server.
+fn resolve_scim_oauth(
+    o: &shared::regions::ScimOAuthSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ScimOAuthConfig, ConfigError> {
+    const WHAT: &str = "scim_oauth.client_secret";
+    let secret = resolve_secret(WHAT, &o.client_secret, env)?;
+    if secret.expose().len() < MIN_CLIENT_SECRET_LEN {
+        return Err(ConfigError::WeakSecret {
+            what: WHAT,
+            min: MIN_CLIENT_SECRET_LEN,
+        });
+    }
+    Ok(ScimOAuthConfig {
+        client_id: o.client_id.clone(),
+        client_secret_hash: SecretDigest(TokenHash::of(secret.expose()).0),
+        redirect_uris: o.redirect_uris.clone(),
+        access_token_ttl: time::Duration::seconds(i64::from(o.access_token_ttl_secs)),
+        refresh_idle_ttl: time::Duration::days(i64::from(o.refresh_idle_ttl_days)),
+        code_ttl: time::Duration::seconds(60),
+        pending_ttl: time::Duration::minutes(10),
+    })
 }
 
 /// Reads a secret from where the map says it is.
@@ -165,5 +261,43 @@ redis = { env = "US_REDIS" }
         assert!(e.to_string().contains("US_PG"), "{e}");
         let eu = RegionId::parse("eu").unwrap();
         assert!(WorkerConfig::from_map(&map, &eu, &env).is_err());
+        assert!(c.scim_oauth.is_none(), "no table, no OAuth server");
+    }
+
+    #[test]
+    fn hashes_the_scim_oauth_client_secret_and_keeps_only_the_hash() {
+        let text = format!(
+            "{MAP}[regions.us.scim_oauth]\nclient_id = \"okta\"\nclient_secret = {{ env = \"US_OAUTH\" }}\n\
+             redirect_uris = [\"https://system-admin.okta.com/admin/app/cpc/{{appName}}/oauth/callback\"]\n\
+             access_token_ttl_secs = 600\n"
+        );
+        let map = RegionMap::parse(&text).unwrap();
+        let us = RegionId::parse("us").unwrap();
+        let secret = "s3cret-s3cret-s3cret-s3cret-s3cret";
+        let env = |k: &str| match k {
+            "US_PG" | "US_REDIS" => Some("x://y".to_owned()),
+            "US_OAUTH" => Some(format!("{secret}\n")),
+            _ => None,
+        };
+        let c = WorkerConfig::from_map(&map, &us, &env).unwrap();
+        let o = c.scim_oauth.as_ref().unwrap();
+        assert!(o.secret_matches(secret));
+        assert!(!o.secret_matches("s3cret"));
+        assert!(!o.secret_matches(""));
+        assert_eq!(o.access_token_ttl, time::Duration::minutes(10));
+        assert_eq!(o.refresh_idle_ttl, time::Duration::days(90));
+        assert!(o.code_ttl <= time::Duration::seconds(60));
+        assert!(o.allows_redirect("https://system-admin.okta.com/admin/app/cpc/x/oauth/callback"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+
+        let weak = |k: &str| match k {
+            "US_OAUTH" => Some("short".to_owned()),
+            other => env(other),
+        };
+        let e = WorkerConfig::from_map(&map, &us, &weak).unwrap_err();
+        assert!(e.to_string().contains("at least 32"), "{e}");
+        let missing = |k: &str| if k == "US_OAUTH" { None } else { env(k) };
+        let e = WorkerConfig::from_map(&map, &us, &missing).unwrap_err();
+        assert!(e.to_string().contains("US_OAUTH"), "{e}");
     }
 }

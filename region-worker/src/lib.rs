@@ -8,9 +8,10 @@
 //! - [`store`]: Postgres and Redis access, grouped by aggregate; migrations and stamps.
 //! - [`routes`]: the public router, dispatched by host (API host vs app host), and
 //!   the admin router.
-//! - [`session`]: browser sessions (host-only cookies over hashed tokens).
+//! - [`session`]: browser sessions (host-only cookies over hashed tokens); [`csrf`]:
+//!   the tokens that bind a page's forms to its session.
 //! - [`cli`]: the operator commands (`workspace create`, `token issue`, …).
-//! - [`error`], [`html`], [`metrics`], [`state`]: shared plumbing.
+//! - [`error`], [`html`], [`metrics`], [`state`], [`clock`]: shared plumbing.
 //!
 //! [`connect`] prepares the stores (migrations, region stamps) and [`run`] serves on
 //! listeners the caller binds, until the caller's shutdown future resolves.
@@ -18,7 +19,9 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod csrf;
 pub mod error;
 pub mod html;
 pub mod metrics;

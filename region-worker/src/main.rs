@@ -37,6 +37,15 @@ enum Command {
         /// Admin listener (default: the region's `worker_admin_listen`).
         #[arg(long)]
         admin_listen: Option<std::net::SocketAddr>,
+        /// Sustained SCIM requests per second per workspace (0: no limit).
+        #[arg(long, env = "CLOSEDLOOP_SCIM_RATE_PER_SECOND", default_value_t = 2000)]
+        scim_rate_per_second: u32,
+        /// SCIM requests a workspace may burst above the sustained rate.
+        #[arg(long, env = "CLOSEDLOOP_SCIM_RATE_BURST", default_value_t = 4000)]
+        scim_rate_burst: u32,
+        /// Postgres connections per worker.
+        #[arg(long, env = "CLOSEDLOOP_PG_POOL_SIZE", default_value_t = 16)]
+        pg_pool_size: usize,
     },
     /// Apply migrations and check the region stamps, then exit.
     Migrate {
@@ -122,8 +131,16 @@ async fn main() -> anyhow::Result<()> {
             target,
             listen,
             admin_listen,
+            scim_rate_per_second,
+            scim_rate_burst,
+            pg_pool_size,
         } => {
             let mut config = load(&target)?;
+            config.scim_rate_limit = region_worker::config::RateLimit {
+                per_second: scim_rate_per_second,
+                burst: scim_rate_burst,
+            };
+            config.pg_pool_size = pg_pool_size.max(1);
             if let Some(a) = listen {
                 config.listen = a;
             }

@@ -3,6 +3,7 @@
 //! refused with `421` (defense in depth behind the gateway, which routes by host too).
 
 pub mod admin;
+pub mod oauth;
 pub mod pages;
 pub mod scim;
 
@@ -41,10 +42,12 @@ pub fn public(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/ping", get(ping))
         .nest("/api/scim/v2", scim::router(state.clone()))
+        .nest("/api/okta/scim/oauth", oauth::api_router())
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(api_not_found)
         .with_state(state.clone());
     let app = pages::router()
+        .merge(oauth::app_router())
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .with_state(state.clone());
     let hosts = Arc::new(Hosts {

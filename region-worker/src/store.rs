@@ -4,7 +4,10 @@
 //! with `503` and `Retry-After`.
 
 pub mod audit;
+pub mod cursors;
+pub mod grants;
 pub mod groups;
+pub mod listing;
 pub mod pg;
 pub mod redis;
 pub mod roles;

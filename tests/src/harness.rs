@@ -164,6 +164,17 @@ pub fn region_map(us_workers: &[SocketAddr], eu_workers: &[SocketAddr]) -> Regio
                 .join(", ")
         }
     };
+    // Okta's callbacks as in production, and the same path on loopback for tests.
+    let redirects = [
+        "https://system-admin.okta.com",
+        "https://system-admin.okta-emea.com",
+        "https://system-admin.oktapreview.com",
+        "https://system-admin.trexcloud.com",
+        "http://127.0.0.1:*",
+        "http://localhost:*",
+    ]
+    .map(|origin| format!("\"{origin}{OKTA_CALLBACK_PATH}\""))
+    .join(", ");
     let text = format!(
         r#"development = true
 [gateway]
@@ -177,12 +188,22 @@ workers = [{}]
 postgres = {{ env = "US_PG" }}
 redis = {{ env = "US_REDIS" }}
 
+[regions.us.scim_oauth]
+client_id = "{US_SCIM_CLIENT_ID}"
+client_secret = {{ env = "US_SCIM_OAUTH_SECRET" }}
+redirect_uris = [{redirects}]
+
 [regions.eu]
 app_url = "http://eu.app.closedloop.localhost"
 api_url = "http://eu.api.closedloop.localhost"
 workers = [{}]
 postgres = {{ env = "EU_PG" }}
 redis = {{ env = "EU_REDIS" }}
+
+[regions.eu.scim_oauth]
+client_id = "{EU_SCIM_CLIENT_ID}"
+client_secret = {{ env = "EU_SCIM_OAUTH_SECRET" }}
+redirect_uris = [{redirects}]
 "#,
         list(us_workers),
         list(eu_workers)
@@ -219,9 +240,13 @@ pub fn worker_config(region: &str, stores: &RegionStores) -> WorkerConfig {
     let mut config = WorkerConfig::from_map(&map, &id, &|name| match name {
         "US_PG" | "EU_PG" => Some(stores.pg_url.clone()),
         "US_REDIS" | "EU_REDIS" => Some(stores.redis_url.clone()),
+        "US_SCIM_OAUTH_SECRET" => Some(US_SCIM_CLIENT_SECRET.to_owned()),
+        "EU_SCIM_OAUTH_SECRET" => Some(EU_SCIM_CLIENT_SECRET.to_owned()),
         _ => None,
     })
     .expect("test config resolves");
+    // Tests move time forward (code and refresh-token expiry) instead of sleeping.
+    config.clock = region_worker::clock::Clock::adjustable();
     config.redis_prefix = stores.redis_prefix.clone();
     config.database_url = Secret::new(stores.pg_url.clone());
     config.pg_pool_size = 8;
@@ -572,5 +597,39 @@ impl TestStack {
             .next()
             .unwrap_or_default()
             .to_owned()
+    }
+}
+
+/// The SCIM OAuth client id of the test map's US region.
+pub const US_SCIM_CLIENT_ID: &str = "okta-scim-us";
+/// The SCIM OAuth client id of the test map's EU region.
+pub const EU_SCIM_CLIENT_ID: &str = "okta-scim-eu";
+/// The US client's secret, handed to US workers through their (map) environment.
+pub const US_SCIM_CLIENT_SECRET: &str = "us-test-scim-oauth-client-secret-0123456789";
+/// The EU client's secret.
+pub const EU_SCIM_CLIENT_SECRET: &str = "eu-test-scim-oauth-client-secret-9876543210";
+/// The path of Okta's SCIM OAuth callback; `{appName}` is one path segment.
+pub const OKTA_CALLBACK_PATH: &str = "/admin/app/cpc/{appName}/oauth/callback";
+
+/// An allowed redirect URI of the test map: Okta's callback path for `app` on a
+/// loopback port (nothing needs to listen there: tests read the `Location`).
+pub fn okta_callback(port: u16, app: &str) -> String {
+    format!(
+        "http://127.0.0.1:{port}{}",
+        OKTA_CALLBACK_PATH.replace("{appName}", app)
+    )
+}
+
+impl TestStack {
+    /// Moves the clock of every worker of `region` forward (OAuth code and
+    /// refresh-token expiry), instead of sleeping.
+    pub fn advance_clock(&self, region: &str, by: std::time::Duration) {
+        let workers = if region == "us" { &self.us } else { &self.eu };
+        for w in workers {
+            assert!(
+                w.state.config.clock.advance(by),
+                "test workers have adjustable clocks"
+            );
+        }
     }
 }

@@ -6,7 +6,10 @@
 //!
 //! - [`harness`]: per-test stores, in-process workers and gateways, a whole two-region
 //!   stack behind a gateway.
+//! - [`okta_sim`]: a simulated Okta org (OIDC server, SCIM provisioning client, SCIM
+//!   OAuth client, Universal Logout sender); the `okta-sim` binary serves one.
 
 #![forbid(unsafe_code)]
 
 pub mod harness;
+pub mod okta_sim;

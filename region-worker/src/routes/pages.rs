@@ -1,5 +1,7 @@
 //! The app host's pages that exist from the start: the home page, the sign-in page and
-//! the one-time sign-in link of a workspace's first admin.
+//! the one-time sign-in link of a workspace's first admin. Sign-in carries a
+//! `return_to` (a relative path on this host, see [`safe_return_to`]) so that a page
+//! that needs a session, such as the OAuth consent page, gets the browser back.
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -24,7 +26,33 @@ pub fn router() -> Router<AppState> {
         .route("/auth/link", get(link_confirm).post(link_redeem))
 }
 
-fn unavailable(e: StoreError) -> Response {
+/// The page a signed-out browser is sent to, coming back to `path` after sign-in.
+pub fn sign_in_redirect(path: &str) -> Response {
+    let target = match safe_return_to(path) {
+        Some(p) => format!(
+            "/auth?return_to={}",
+            url::form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>()
+        ),
+        None => "/auth".to_owned(),
+    };
+    Redirect::to(&target).into_response()
+}
+
+/// `return_to` if it is safe to redirect to after sign-in: a relative path on this
+/// host. It must start with `/` but not `//` or `/\` (browsers read both as another
+/// host), contain no backslash and no control or space characters (browsers strip tabs
+/// and newlines, which could turn `/\t/evil` into `//evil`), and stay short.
+pub fn safe_return_to(s: &str) -> Option<&str> {
+    let ok = s.len() <= 2048
+        && s.starts_with('/')
+        && !s.starts_with("//")
+        && !s.contains('\\')
+        && !s.bytes().any(|b| b <= b' ' || b == 0x7f);
+    ok.then_some(s)
+}
+
+/// The page answering a store failure: `503` with `Retry-After`, no internals.
+pub(crate) fn unavailable(e: StoreError) -> Response {
     tracing::error!(error = %e, "store unavailable");
     let mut r = error_page(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -75,19 +103,66 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn auth_page() -> Response {
+#[derive(Deserialize)]
+struct AuthQuery {
+    return_to: Option<String>,
+}
+
+/// The hidden form field carrying a safe `return_to`, or nothing.
+fn return_to_field(return_to: Option<&str>) -> String {
+    return_to
+        .and_then(safe_return_to)
+        .map(|r| {
+            format!(
+                "<input type=\"hidden\" name=\"return_to\" value=\"{}\">",
+                escape(r)
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// The sign-in page. With a `return_to`, a signed-in browser goes straight there, and
+/// a signed-out one may paste its one-time sign-in link to continue.
+async fn auth_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<AuthQuery>,
+) -> Response {
+    let return_to = q.return_to.as_deref().and_then(safe_return_to);
+    if let Some(target) = return_to
+        && let Ok(Some(_)) = session::current(&state, &headers).await
+    {
+        return Redirect::to(target).into_response();
+    }
+    let continue_form = if return_to.is_some() {
+        format!(
+            "<h2>Continue with a one-time sign-in link</h2>\
+             <p>Sign in to continue where you were. A workspace's first admin can paste \
+             the one-time sign-in link an operator gave them.</p>\
+             <form method=\"post\" action=\"/auth/link\">\
+             <p><label for=\"code\">One-time sign-in link</label><br>\
+             <input id=\"code\" name=\"code\" type=\"text\" size=\"60\" required autocomplete=\"off\"></p>\
+             {}<button type=\"submit\">Sign in and continue</button></form>",
+            return_to_field(return_to)
+        )
+    } else {
+        String::new()
+    };
     page(
         StatusCode::OK,
         "Sign in",
-        "<h1>Sign in to ClosedLoop AI</h1>\
-         <p>Open the sign-in link your workspace admin sent you, or start from your \
-         company's Okta dashboard.</p>",
+        &format!(
+            "<h1>Sign in to ClosedLoop AI</h1>\
+             <p>Open the sign-in link your workspace admin sent you, or start from your \
+             company's Okta dashboard.</p>{continue_form}"
+        ),
     )
 }
 
 #[derive(Deserialize)]
 struct LinkQuery {
     code: Option<String>,
+    return_to: Option<String>,
 }
 
 /// A GET only shows a button: mail scanners that prefetch links must not consume a
@@ -102,8 +177,9 @@ async fn link_confirm(Query(q): Query<LinkQuery>) -> Response {
         &format!(
             "<h1>Sign in to ClosedLoop AI</h1><p>This one-time link signs you in as the \
              workspace's first admin.</p><form method=\"post\" action=\"/auth/link\">\
-             <input type=\"hidden\" name=\"code\" value=\"{}\"><button type=\"submit\">Sign in</button></form>",
-            escape(&code)
+             <input type=\"hidden\" name=\"code\" value=\"{}\">{}<button type=\"submit\">Sign in</button></form>",
+            escape(&code),
+            return_to_field(q.return_to.as_deref())
         ),
     )
 }
@@ -111,18 +187,29 @@ async fn link_confirm(Query(q): Query<LinkQuery>) -> Response {
 #[derive(Deserialize)]
 struct LinkForm {
     code: String,
+    return_to: Option<String>,
+}
+
+/// The code of a pasted sign-in link: the link itself or just its code.
+fn link_code(pasted: &str) -> &str {
+    let pasted = pasted.trim();
+    match pasted.split_once("code=") {
+        Some((_, rest)) => rest.split('&').next().unwrap_or(rest),
+        None => pasted,
+    }
 }
 
 async fn link_redeem(
     State(state): State<AppState>,
     axum::Form(form): axum::Form<LinkForm>,
 ) -> Response {
-    match token::parse_prefix(&form.code) {
+    let code = link_code(&form.code);
+    match token::parse_prefix(code) {
         Some(p)
             if p.kind == TokenKind::OneTime && p.region == state.config.region_id().as_str() => {}
         _ => return invalid_link(),
     }
-    let redeemed = match workspaces::redeem_link(&state.pg, &TokenHash::of(&form.code)).await {
+    let redeemed = match workspaces::redeem_link(&state.pg, &TokenHash::of(code)).await {
         Ok(Some(r)) => r,
         Ok(None) => return invalid_link(),
         Err(e) => return unavailable(e),
@@ -140,7 +227,12 @@ async fn link_redeem(
         Err(e) => return unavailable(e),
     };
     audit_sign_in(&state, redeemed.team_id, redeemed.user_id).await;
-    let mut response = Redirect::to("/").into_response();
+    let target = form
+        .return_to
+        .as_deref()
+        .and_then(safe_return_to)
+        .unwrap_or("/");
+    let mut response = Redirect::to(target).into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     response
 }
@@ -169,4 +261,44 @@ fn invalid_link() -> Response {
         "The link is invalid, has expired (links are valid for 24 hours) or was already used. \
          Ask an operator for a new one.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_to_must_be_a_relative_path_on_this_host() {
+        for good in [
+            "/",
+            "/oauth/consent?request=4b7e6a1c-0f52-4a8e-9a57-1c3d2b4a5e6f",
+            "/integrations/okta/provisioning",
+        ] {
+            assert_eq!(safe_return_to(good), Some(good), "{good}");
+        }
+        for bad in [
+            "",
+            "https://evil.test/",
+            "//evil.test/",
+            "/\\evil.test/",
+            "/a\\b",
+            "javascript:alert(1)",
+            "evil.test",
+            "/\t/evil.test",
+            "/ /evil",
+            "/\n/evil",
+        ] {
+            assert_eq!(safe_return_to(bad), None, "{bad:?}");
+        }
+        assert_eq!(safe_return_to(&format!("/{}", "a".repeat(2048))), None);
+    }
+
+    #[test]
+    fn pasted_links_yield_their_code() {
+        assert_eq!(
+            link_code(" http://app.closedloop.localhost/auth/link?code=clk_us_otc_x&y=1 "),
+            "clk_us_otc_x"
+        );
+        assert_eq!(link_code("clk_us_otc_x"), "clk_us_otc_x");
+    }
 }

@@ -5,6 +5,7 @@
 pub mod discovery;
 pub mod groups;
 pub mod io;
+pub mod listing;
 pub mod roles;
 pub mod users;
 

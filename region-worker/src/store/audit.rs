@@ -1,9 +1,9 @@
 //! The audit trail: every provisioning change, sign-in, grant and logout, written in
 //! the same transaction as the change it records. Never a raw token or secret.
 
+use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use shared::ids::TeamId;
-use tokio_postgres::GenericClient;
 
 use super::StoreError;
 
@@ -26,7 +26,7 @@ pub struct AuditEvent<'a> {
 pub async fn record(client: &impl GenericClient, event: &AuditEvent<'_>) -> Result<(), StoreError> {
     client
         .execute(
-            "INSERT INTO audit_events (team_id, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
+            &client.prepare_cached("INSERT INTO audit_events (team_id, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)").await?,
             &[
                 &event.team_id.map(|t| t.as_uuid()),
                 &event.actor,

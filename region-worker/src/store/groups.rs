@@ -5,16 +5,14 @@
 
 use std::collections::HashMap;
 
+use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use shared::ids::TeamId;
-use shared::scim::filter_sql::SqlFilter;
 use time::OffsetDateTime;
-use tokio_postgres::GenericClient;
-use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::users::bind;
+use super::listing::Listed;
 
 /// A stored group (without its members).
 #[derive(Debug, Clone)]
@@ -23,12 +21,25 @@ pub struct GroupRecord {
     pub id: Uuid,
     /// Canonical SCIM JSON without `id`, `meta` and `members`.
     pub resource: Value,
-    /// Incremented on every change, membership included; the ETag.
+    /// Grows on every change, membership included; the ETag.
     pub version: i64,
     /// Creation time.
     pub created_at: OffsetDateTime,
     /// Last change.
     pub updated_at: OffsetDateTime,
+    /// Position in creation order (the paging order).
+    pub seq: i64,
+    /// Id of the newest membership change (0 when none), part of `version`.
+    pub member_change: i64,
+}
+
+impl GroupRecord {
+    /// Accounts for a membership change just recorded.
+    pub fn with_member_change(mut self, change: i64) -> Self {
+        self.version += change - self.member_change;
+        self.member_change = change;
+        self
+    }
 }
 
 /// The columns extracted from a group's canonical JSON.
@@ -43,16 +54,15 @@ pub struct GroupColumns {
 impl GroupColumns {
     /// Extracts the columns; `None` without a `displayName`.
     pub fn of(resource: &Value) -> Option<Self> {
+        // Both kept exactly as in the JSON: filters run against these columns.
         let display_name = resource
             .get("displayName")
             .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())?
+            .filter(|s| !s.trim().is_empty())?
             .to_owned();
         let external_id = resource
             .get("externalId")
             .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
             .map(str::to_owned);
         Some(Self {
             display_name,
@@ -61,15 +71,34 @@ impl GroupColumns {
     }
 }
 
-const COLUMNS: &str = "r.id, r.resource, r.version, r.created_at, r.updated_at";
+/// The columns of a [`GroupRecord`]; `version` includes the newest membership change.
+const COLUMNS: &str = "r.id, r.resource, r.version, r.created_at, r.updated_at, r.seq,
+        coalesce((SELECT c.id FROM group_member_changes c
+                   WHERE c.team_id = r.team_id AND c.group_id = r.id ORDER BY c.id DESC LIMIT 1), 0)";
 
 fn record(row: &tokio_postgres::Row) -> GroupRecord {
     GroupRecord {
         id: row.get(0),
         resource: row.get(1),
-        version: row.get(2),
         created_at: row.get(3),
         updated_at: row.get(4),
+        seq: row.get(5),
+        member_change: row.get::<_, i64>(6),
+        // The version clients see: attribute changes plus membership changes.
+        version: row.get::<_, i64>(2) + row.get::<_, i64>(6),
+    }
+}
+
+impl Listed for GroupRecord {
+    const TABLE: &'static str = "groups";
+    const COLUMNS: &'static str = COLUMNS;
+
+    fn from_row(row: &tokio_postgres::Row) -> Self {
+        record(row)
+    }
+
+    fn seq(&self) -> i64 {
+        self.seq
     }
 }
 
@@ -83,10 +112,12 @@ pub async fn insert(
 ) -> Result<GroupRecord, StoreError> {
     let row = client
         .query_one(
-            &format!(
-                "INSERT INTO groups AS r (team_id, id, display_name, external_id, resource)
+            &client
+                .prepare_cached(&format!(
+                    "INSERT INTO groups AS r (team_id, id, display_name, external_id, resource)
                  VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
-            ),
+                ))
+                .await?,
             &[
                 &team_id.as_uuid(),
                 &id,
@@ -109,11 +140,13 @@ pub async fn update(
 ) -> Result<GroupRecord, StoreError> {
     let row = client
         .query_one(
-            &format!(
-                "UPDATE groups AS r SET display_name = $3, external_id = $4, resource = $5,
+            &client
+                .prepare_cached(&format!(
+                    "UPDATE groups AS r SET display_name = $3, external_id = $4, resource = $5,
                         version = version + 1, updated_at = now()
                   WHERE team_id = $1 AND id = $2 RETURNING {COLUMNS}"
-            ),
+                ))
+                .await?,
             &[
                 &team_id.as_uuid(),
                 &id,
@@ -135,7 +168,7 @@ pub async fn get(
 ) -> Result<Option<GroupRecord>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM groups r WHERE r.team_id = $1 AND r.id = $2{}",
-        if lock { " FOR UPDATE" } else { "" }
+        if lock { " FOR UPDATE OF r" } else { "" }
     );
     let row = client.query_opt(&sql, &[&team_id.as_uuid(), &id]).await?;
     Ok(row.as_ref().map(record))
@@ -149,48 +182,13 @@ pub async fn delete(
 ) -> Result<bool, StoreError> {
     let n = client
         .execute(
-            "DELETE FROM groups WHERE team_id = $1 AND id = $2",
+            &client
+                .prepare_cached("DELETE FROM groups WHERE team_id = $1 AND id = $2")
+                .await?,
             &[&team_id.as_uuid(), &id],
         )
         .await?;
     Ok(n > 0)
-}
-
-/// A page of groups matching `filter`, in creation order, and the total count.
-pub async fn list(
-    client: &impl GenericClient,
-    team_id: TeamId,
-    filter: Option<&SqlFilter>,
-    offset: i64,
-    limit: i64,
-) -> Result<(i64, Vec<GroupRecord>), StoreError> {
-    let team = team_id.as_uuid();
-    let bound = filter.map(|f| bind(&f.params)).unwrap_or_default();
-    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&team];
-    params.extend(bound.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)));
-    let condition = filter
-        .map(|f| format!(" AND {}", f.sql))
-        .unwrap_or_default();
-    let total: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM groups r WHERE r.team_id = $1{condition}"),
-            &params,
-        )
-        .await?
-        .get(0);
-    if limit == 0 || offset >= total {
-        return Ok((total, Vec::new()));
-    }
-    let n = params.len();
-    let sql = format!(
-        "SELECT {COLUMNS} FROM groups r WHERE r.team_id = $1{condition} ORDER BY r.seq LIMIT ${} OFFSET ${}",
-        n + 1,
-        n + 2
-    );
-    params.push(&limit);
-    params.push(&offset);
-    let rows = client.query(&sql, &params).await?;
-    Ok((total, rows.iter().map(record).collect()))
 }
 
 /// A member as rendered: user id and display text.
@@ -204,9 +202,9 @@ pub async fn members_of(
 ) -> Result<HashMap<Uuid, Vec<Member>>, StoreError> {
     let rows = client
         .query(
-            "SELECT m.group_id, u.id, coalesce(u.display_name, u.user_name) FROM group_members m
+            &client.prepare_cached("SELECT m.group_id, u.id, coalesce(u.display_name, u.user_name) FROM group_members m
                JOIN users u ON u.team_id = m.team_id AND u.id = m.user_id
-              WHERE m.team_id = $1 AND m.group_id = ANY($2) ORDER BY m.added_at, u.seq",
+              WHERE m.team_id = $1 AND m.group_id = ANY($2) ORDER BY m.added_at, u.seq").await?,
             &[&team_id.as_uuid(), &group_ids],
         )
         .await?;
@@ -227,8 +225,12 @@ pub async fn unknown_users(
 ) -> Result<Vec<Uuid>, StoreError> {
     let rows = client
         .query(
-            "SELECT x.id FROM unnest($2::uuid[]) AS x(id)
+            &client
+                .prepare_cached(
+                    "SELECT x.id FROM unnest($2::uuid[]) AS x(id)
               WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.team_id = $1 AND u.id = x.id)",
+                )
+                .await?,
             &[&team_id.as_uuid(), &ids],
         )
         .await?;
@@ -244,9 +246,13 @@ pub async fn add_members(
 ) -> Result<u64, StoreError> {
     Ok(client
         .execute(
-            "INSERT INTO group_members (team_id, group_id, user_id)
+            &client
+                .prepare_cached(
+                    "INSERT INTO group_members (team_id, group_id, user_id)
              SELECT $1, $2, u.id FROM users u WHERE u.team_id = $1 AND u.id = ANY($3)
              ON CONFLICT DO NOTHING",
+                )
+                .await?,
             &[&team_id.as_uuid(), &group_id, &user_ids],
         )
         .await?)
@@ -261,7 +267,7 @@ pub async fn remove_members(
 ) -> Result<u64, StoreError> {
     Ok(client
         .execute(
-            "DELETE FROM group_members WHERE team_id = $1 AND group_id = $2 AND user_id = ANY($3)",
+            &client.prepare_cached("DELETE FROM group_members WHERE team_id = $1 AND group_id = $2 AND user_id = ANY($3)").await?,
             &[&team_id.as_uuid(), &group_id, &user_ids],
         )
         .await?)
@@ -276,7 +282,7 @@ pub async fn replace_members(
 ) -> Result<(), StoreError> {
     client
         .execute(
-            "DELETE FROM group_members WHERE team_id = $1 AND group_id = $2 AND NOT (user_id = ANY($3))",
+            &client.prepare_cached("DELETE FROM group_members WHERE team_id = $1 AND group_id = $2 AND NOT (user_id = ANY($3))").await?,
             &[&team_id.as_uuid(), &group_id, &user_ids],
         )
         .await?;
@@ -284,20 +290,36 @@ pub async fn replace_members(
     Ok(())
 }
 
-/// Bumps the group's version after a membership-only change.
-pub async fn touch(
+/// Records a membership change (see migration V4): an insert that never waits for
+/// concurrent changes of the same group. Returns the change's id.
+pub async fn record_member_change(
     client: &impl GenericClient,
     team_id: TeamId,
     group_id: Uuid,
-) -> Result<GroupRecord, StoreError> {
-    let row = client
-        .query_one(
-            &format!(
-                "UPDATE groups AS r SET version = version + 1, updated_at = now()
-                  WHERE team_id = $1 AND id = $2 RETURNING {COLUMNS}"
-            ),
-            &[&team_id.as_uuid(), &group_id],
+) -> Result<i64, StoreError> {
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO group_member_changes (team_id, group_id) VALUES ($1, $2) RETURNING id",
         )
         .await?;
-    Ok(record(&row))
+    Ok(client
+        .query_one(&stmt, &[&team_id.as_uuid(), &group_id])
+        .await?
+        .get(0))
+}
+
+/// The group, holding a key-share lock: it cannot be deleted until the caller's
+/// transaction ends, yet concurrent membership changes do not wait for each other.
+pub async fn get_for_membership(
+    client: &impl GenericClient,
+    team_id: TeamId,
+    id: Uuid,
+) -> Result<Option<GroupRecord>, StoreError> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM groups r WHERE r.team_id = $1 AND r.id = $2 FOR KEY SHARE OF r"
+        ))
+        .await?;
+    let row = client.query_opt(&stmt, &[&team_id.as_uuid(), &id]).await?;
+    Ok(row.as_ref().map(record))
 }

@@ -1,7 +1,7 @@
 //! Workspace roles: Admin, Member and Viewer, each with a per-workspace id. They are
 //! Okta's entitlements (`/Roles`) and decide what a user may do.
 
-use tokio_postgres::GenericClient;
+use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::StoreError;
@@ -26,7 +26,7 @@ pub struct Role {
 pub async fn list(client: &impl GenericClient, team_id: TeamId) -> Result<Vec<Role>, StoreError> {
     let rows = client
         .query(
-            "SELECT id, key, display_name, description, is_default FROM roles WHERE team_id = $1 ORDER BY seq",
+            &client.prepare_cached("SELECT id, key, display_name, description, is_default FROM roles WHERE team_id = $1 ORDER BY seq").await?,
             &[&team_id.as_uuid()],
         )
         .await?;
@@ -51,8 +51,8 @@ pub async fn user_has(
 ) -> Result<bool, StoreError> {
     let row = client
         .query_opt(
-            "SELECT 1 FROM user_roles ur JOIN roles r ON r.team_id = ur.team_id AND r.id = ur.role_id
-              WHERE ur.team_id = $1 AND ur.user_id = $2 AND r.key = $3",
+            &client.prepare_cached("SELECT 1 FROM user_roles ur JOIN roles r ON r.team_id = ur.team_id AND r.id = ur.role_id
+              WHERE ur.team_id = $1 AND ur.user_id = $2 AND r.key = $3").await?,
             &[&team_id.as_uuid(), &user_id, &key],
         )
         .await?;

@@ -3,7 +3,13 @@
 //! Redis first and falls back to Postgres when the entry is missing, so a flushed Redis
 //! loses nothing; a revocation is written to both, leaving a tombstone in Redis that a
 //! concurrent fallback cannot overwrite.
+//!
+//! Tokens issued by a SCIM OAuth grant also name the grant. A grant has one revocation
+//! flag (Postgres `scim_oauth_grants.revoked_at`, mirrored in Redis like the user
+//! epoch), checked on every lookup, so revoking a grant stops all of its tokens with
+//! one write.
 
+use deadpool_postgres::GenericClient;
 use deadpool_postgres::Pool;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -62,6 +68,17 @@ pub struct NewTokenRecord<'a> {
     pub created_by: &'a str,
 }
 
+/// What a token's Redis entry holds: the record and, for a token issued by a SCIM
+/// OAuth grant, the grant. Entries written before grants existed have no `grant_id`
+/// and read as `None`.
+#[derive(Serialize, Deserialize)]
+struct HotRecord {
+    #[serde(flatten)]
+    record: TokenRecord,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    grant_id: Option<Uuid>,
+}
+
 fn hot_key(redis: &Redis, hash: &TokenHash) -> String {
     redis.key(&format!("tok:{}", hash.to_hex()))
 }
@@ -80,6 +97,19 @@ pub async fn insert(
     new: &NewTokenRecord<'_>,
 ) -> Result<(), StoreError> {
     let client = pool.get().await?;
+    insert_in(&client, new, None).await?;
+    prime(redis, new, None).await;
+    Ok(())
+}
+
+/// Records a new token with `client` (a transaction, so that it commits with what
+/// issued it), naming the SCIM OAuth grant that issued it if any. Call [`prime`] after
+/// the commit.
+pub async fn insert_in(
+    client: &impl GenericClient,
+    new: &NewTokenRecord<'_>,
+    grant_id: Option<Uuid>,
+) -> Result<(), StoreError> {
     let r = &new.record;
     let expires = r
         .expires_at
@@ -88,8 +118,8 @@ pub async fn insert(
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     client
         .execute(
-            "INSERT INTO tokens (hash, team_id, kind, scopes, user_id, user_epoch, name, created_by, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO tokens (hash, team_id, kind, scopes, user_id, user_epoch, name, created_by, expires_at, grant_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             &[
                 &new.hash.0.as_slice(),
                 &r.team_id.as_uuid(),
@@ -100,19 +130,39 @@ pub async fn insert(
                 &new.name,
                 &new.created_by,
                 &expires,
+                &grant_id,
             ],
         )
         .await?;
+    Ok(())
+}
+
+/// Primes the hot copy of a token recorded with [`insert_in`]. Best effort: a failure
+/// is logged, and the first check falls back to Postgres.
+pub async fn prime(redis: &Redis, new: &NewTokenRecord<'_>, grant_id: Option<Uuid>) {
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let json = serde_json::to_string(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let hot = HotRecord {
+        record: new.record.clone(),
+        grant_id,
+    };
+    let json = match serde_json::to_string(&hot) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not encode a token record for Redis");
+            return;
+        }
+    };
     let prime: Result<(), _> = redis
         .conn()
-        .set_ex(hot_key(redis, &new.hash), json, ttl_for(r, now) as u64)
+        .set_ex(
+            hot_key(redis, &new.hash),
+            json,
+            ttl_for(&new.record, now) as u64,
+        )
         .await;
     if let Err(e) = prime {
         tracing::warn!(error = %e, "could not prime the token in Redis; checks will fall back to Postgres");
     }
-    Ok(())
 }
 
 /// Looks a presented token up: Redis first, Postgres when Redis lacks it. Returns the
@@ -126,16 +176,17 @@ pub async fn lookup(
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let key = hot_key(redis, hash);
     let hot: Option<String> = redis.conn().get(&key).await?;
-    let record = match hot.as_deref() {
+    let HotRecord { record, grant_id } = match hot.as_deref() {
         Some(TOMBSTONE) => return Ok(None),
-        Some(json) => serde_json::from_str::<TokenRecord>(json)
+        Some(json) => serde_json::from_str::<HotRecord>(json)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         None => {
             let client = pool.get().await?;
             let row = client
                 .query_opt(
                     "SELECT team_id, kind, scopes, user_id, user_epoch,
-                            extract(epoch FROM expires_at)::bigint, revoked_at IS NOT NULL
+                            extract(epoch FROM expires_at)::bigint, revoked_at IS NOT NULL,
+                            grant_id
                        FROM tokens WHERE hash = $1",
                     &[&hash.0.as_slice()],
                 )
@@ -145,32 +196,130 @@ pub async fn lookup(
             if revoked {
                 return Ok(None);
             }
-            let record = TokenRecord {
-                team_id: TeamId::from(row.get::<_, Uuid>(0)),
-                kind: row.get(1),
-                scopes: row.get(2),
-                user_id: row.get(3),
-                user_epoch: row.get(4),
-                expires_at: row.get(5),
+            let hot = HotRecord {
+                record: TokenRecord {
+                    team_id: TeamId::from(row.get::<_, Uuid>(0)),
+                    kind: row.get(1),
+                    scopes: row.get(2),
+                    user_id: row.get(3),
+                    user_epoch: row.get(4),
+                    expires_at: row.get(5),
+                },
+                grant_id: row.get(7),
             };
             // SET NX: a tombstone written by a concurrent revocation wins.
             let json =
-                serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                serde_json::to_string(&hot).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let _: Option<String> = redis::cmd("SET")
                 .arg(&key)
                 .arg(json)
                 .arg("EX")
-                .arg(ttl_for(&record, now))
+                .arg(ttl_for(&hot.record, now))
                 .arg("NX")
                 .query_async(&mut redis.conn())
                 .await?;
-            record
+            hot
         }
     };
     if record.kind != kind.code() || record.expired_at(now) {
         return Ok(None);
     }
+    if let Some(grant_id) = grant_id
+        && !grant_live(pool, redis, grant_id).await?
+    {
+        return Ok(None);
+    }
     Ok(Some(record))
+}
+
+fn grant_key(redis: &Redis, grant_id: Uuid) -> String {
+    redis.key(&format!("grant:{grant_id}"))
+}
+
+fn grant_used_key(redis: &Redis, grant_id: Uuid) -> String {
+    redis.key(&format!("grant_used:{grant_id}"))
+}
+
+/// What a grant's Redis flag holds while the grant is live.
+const GRANT_LIVE: &str = "live";
+/// How often, at most, a grant's `last_used_at` is written: once a minute is precise
+/// enough for "last used" and keeps SCIM traffic from writing Postgres per request.
+const GRANT_USE_RESOLUTION_SECS: i64 = 60;
+
+/// Reads a grant's flag and, when the grant is live and its use was not recorded in the
+/// last minute, claims the right to record it: one round trip on the hot path.
+/// Returns -1 when Redis lacks the flag, 0 when revoked, 1 live, 2 live and to record.
+const CHECK_GRANT: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return -1 end
+if v ~= ARGV[1] then return 0 end
+if redis.call('SET', KEYS[2], '1', 'EX', ARGV[2], 'NX') then return 2 end
+return 1";
+
+/// Whether the SCIM OAuth grant `grant_id` is live (not revoked): Redis first,
+/// Postgres when Redis lacks the flag. Records the grant's last use, to the minute.
+pub async fn grant_live(pool: &Pool, redis: &Redis, grant_id: Uuid) -> Result<bool, StoreError> {
+    let key = grant_key(redis, grant_id);
+    let state: i64 = redis::Script::new(CHECK_GRANT)
+        .key(&key)
+        .key(grant_used_key(redis, grant_id))
+        .arg(GRANT_LIVE)
+        .arg(GRANT_USE_RESOLUTION_SECS)
+        .invoke_async(&mut redis.conn())
+        .await?;
+    let live = match state {
+        0 => return Ok(false),
+        1 => return Ok(true),
+        2 => true,
+        _ => {
+            let client = pool.get().await?;
+            let row = client
+                .query_opt(
+                    "SELECT revoked_at IS NULL FROM scim_oauth_grants WHERE id = $1",
+                    &[&grant_id],
+                )
+                .await?;
+            // A grant that no longer exists (its workspace was deleted) is revoked.
+            let live = row.is_some_and(|r| r.get::<_, bool>(0));
+            // SET NX: a revocation published meanwhile wins.
+            let _: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(if live { GRANT_LIVE } else { TOMBSTONE })
+                .arg("EX")
+                .arg(HOT_TTL_SECS)
+                .arg("NX")
+                .query_async(&mut redis.conn())
+                .await?;
+            live
+        }
+    };
+    if live {
+        let touched = async {
+            pool.get()
+                .await?
+                .execute(
+                    "UPDATE scim_oauth_grants SET last_used_at = now() WHERE id = $1",
+                    &[&grant_id],
+                )
+                .await?;
+            Ok::<(), StoreError>(())
+        };
+        if let Err(e) = touched.await {
+            tracing::warn!(error = %e, %grant_id, "could not record a grant's last use");
+        }
+    }
+    Ok(live)
+}
+
+/// Publishes the revocation of a grant (already committed in Postgres) to Redis, so
+/// that the very next check of any of its tokens refuses them. Like every hot entry it
+/// expires after a day; a check after that re-reads Postgres, which keeps the truth.
+pub async fn publish_grant_revoked(redis: &Redis, grant_id: Uuid) -> Result<(), StoreError> {
+    let _: () = redis
+        .conn()
+        .set_ex(grant_key(redis, grant_id), TOMBSTONE, HOT_TTL_SECS as u64)
+        .await?;
+    Ok(())
 }
 
 /// Revokes one token in both stores.

@@ -1,17 +1,16 @@
 //! Users: the canonical SCIM JSON beside the extracted, indexed columns, their role
 //! assignments and their group memberships (read side).
 
-use std::collections::HashMap;
-
+use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use shared::ids::TeamId;
-use shared::scim::filter_sql::{SqlFilter, SqlParam};
+use shared::scim::filter_sql::SqlParam;
 use time::OffsetDateTime;
-use tokio_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::listing::Listed;
 
 /// A stored user.
 #[derive(Debug, Clone)]
@@ -34,6 +33,12 @@ pub struct UserRecord {
     pub created_at: OffsetDateTime,
     /// Last change.
     pub updated_at: OffsetDateTime,
+    /// Position in creation order (the paging order).
+    pub seq: i64,
+    /// `(role id, display name)`, when read with relations.
+    pub roles: Vec<(Uuid, String)>,
+    /// `(group id, display name)` of direct memberships, when read with relations.
+    pub groups: Vec<(Uuid, String)>,
 }
 
 /// The columns extracted from a user's canonical JSON (the seed's attribute mapping).
@@ -74,7 +79,11 @@ impl UserColumns {
     /// Extracts the columns from canonical User JSON. `None` when `userName` is
     /// missing or blank (canonicalisation already refuses that; kept total).
     pub fn of(resource: &Value) -> Option<Self> {
-        let user_name = text(resource.get("userName"))?;
+        // Kept exactly as in the JSON (filters run against this column); blank is refused.
+        let user_name = resource.get("userName").and_then(Value::as_str)?.to_owned();
+        if user_name.trim().is_empty() {
+            return None;
+        }
         let emails = resource.get("emails").and_then(Value::as_array);
         let primary_email = emails.and_then(|list| {
             list.iter()
@@ -98,7 +107,11 @@ impl UserColumns {
                 (None, None) => None,
             });
         Some(Self {
-            external_id: text(resource.get("externalId")),
+            // Kept exactly as in the JSON: filters on it run against this column.
+            external_id: resource
+                .get("externalId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             active: resource
                 .get("active")
                 .and_then(Value::as_bool)
@@ -112,9 +125,45 @@ impl UserColumns {
     }
 }
 
-const COLUMNS: &str = "r.id, r.resource, r.active, r.version, r.source, r.external_id, r.token_epoch, r.created_at, r.updated_at";
+/// The columns of a [`UserRecord`], with the user's roles and groups as JSON arrays
+/// of `[id, display]` pairs, so that one round trip renders a whole page.
+macro_rules! user_columns {
+    () => {
+        "r.id, r.resource, r.active, r.version, r.source, r.external_id, r.token_epoch,
+        r.created_at, r.updated_at, r.seq,
+        (SELECT coalesce(json_agg(json_build_array(ro.id, ro.display_name) ORDER BY ro.seq), '[]'::json)
+           FROM user_roles ur JOIN roles ro ON ro.team_id = ur.team_id AND ro.id = ur.role_id
+          WHERE ur.team_id = r.team_id AND ur.user_id = r.id),
+        (SELECT coalesce(json_agg(json_build_array(g.id, g.display_name) ORDER BY g.seq), '[]'::json)
+           FROM group_members m JOIN groups g ON g.team_id = m.team_id AND g.id = m.group_id
+          WHERE m.team_id = r.team_id AND m.user_id = r.id)"
+    };
+}
+
+const COLUMNS: &str = user_columns!();
+
+/// A user with its relations.
+const SELECT: &str = concat!("SELECT ", user_columns!(), " FROM users r");
+
+/// What `INSERT … RETURNING` and `UPDATE … RETURNING` give back (no relations).
+const RETURNING: &str =
+    "r.id, r.resource, r.active, r.version, r.source, r.external_id, r.token_epoch,
+        r.created_at, r.updated_at, r.seq";
+
+fn refs(v: Option<Value>) -> Vec<(Uuid, String)> {
+    v.as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|pair| {
+            let id = Uuid::parse_str(pair.get(0)?.as_str()?).ok()?;
+            Some((id, pair.get(1)?.as_str()?.to_owned()))
+        })
+        .collect()
+}
 
 fn record(row: &tokio_postgres::Row) -> UserRecord {
+    let with_relations = row.len() > 11;
     UserRecord {
         id: row.get(0),
         resource: row.get(1),
@@ -125,6 +174,17 @@ fn record(row: &tokio_postgres::Row) -> UserRecord {
         token_epoch: row.get(6),
         created_at: row.get(7),
         updated_at: row.get(8),
+        seq: row.get(9),
+        roles: if with_relations {
+            refs(row.get(10))
+        } else {
+            Vec::new()
+        },
+        groups: if with_relations {
+            refs(row.get(11))
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -154,15 +214,18 @@ pub async fn insert(
     resource: &Value,
     source: &str,
 ) -> Result<Option<UserRecord>, StoreError> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "INSERT INTO users AS r (team_id, id, user_name, external_id, active, email, display_name,
+                                     given_name, family_name, resource, source)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (team_id, lower(user_name)) DO NOTHING
+             RETURNING {RETURNING}"
+        ))
+        .await?;
     let row = client
         .query_opt(
-            &format!(
-                "INSERT INTO users AS r (team_id, id, user_name, external_id, active, email, display_name,
-                                         given_name, family_name, resource, source)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                 ON CONFLICT (team_id, lower(user_name)) DO NOTHING
-                 RETURNING {COLUMNS}"
-            ),
+            &stmt,
             &[
                 &team_id.as_uuid(),
                 &id,
@@ -182,7 +245,8 @@ pub async fn insert(
 }
 
 /// Replaces a user's attributes. `bump_epoch` revokes every session and token of the
-/// user (deactivation). Fails with a unique violation when `userName` is taken.
+/// user (deactivation). Fails with a unique violation when `userName` is taken. The
+/// returned record carries no roles or groups.
 pub async fn update(
     client: &impl GenericClient,
     team_id: TeamId,
@@ -192,16 +256,19 @@ pub async fn update(
     source: &str,
     bump_epoch: bool,
 ) -> Result<UserRecord, StoreError> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "UPDATE users AS r SET user_name = $3, external_id = $4, active = $5, email = $6,
+                    display_name = $7, given_name = $8, family_name = $9, resource = $10,
+                    source = $11, version = version + 1, updated_at = now(),
+                    token_epoch = token_epoch + CASE WHEN $12 THEN 1 ELSE 0 END
+              WHERE team_id = $1 AND id = $2
+          RETURNING {RETURNING}"
+        ))
+        .await?;
     let row = client
         .query_one(
-            &format!(
-                "UPDATE users AS r SET user_name = $3, external_id = $4, active = $5, email = $6,
-                        display_name = $7, given_name = $8, family_name = $9, resource = $10,
-                        source = $11, version = version + 1, updated_at = now(),
-                        token_epoch = token_epoch + CASE WHEN $12 THEN 1 ELSE 0 END
-                  WHERE team_id = $1 AND id = $2
-              RETURNING {COLUMNS}"
-            ),
+            &stmt,
             &[
                 &team_id.as_uuid(),
                 &id,
@@ -221,18 +288,22 @@ pub async fn update(
     Ok(record(&row))
 }
 
-/// One user; `lock` takes a row lock for a read-modify-write.
+/// One user with its roles and groups; `lock` takes a row lock for a
+/// read-modify-write.
 pub async fn get(
     client: &impl GenericClient,
     team_id: TeamId,
     id: Uuid,
     lock: bool,
 ) -> Result<Option<UserRecord>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM users r WHERE r.team_id = $1 AND r.id = $2{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
-    let row = client.query_opt(&sql, &[&team_id.as_uuid(), &id]).await?;
+    let sql = if lock {
+        const LOCKED: &str = "WHERE r.team_id = $1 AND r.id = $2 FOR UPDATE OF r";
+        format!("{SELECT} {LOCKED}")
+    } else {
+        format!("{SELECT} WHERE r.team_id = $1 AND r.id = $2")
+    };
+    let stmt = client.prepare_cached(&sql).await?;
+    let row = client.query_opt(&stmt, &[&team_id.as_uuid(), &id]).await?;
     Ok(row.as_ref().map(record))
 }
 
@@ -242,13 +313,13 @@ pub async fn get_by_user_name(
     team_id: TeamId,
     user_name: &str,
 ) -> Result<Option<UserRecord>, StoreError> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "{SELECT} WHERE r.team_id = $1 AND lower(r.user_name) = lower($2) FOR UPDATE OF r"
+        ))
+        .await?;
     let row = client
-        .query_opt(
-            &format!(
-                "SELECT {COLUMNS} FROM users r WHERE r.team_id = $1 AND lower(r.user_name) = lower($2) FOR UPDATE"
-            ),
-            &[&team_id.as_uuid(), &user_name],
-        )
+        .query_opt(&stmt, &[&team_id.as_uuid(), &user_name])
         .await?;
     Ok(row.as_ref().map(record))
 }
@@ -260,114 +331,48 @@ pub async fn delete(
     team_id: TeamId,
     id: Uuid,
 ) -> Result<Option<i64>, StoreError> {
-    let row = client
-        .query_opt(
+    let stmt = client
+        .prepare_cached(
             "DELETE FROM users WHERE team_id = $1 AND id = $2 RETURNING token_epoch + 1",
-            &[&team_id.as_uuid(), &id],
         )
         .await?;
+    let row = client.query_opt(&stmt, &[&team_id.as_uuid(), &id]).await?;
     Ok(row.map(|r| r.get(0)))
 }
 
-/// A page of users matching `filter`, in creation order, and the total count.
-pub async fn list(
-    client: &impl GenericClient,
-    team_id: TeamId,
-    filter: Option<&SqlFilter>,
-    offset: i64,
-    limit: i64,
-) -> Result<(i64, Vec<UserRecord>), StoreError> {
-    let team = team_id.as_uuid();
-    let bound = filter.map(|f| bind(&f.params)).unwrap_or_default();
-    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&team];
-    params.extend(bound.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)));
-    let condition = filter
-        .map(|f| format!(" AND {}", f.sql))
-        .unwrap_or_default();
-    let count_sql = format!("SELECT count(*) FROM users r WHERE r.team_id = $1{condition}");
-    let total: i64 = client.query_one(&count_sql, &params).await?.get(0);
-    if limit == 0 || offset >= total {
-        return Ok((total, Vec::new()));
+impl Listed for UserRecord {
+    const TABLE: &'static str = "users";
+    const COLUMNS: &'static str = COLUMNS;
+
+    fn from_row(row: &tokio_postgres::Row) -> Self {
+        record(row)
     }
-    let n = params.len();
-    let page_sql = format!(
-        "SELECT {COLUMNS} FROM users r WHERE r.team_id = $1{condition} ORDER BY r.seq LIMIT ${} OFFSET ${}",
-        n + 1,
-        n + 2
-    );
-    params.push(&limit);
-    params.push(&offset);
-    let rows = client.query(&page_sql, &params).await?;
-    Ok((total, rows.iter().map(record).collect()))
-}
 
-/// `(id, display)` pairs keyed by user, for rendering `roles` and `groups`.
-pub type Refs = HashMap<Uuid, Vec<(Uuid, String)>>;
-
-/// The roles of these users.
-pub async fn roles_of(
-    client: &impl GenericClient,
-    team_id: TeamId,
-    ids: &[Uuid],
-) -> Result<Refs, StoreError> {
-    let rows = client
-        .query(
-            "SELECT ur.user_id, r.id, r.display_name FROM user_roles ur
-               JOIN roles r ON r.team_id = ur.team_id AND r.id = ur.role_id
-              WHERE ur.team_id = $1 AND ur.user_id = ANY($2) ORDER BY r.seq",
-            &[&team_id.as_uuid(), &ids],
-        )
-        .await?;
-    Ok(group_refs(&rows))
-}
-
-/// The groups these users are direct members of.
-pub async fn groups_of(
-    client: &impl GenericClient,
-    team_id: TeamId,
-    ids: &[Uuid],
-) -> Result<Refs, StoreError> {
-    let rows = client
-        .query(
-            "SELECT m.user_id, g.id, g.display_name FROM group_members m
-               JOIN groups g ON g.team_id = m.team_id AND g.id = m.group_id
-              WHERE m.team_id = $1 AND m.user_id = ANY($2) ORDER BY g.seq",
-            &[&team_id.as_uuid(), &ids],
-        )
-        .await?;
-    Ok(group_refs(&rows))
-}
-
-fn group_refs(rows: &[tokio_postgres::Row]) -> Refs {
-    let mut out: Refs = HashMap::new();
-    for row in rows {
-        out.entry(row.get(0))
-            .or_default()
-            .push((row.get(1), row.get(2)));
+    fn seq(&self) -> i64 {
+        self.seq
     }
-    out
 }
 
-/// Replaces the user's roles.
+/// Replaces the user's roles (no statement when they are unchanged).
 pub async fn set_roles(
     client: &impl GenericClient,
     team_id: TeamId,
     user_id: Uuid,
     role_ids: &[Uuid],
 ) -> Result<(), StoreError> {
-    client
-        .execute(
-            "DELETE FROM user_roles WHERE team_id = $1 AND user_id = $2 AND NOT (role_id = ANY($3))",
-            &[&team_id.as_uuid(), &user_id, &role_ids],
-        )
+    let remove = client
+        .prepare_cached("DELETE FROM user_roles WHERE team_id = $1 AND user_id = $2 AND NOT (role_id = ANY($3))")
         .await?;
-    client
-        .execute(
+    let add = client
+        .prepare_cached(
             "INSERT INTO user_roles (team_id, user_id, role_id) SELECT $1, $2, unnest($3::uuid[])
              ON CONFLICT DO NOTHING",
-            &[&team_id.as_uuid(), &user_id, &role_ids],
         )
         .await?;
+    let team = team_id.as_uuid();
+    let ids = role_ids.to_vec();
+    client.execute(&remove, &[&team, &user_id, &ids]).await?;
+    client.execute(&add, &[&team, &user_id, &ids]).await?;
     Ok(())
 }
 

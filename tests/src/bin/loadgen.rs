@@ -146,6 +146,15 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     counter_start: u64,
 
+    /// How much the counter advances per request (e.g. 100 to walk `startIndex` pages).
+    #[arg(long, default_value_t = 1)]
+    counter_step: u64,
+
+    /// Wrap the counter after this many distinct values (e.g. the number of seeded
+    /// users, so lookups and updates stay on existing resources).
+    #[arg(long)]
+    counter_wrap: Option<u64>,
+
     /// Print one JSON object instead of the human-readable report.
     #[arg(long)]
     json: bool,
@@ -205,6 +214,8 @@ enum Piece {
     Literal(Bytes),
     /// `{n}`: the per-request counter.
     Counter,
+    /// `{n12}`: the counter zero-padded to 12 digits (the last group of a UUID).
+    Counter12,
     /// `{rand}`: a random `u64`.
     Random,
 }
@@ -225,6 +236,8 @@ impl Template {
             let rest = &source[i..];
             let found = if rest.starts_with(b"{n}") {
                 Some((Piece::Counter, 3))
+            } else if rest.starts_with(b"{n12}") {
+                Some((Piece::Counter12, 5))
             } else if rest.starts_with(b"{rand}") {
                 Some((Piece::Random, 6))
             } else {
@@ -262,7 +275,7 @@ impl Template {
 
     /// Whether the template contains `{n}`.
     fn uses_counter(&self) -> bool {
-        self.pieces.contains(&Piece::Counter)
+        self.pieces.contains(&Piece::Counter) || self.pieces.contains(&Piece::Counter12)
     }
 
     /// Renders the template with counter `n` and random value `random`.
@@ -272,6 +285,15 @@ impl Template {
             match piece {
                 Piece::Literal(bytes) => out.extend_from_slice(bytes),
                 Piece::Counter => push_decimal(&mut out, n),
+                Piece::Counter12 => {
+                    let mut digits = Vec::with_capacity(20);
+                    push_decimal(&mut digits, n);
+                    out.extend(std::iter::repeat_n(
+                        b'0',
+                        12usize.saturating_sub(digits.len()),
+                    ));
+                    out.extend_from_slice(&digits);
+                }
                 Piece::Random => push_decimal(&mut out, random),
             }
         }
@@ -284,7 +306,7 @@ impl Template {
             .iter()
             .map(|piece| match piece {
                 Piece::Literal(bytes) => bytes.len(),
-                Piece::Counter | Piece::Random => 20,
+                Piece::Counter | Piece::Counter12 | Piece::Random => 20,
             })
             .sum()
     }
@@ -422,6 +444,8 @@ struct Config {
     pace: Option<Duration>,
     timeout: Duration,
     counter_start: u64,
+    counter_step: u64,
+    counter_wrap: Option<u64>,
 }
 
 impl Config {
@@ -457,6 +481,8 @@ impl Config {
             pace,
             timeout: args.timeout,
             counter_start: args.counter_start,
+            counter_step: args.counter_step,
+            counter_wrap: args.counter_wrap.filter(|w| *w > 0),
         })
     }
 }
@@ -698,7 +724,12 @@ impl Shared {
     fn request(&self, rng: &mut SplitMix64) -> Result<Request<ReqBody>, http::uri::InvalidUri> {
         let config = &self.config;
         let n = if config.path.uses_counter() || config.body.uses_counter() {
-            self.counter.fetch_add(1, Ordering::Relaxed)
+            let raw = self
+                .counter
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_mul(config.counter_step);
+            let raw = config.counter_wrap.map_or(raw, |w| raw % w);
+            config.counter_start.wrapping_add(raw)
         } else {
             0
         };
@@ -929,7 +960,7 @@ async fn run(config: Arc<Config>, stop: watch::Receiver<bool>) -> anyhow::Result
     let shared = Arc::new(Shared {
         measure_start,
         end: measure_start + config.duration,
-        counter: AtomicU64::new(config.counter_start),
+        counter: AtomicU64::new(0),
         issued: AtomicU64::new(0),
         config,
     });
@@ -1247,6 +1278,13 @@ mod tests {
         assert_eq!(fixed.fixed().unwrap().as_ref(), b"/plain/{path}");
         assert_eq!(Template::parse(b"").fixed().unwrap().len(), 0);
         assert!(!Template::parse(b"{rand}").uses_counter());
+        assert_eq!(
+            Template::parse(b"00000000-0000-4000-8000-{n12}")
+                .render(42, 0)
+                .as_ref(),
+            b"00000000-0000-4000-8000-000000000042"
+        );
+        assert!(Template::parse(b"{n12}").uses_counter());
     }
 
     #[test]

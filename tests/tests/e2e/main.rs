@@ -3,6 +3,8 @@
 
 mod faults;
 mod isolation;
+mod oauth;
 mod operator;
 mod routing;
 mod scim;
+mod scim_agreement;

@@ -270,7 +270,7 @@ async fn entitlement_discovery_and_role_assignment() {
     let uid = uuid::Uuid::parse_str(&boss_id).unwrap();
     let client = stack.worker("us").state.pg.get().await.unwrap();
     assert!(
-        !region_worker::store::roles::user_has(&**client, team, uid, "admin")
+        !region_worker::store::roles::user_has(&client, team, uid, "admin")
             .await
             .unwrap()
     );
@@ -676,4 +676,66 @@ async fn rate_limit_answers_429_with_an_integer_retry_after() {
     assert!(retry >= 1);
     let body: Value = r.json().await.unwrap();
     assert_error(&body, "429");
+}
+
+/// Pages read in order use keyset cursors; a deletion invalidates them, and every
+/// page still matches what OFFSET paging returns.
+#[tokio::test]
+async fn sequential_paging_matches_offset_paging_across_deletes() {
+    let (_stack, scim) = setup().await;
+    let mut ids = Vec::new();
+    for i in 0..9 {
+        let (_, u) = scim
+            .post(
+                "/Users",
+                &okta_user(&format!("s{i}@acme.test"), "S", &i.to_string()),
+            )
+            .await;
+        ids.push(u["id"].as_str().unwrap().to_owned());
+    }
+    async fn walk(scim: &Scim, count: usize) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut start = 1;
+        loop {
+            let (_, page) = scim
+                .get(&format!(
+                    "/Users?startIndex={start}&count={count}&attributes=id"
+                ))
+                .await;
+            let items = page["Resources"].as_array().unwrap().clone();
+            assert!(page["totalResults"].as_u64().unwrap() as usize >= seen.len() + items.len());
+            if items.is_empty() {
+                return seen;
+            }
+            seen.extend(items.iter().map(|u| u["id"].as_str().unwrap().to_owned()));
+            start += items.len();
+        }
+    }
+    let first = walk(&scim, 3).await;
+    assert_eq!(first.len(), 10, "admin + 9");
+    // Again: now every page after the first is read by cursor.
+    assert_eq!(walk(&scim, 3).await, first);
+    // Pages out of order (no cursor for them) agree too.
+    let (_, p3) = scim.get("/Users?startIndex=7&count=3&attributes=id").await;
+    let p3: Vec<String> = p3["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(p3, first[6..9].to_vec());
+    // A deletion shifts every later position: the cursors must not be trusted.
+    assert_eq!(scim.delete(&format!("/Users/{}", ids[1])).await.0, 204);
+    let after: Vec<String> = first.iter().filter(|id| **id != ids[1]).cloned().collect();
+    let (_, p2) = scim.get("/Users?startIndex=4&count=3&attributes=id").await;
+    let p2: Vec<String> = p2["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(p2, after[3..6].to_vec());
+    assert_eq!(walk(&scim, 3).await, after);
+    let (_, total) = scim.get("/Users?count=0").await;
+    assert_eq!(total["totalResults"], 9);
 }

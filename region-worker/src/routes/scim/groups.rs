@@ -6,6 +6,7 @@ use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use deadpool_postgres::GenericClient;
 use serde_json::{Map, Value, json};
 use shared::ids::TeamId;
 use shared::scim::definitions::{GROUP, GROUP_URN};
@@ -17,18 +18,18 @@ use shared::scim::patch::{MemberOp, PatchRequest};
 use shared::scim::value::canonicalize_resource;
 use shared::scope::Scope;
 use time::format_description::well_known::Rfc3339;
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::ScimCaller;
 use super::io::{
     ListParams, ScimFailure, ScimJson, check_if_match, etag, not_modified, reply, require_schema,
 };
+use super::listing;
 use super::users::base_url;
 use crate::state::AppState;
-use crate::store::StoreError;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::groups::{self, GroupColumns, GroupRecord, Member};
+use crate::store::{StoreError, cursors};
 use shared::scim::projection::Projection;
 
 type Result<T> = std::result::Result<T, ScimFailure>;
@@ -131,16 +132,11 @@ pub async fn list(
         None => None,
     };
     let client = state.pg.get().await.map_err(StoreError::from)?;
-    let (total, records) = groups::list(
-        &**client,
-        caller.team_id,
-        sql.as_ref(),
-        paging.offset(),
-        paging.limit(),
-    )
-    .await?;
+    let (total, records) =
+        listing::page::<GroupRecord>(&state, &client, caller.team_id, sql.as_ref(), &paging)
+            .await?;
     let base = base_url(&state, caller.team_id);
-    let resources = render_all(&**client, caller.team_id, &records, &base, &projection).await?;
+    let resources = render_all(&client, caller.team_id, &records, &base, &projection).await?;
     let body = ListResponse::new(u64::try_from(total).unwrap_or(0), &paging, resources).to_json();
     Ok(reply(StatusCode::OK, &body, None, None))
 }
@@ -162,7 +158,7 @@ pub async fn read(
         &GROUP,
     )?;
     let client = state.pg.get().await.map_err(StoreError::from)?;
-    let rec = groups::get(&**client, caller.team_id, id, false)
+    let rec = groups::get(&client, caller.team_id, id, false)
         .await?
         .ok_or_else(not_found)?;
     if let Some(r) = not_modified(&headers, rec.version) {
@@ -170,7 +166,7 @@ pub async fn read(
     }
     let base = base_url(&state, caller.team_id);
     let mut out = render_all(
-        &**client,
+        &client,
         caller.team_id,
         std::slice::from_ref(&rec),
         &base,
@@ -265,11 +261,11 @@ pub async fn create(
     let team = caller.team_id;
     let mut client = state.pg.get().await.map_err(StoreError::from)?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
-    require_users(&*tx, team, &members).await?;
-    let rec = groups::insert(&*tx, team, Uuid::new_v4(), &cols, &resource).await?;
-    groups::add_members(&*tx, team, rec.id, &members).await?;
+    require_users(&tx, team, &members).await?;
+    let rec = groups::insert(&tx, team, Uuid::new_v4(), &cols, &resource).await?;
+    groups::add_members(&tx, team, rec.id, &members).await?;
     audit::record(
-        &*tx,
+        &tx,
         &AuditEvent {
             team_id: Some(team),
             actor: &caller.actor,
@@ -281,7 +277,7 @@ pub async fn create(
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
     let base = base_url(&state, team);
-    let loaded = groups::members_of(&**client, team, &[rec.id]).await?;
+    let loaded = groups::members_of(&client, team, &[rec.id]).await?;
     let body = render(
         &rec,
         Some(loaded.get(&rec.id).map(Vec::as_slice).unwrap_or_default()),
@@ -317,17 +313,17 @@ pub async fn replace(
     let team = caller.team_id;
     let mut client = state.pg.get().await.map_err(StoreError::from)?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
-    let existing = groups::get(&*tx, team, id, true)
+    let existing = groups::get(&tx, team, id, true)
         .await?
         .ok_or_else(not_found)?;
     check_if_match(&headers, existing.version)?;
     if let Some(m) = &members {
-        require_users(&*tx, team, m).await?;
-        groups::replace_members(&*tx, team, id, m).await?;
+        require_users(&tx, team, m).await?;
+        groups::replace_members(&tx, team, id, m).await?;
     }
-    let rec = groups::update(&*tx, team, id, &cols, &resource).await?;
+    let rec = groups::update(&tx, team, id, &cols, &resource).await?;
     audit::record(
-        &*tx,
+        &tx,
         &AuditEvent {
             team_id: Some(team),
             actor: &caller.actor,
@@ -343,7 +339,7 @@ pub async fn replace(
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
     let base = base_url(&state, team);
-    let loaded = groups::members_of(&**client, team, &[id]).await?;
+    let loaded = groups::members_of(&client, team, &[id]).await?;
     let body = render(
         &rec,
         Some(loaded.get(&id).map(Vec::as_slice).unwrap_or_default()),
@@ -375,11 +371,22 @@ pub async fn patch(
     let team = caller.team_id;
     let mut client = state.pg.get().await.map_err(StoreError::from)?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
-    // The row lock serialises writers of this group; memberships are rows, so even
-    // without it no concurrent addition could be lost.
-    let existing = groups::get(&*tx, team, id, true)
-        .await?
-        .ok_or_else(not_found)?;
+    // Adding and removing members are row operations that never lose a concurrent
+    // change, so they run in parallel under a key-share lock (the group cannot be
+    // deleted meanwhile). Attribute changes, full replacement of the members and
+    // If-Match need the group to themselves.
+    let exclusive = !plan.resource_ops.operations.is_empty()
+        || headers.contains_key(axum::http::header::IF_MATCH)
+        || plan
+            .member_ops
+            .iter()
+            .any(|op| matches!(op, MemberOp::Replace(_) | MemberOp::RemoveAll));
+    let existing = if exclusive {
+        groups::get(&tx, team, id, true).await?
+    } else {
+        groups::get_for_membership(&tx, team, id).await?
+    }
+    .ok_or_else(not_found)?;
     check_if_match(&headers, existing.version)?;
     let mut detail = Map::new();
     let mut rec = existing.clone();
@@ -395,7 +402,7 @@ pub async fn patch(
             obj.remove("members");
         }
         let cols = columns(&doc)?;
-        rec = groups::update(&*tx, team, id, &cols, &doc).await?;
+        rec = groups::update(&tx, team, id, &cols, &doc).await?;
         detail.insert("before".into(), existing.resource.clone());
         detail.insert("after".into(), rec.resource.clone());
     }
@@ -404,35 +411,34 @@ pub async fn patch(
         match op {
             MemberOp::Add(values) => {
                 let ids = member_ids(values, true)?;
-                require_users(&*tx, team, &ids).await?;
-                groups::add_members(&*tx, team, id, &ids).await?;
+                require_users(&tx, team, &ids).await?;
+                groups::add_members(&tx, team, id, &ids).await?;
                 member_changes.push(json!({ "add": summary(&ids) }));
             }
             MemberOp::Remove(values) => {
                 let ids = member_ids(values, false)?;
-                groups::remove_members(&*tx, team, id, &ids).await?;
+                groups::remove_members(&tx, team, id, &ids).await?;
                 member_changes.push(json!({ "remove": summary(&ids) }));
             }
             MemberOp::RemoveAll => {
-                groups::replace_members(&*tx, team, id, &[]).await?;
+                groups::replace_members(&tx, team, id, &[]).await?;
                 member_changes.push(json!({ "removeAll": true }));
             }
             MemberOp::Replace(values) => {
                 let ids = member_ids(values, true)?;
-                require_users(&*tx, team, &ids).await?;
-                groups::replace_members(&*tx, team, id, &ids).await?;
+                require_users(&tx, team, &ids).await?;
+                groups::replace_members(&tx, team, id, &ids).await?;
                 member_changes.push(json!({ "replace": summary(&ids) }));
             }
         }
     }
     if !member_changes.is_empty() {
-        if plan.resource_ops.operations.is_empty() {
-            rec = groups::touch(&*tx, team, id).await?;
-        }
+        let change = groups::record_member_change(&tx, team, id).await?;
+        rec = rec.with_member_change(change);
         detail.insert("members".into(), Value::Array(member_changes));
     }
     audit::record(
-        &*tx,
+        &tx,
         &AuditEvent {
             team_id: Some(team),
             actor: &caller.actor,
@@ -457,7 +463,7 @@ pub async fn patch(
     )?;
     let base = base_url(&state, team);
     let mut out = render_all(
-        &**client,
+        &client,
         team,
         std::slice::from_ref(&rec),
         &base,
@@ -485,13 +491,14 @@ pub async fn delete(
     let team = caller.team_id;
     let mut client = state.pg.get().await.map_err(StoreError::from)?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
-    let existing = groups::get(&*tx, team, id, true)
+    let existing = groups::get(&tx, team, id, true)
         .await?
         .ok_or_else(not_found)?;
     check_if_match(&headers, existing.version)?;
-    groups::delete(&*tx, team, id).await?;
+    groups::delete(&tx, team, id).await?;
+    cursors::invalidate(&state.redis, "groups", team).await?;
     audit::record(
-        &*tx,
+        &tx,
         &AuditEvent {
             team_id: Some(team),
             actor: &caller.actor,

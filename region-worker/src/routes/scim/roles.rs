@@ -62,7 +62,7 @@ pub async fn list(
     };
     let client = state.pg.get().await.map_err(StoreError::from)?;
     let base = base_url(&state, caller.team_id);
-    let all: Vec<Value> = roles::list(&**client, caller.team_id)
+    let all: Vec<Value> = roles::list(&client, caller.team_id)
         .await?
         .iter()
         .map(|r| render(r, &base))
@@ -86,7 +86,7 @@ pub async fn read(
     caller.require(Scope::EntitlementsRead)?;
     let client = state.pg.get().await.map_err(StoreError::from)?;
     let base = base_url(&state, caller.team_id);
-    let role = roles::list(&**client, caller.team_id)
+    let role = roles::list(&client, caller.team_id)
         .await?
         .into_iter()
         .find(|r| r.id.to_string().eq_ignore_ascii_case(id.trim()))

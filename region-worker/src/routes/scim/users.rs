@@ -17,18 +17,19 @@ use shared::scim::patch::PatchRequest;
 use shared::scim::value::canonicalize_resource;
 use shared::scope::Scope;
 use time::format_description::well_known::Rfc3339;
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::ScimCaller;
 use super::io::{
     ListParams, ScimFailure, ScimJson, check_if_match, etag, not_modified, reply, require_schema,
 };
+use super::listing;
 use crate::state::AppState;
+use crate::store::StoreError;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::roles::{self, Role};
-use crate::store::tokens;
 use crate::store::users::{self, UserColumns, UserRecord};
+use crate::store::{cursors, tokens};
 use shared::scim::projection::Projection;
 
 type Result<T> = std::result::Result<T, ScimFailure>;
@@ -54,13 +55,9 @@ fn timestamp(t: time::OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-/// The full SCIM representation of a stored user.
-pub fn render(
-    rec: &UserRecord,
-    roles: &[(Uuid, String)],
-    groups: &[(Uuid, String)],
-    base: &str,
-) -> Value {
+/// The full SCIM representation of a stored user (with the roles and groups it was
+/// read with).
+pub fn render(rec: &UserRecord, base: &str) -> Value {
     let mut v = match &rec.resource {
         Value::Object(m) => m.clone(),
         _ => Map::new(),
@@ -70,15 +67,17 @@ pub fn render(
     if !v.contains_key("schemas") {
         v.insert("schemas".into(), json!([USER_URN]));
     }
-    if !roles.is_empty() {
-        let list: Vec<Value> = roles
+    if !rec.roles.is_empty() {
+        let list: Vec<Value> = rec
+            .roles
             .iter()
             .map(|(id, name)| json!({ "value": id, "display": name }))
             .collect();
         v.insert("roles".into(), Value::Array(list));
     }
-    if !groups.is_empty() {
-        let list: Vec<Value> = groups
+    if !rec.groups.is_empty() {
+        let list: Vec<Value> = rec
+            .groups
             .iter()
             .map(|(id, name)| json!({ "value": id, "display": name, "$ref": format!("{base}/Groups/{id}"), "type": "direct" }))
             .collect();
@@ -95,39 +94,6 @@ pub fn render(
         }),
     );
     Value::Object(v)
-}
-
-/// Renders users with their roles and groups (two queries for the whole page).
-async fn render_all(
-    client: &impl GenericClient,
-    team_id: TeamId,
-    records: &[UserRecord],
-    base: &str,
-    projection: &Projection,
-) -> Result<Vec<Value>> {
-    let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
-    let roles = if projection.returns("roles") {
-        users::roles_of(client, team_id, &ids).await?
-    } else {
-        Default::default()
-    };
-    let groups = if projection.returns("groups") {
-        users::groups_of(client, team_id, &ids).await?
-    } else {
-        Default::default()
-    };
-    Ok(records
-        .iter()
-        .map(|r| {
-            let v = render(
-                r,
-                roles.get(&r.id).map(Vec::as_slice).unwrap_or_default(),
-                groups.get(&r.id).map(Vec::as_slice).unwrap_or_default(),
-                base,
-            );
-            projection.apply(&v)
-        })
-        .collect())
 }
 
 /// `GET /Users`: filter, paging, projection. An unmatched filter is an empty list.
@@ -163,21 +129,14 @@ pub async fn list(
         )?),
         None => None,
     };
-    let client = state
-        .pg
-        .get()
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    let (total, records) = users::list(
-        &**client,
-        caller.team_id,
-        sql.as_ref(),
-        paging.offset(),
-        paging.limit(),
-    )
-    .await?;
+    let client = state.pg.get().await.map_err(StoreError::from)?;
+    let (total, records) =
+        listing::page::<UserRecord>(&state, &client, caller.team_id, sql.as_ref(), &paging).await?;
     let base = base_url(&state, caller.team_id);
-    let resources = render_all(&**client, caller.team_id, &records, &base, &projection).await?;
+    let resources: Vec<Value> = records
+        .iter()
+        .map(|r| projection.apply(&render(r, &base)))
+        .collect();
     let body = ListResponse::new(u64::try_from(total).unwrap_or(0), &paging, resources).to_json();
     Ok(reply(StatusCode::OK, &body, None, None))
 }
@@ -198,27 +157,15 @@ pub async fn read(
         params.excluded_attributes.as_deref(),
         &USER,
     )?;
-    let client = state
-        .pg
-        .get()
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    let rec = users::get(&**client, caller.team_id, id, false)
+    let client = state.pg.get().await.map_err(StoreError::from)?;
+    let rec = users::get(&client, caller.team_id, id, false)
         .await?
         .ok_or_else(not_found)?;
     if let Some(r) = not_modified(&headers, rec.version) {
         return Ok(r);
     }
     let base = base_url(&state, caller.team_id);
-    let mut out = render_all(
-        &**client,
-        caller.team_id,
-        std::slice::from_ref(&rec),
-        &base,
-        &projection,
-    )
-    .await?;
-    let body = out.pop().unwrap_or(Value::Null);
+    let body = projection.apply(&render(&rec, &base));
     Ok(reply(
         StatusCode::OK,
         &body,
@@ -266,6 +213,7 @@ fn take_roles(resource: &mut Value, roles: &[Role]) -> Result<Option<Vec<Uuid>>>
     Ok(Some(ids))
 }
 
+/// `(id, display name)` of the roles with these ids, in the roles' order.
 fn role_refs(ids: &[Uuid], roles: &[Role]) -> Vec<(Uuid, String)> {
     roles
         .iter()
@@ -329,16 +277,9 @@ pub async fn create(
     require_schema(&body, USER_URN)?;
     let mut resource = canonicalize_resource(&body, &USER)?;
     let team = caller.team_id;
-    let mut client = state
-        .pg
-        .get()
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    let tx = client
-        .transaction()
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    let roles = roles::list(&*tx, team).await?;
+    let mut client = state.pg.get().await.map_err(StoreError::from)?;
+    let tx = client.transaction().await.map_err(StoreError::from)?;
+    let roles = roles::list(&tx, team).await?;
     let role_ids = match take_roles(&mut resource, &roles)? {
         Some(ids) => ids,
         None => roles
@@ -348,25 +289,27 @@ pub async fn create(
             .collect(),
     };
     let cols = columns(&resource)?;
-    let (rec, action, deactivated) =
-        match users::insert(&*tx, team, Uuid::new_v4(), &cols, &resource, "scim").await? {
+    let (mut rec, action, deactivated) =
+        match users::insert(&tx, team, Uuid::new_v4(), &cols, &resource, "scim").await? {
             Some(rec) => (rec, "scim.user.created", false),
             None => {
-                let existing = users::get_by_user_name(&*tx, team, &cols.user_name)
+                let existing = users::get_by_user_name(&tx, team, &cols.user_name)
                     .await?
                     .ok_or_else(|| conflict(&cols))?;
                 if existing.source == "scim" || existing.external_id.is_some() {
                     return Err(conflict(&cols));
                 }
                 let bump = existing.active && !cols.active;
-                let rec =
-                    users::update(&*tx, team, existing.id, &cols, &resource, "scim", bump).await?;
+                let mut rec =
+                    users::update(&tx, team, existing.id, &cols, &resource, "scim", bump).await?;
+                rec.groups = existing.groups;
                 (rec, "scim.user.linked", bump)
             }
         };
-    users::set_roles(&*tx, team, rec.id, &role_ids).await?;
+    users::set_roles(&tx, team, rec.id, &role_ids).await?;
+    rec.roles = role_refs(&role_ids, &roles);
     audit::record(
-        &*tx,
+        &tx,
         &AuditEvent {
             team_id: Some(team),
             actor: &caller.actor,
@@ -379,62 +322,74 @@ pub async fn create(
     if deactivated {
         tokens::publish_user_epoch(&state.redis, team, rec.id, rec.token_epoch).await?;
     }
-    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    tx.commit().await.map_err(StoreError::from)?;
     let base = base_url(&state, team);
-    let groups = users::groups_of(&**client, team, &[rec.id]).await?;
-    let body = render(
-        &rec,
-        &role_refs(&role_ids, &roles),
-        groups.get(&rec.id).map(Vec::as_slice).unwrap_or_default(),
-        &base,
-    );
     let location = format!("{base}/Users/{}", rec.id);
     Ok(reply(
         StatusCode::CREATED,
-        &body,
+        &render(&rec, &base),
         Some(rec.version),
         Some(&location),
     ))
 }
 
-/// Writes a new state of an existing user (PUT and PATCH share it): columns, roles,
-/// revocation on deactivation, audit; then renders the result.
-#[allow(clippy::too_many_arguments)]
+/// Computes a user's new state from the locked current one (PUT and PATCH differ only
+/// here): the canonical resource and, when the request set them, the role ids.
+type Change<'a> =
+    Box<dyn FnOnce(&UserRecord, &[Role]) -> Result<(Value, Option<Vec<Uuid>>)> + Send + 'a>;
+
+/// Writes a new state of an existing user: columns, roles, revocation on
+/// deactivation, audit; then renders the result.
 async fn save(
     state: &AppState,
     caller: &ScimCaller,
-    mut client: deadpool_postgres::Object,
-    tx_body: impl FnOnce(&UserRecord, &[Role]) -> Result<(Value, Option<Vec<Uuid>>)>,
     id: Uuid,
     headers: &HeaderMap,
     action: &str,
+    change: Change<'_>,
 ) -> Result<Response> {
     let team = caller.team_id;
-    let tx = client
-        .transaction()
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    let existing = users::get(&*tx, team, id, true)
+    let mut client = state.pg.get().await.map_err(StoreError::from)?;
+    let tx = client.transaction().await.map_err(StoreError::from)?;
+    let existing = users::get(&tx, team, id, true)
         .await?
         .ok_or_else(not_found)?;
     check_if_match(headers, existing.version)?;
-    let roles = roles::list(&*tx, team).await?;
-    let (resource, role_ids) = tx_body(&existing, &roles)?;
+    let roles = roles::list(&tx, team).await?;
+    let (resource, role_ids) = change(&existing, &roles)?;
     let cols = columns(&resource)?;
-    let bump = existing.active && !cols.active;
-    let rec = match users::update(&*tx, team, id, &cols, &resource, &existing.source, bump).await {
+    let deactivated = existing.active && !cols.active;
+    let mut rec = match users::update(
+        &tx,
+        team,
+        id,
+        &cols,
+        &resource,
+        &existing.source,
+        deactivated,
+    )
+    .await
+    {
         Ok(rec) => rec,
         Err(e) if e.is_unique_violation() => return Err(conflict(&cols)),
         Err(e) => return Err(e.into()),
     };
-    if let Some(ids) = &role_ids {
-        users::set_roles(&*tx, team, id, ids).await?;
-    }
+    let current_ids: Vec<Uuid> = existing.roles.iter().map(|(rid, _)| *rid).collect();
     let mut detail = changes(&existing.resource, &rec.resource);
-    if let (Some(ids), Some(obj)) = (&role_ids, detail.as_object_mut()) {
-        obj.insert("roles".into(), json!(ids));
+    match role_ids {
+        Some(ids) if ids != current_ids => {
+            users::set_roles(&tx, team, id, &ids).await?;
+            if let Some(obj) = detail.as_object_mut() {
+                obj.insert(
+                    "roles".into(),
+                    json!({ "before": current_ids, "after": ids }),
+                );
+            }
+            rec.roles = role_refs(&ids, &roles);
+        }
+        _ => rec.roles = existing.roles.clone(),
     }
-    let deactivated = bump;
+    rec.groups = existing.groups.clone();
     let action = if deactivated {
         "scim.user.deactivated"
     } else if !existing.active && cols.active {
@@ -443,7 +398,7 @@ async fn save(
         action
     };
     audit::record(
-        &*tx,
+        &tx,
         &AuditEvent {
             team_id: Some(team),
             actor: &caller.actor,
@@ -458,21 +413,14 @@ async fn save(
         // needlessly until re-read, never accepted wrongly.
         tokens::publish_user_epoch(&state.redis, team, id, rec.token_epoch).await?;
     }
-    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    tx.commit().await.map_err(StoreError::from)?;
     let base = base_url(state, team);
-    let role_now = users::roles_of(&**client, team, &[id]).await?;
-    let groups = users::groups_of(&**client, team, &[id]).await?;
-    let body = render(
-        &rec,
-        role_now.get(&id).map(Vec::as_slice).unwrap_or_default(),
-        groups.get(&id).map(Vec::as_slice).unwrap_or_default(),
-        &base,
-    );
+    let location = format!("{base}/Users/{id}");
     Ok(reply(
         StatusCode::OK,
-        &body,
+        &render(&rec, &base),
         Some(rec.version),
-        Some(&format!("{base}/Users/{id}")),
+        Some(&location),
     ))
 }
 
@@ -495,24 +443,11 @@ pub async fn replace(
         return Err(ScimError::bad_request(ScimType::Mutability, "id cannot be changed").into());
     }
     let mut resource = canonicalize_resource(&body, &USER)?;
-    let client = state
-        .pg
-        .get()
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    save(
-        &state,
-        &caller,
-        client,
-        move |_, roles| {
-            let ids = take_roles(&mut resource, roles)?;
-            Ok((resource, ids))
-        },
-        id,
-        &headers,
-        "scim.user.replaced",
-    )
-    .await
+    let change: Change = Box::new(move |_, roles| {
+        let ids = take_roles(&mut resource, roles)?;
+        Ok((resource, ids))
+    });
+    save(&state, &caller, id, &headers, "scim.user.replaced", change).await
 }
 
 /// `PATCH /Users/{id}`: every operation applies, or none (OKTA.md §1, RFC 7644 §3.5.2).
@@ -526,51 +461,39 @@ pub async fn patch(
     caller.require(Scope::ScimWrite)?;
     let id = parse_id(&id)?;
     let request = PatchRequest::parse(&body, &USER)?;
-    let client = state
-        .pg
-        .get()
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    let current_roles = users::roles_of(&**client, caller.team_id, &[id]).await?;
-    save(
-        &state,
-        &caller,
-        client,
-        move |existing, roles| {
-            let mut doc = existing.resource.clone();
-            if let Some(obj) = doc.as_object_mut() {
-                obj.insert("id".into(), json!(id));
-                obj.insert("active".into(), json!(existing.active));
-                if let Some(list) = current_roles.get(&id).filter(|l| !l.is_empty()) {
-                    let values: Vec<Value> = list
-                        .iter()
-                        .map(|(rid, name)| json!({ "value": rid, "display": name }))
-                        .collect();
-                    obj.insert("roles".into(), Value::Array(values));
-                }
+    let change: Change = Box::new(move |existing, roles| {
+        let mut doc = existing.resource.clone();
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("id".into(), json!(id));
+            obj.insert("active".into(), json!(existing.active));
+            if !existing.roles.is_empty() {
+                let values: Vec<Value> = existing
+                    .roles
+                    .iter()
+                    .map(|(rid, name)| json!({ "value": rid, "display": name }))
+                    .collect();
+                obj.insert("roles".into(), Value::Array(values));
             }
-            request.apply(&mut doc, &id.to_string())?;
-            if let Some(obj) = doc.as_object_mut() {
-                obj.remove("id");
-                obj.remove("meta");
-                obj.remove("groups");
-            }
-            let ids = take_roles(&mut doc, roles)?.or_else(|| {
-                Some(
-                    roles
-                        .iter()
-                        .filter(|r| r.is_default)
-                        .map(|r| r.id)
-                        .collect(),
-                )
-            });
-            Ok((doc, ids))
-        },
-        id,
-        &headers,
-        "scim.user.patched",
-    )
-    .await
+        }
+        request.apply(&mut doc, &id.to_string())?;
+        if let Some(obj) = doc.as_object_mut() {
+            obj.remove("id");
+            obj.remove("meta");
+            obj.remove("groups");
+        }
+        // A PATCH that removes every role leaves the default one.
+        let ids = take_roles(&mut doc, roles)?.or_else(|| {
+            Some(
+                roles
+                    .iter()
+                    .filter(|r| r.is_default)
+                    .map(|r| r.id)
+                    .collect(),
+            )
+        });
+        Ok((doc, ids))
+    });
+    save(&state, &caller, id, &headers, "scim.user.patched", change).await
 }
 
 /// `DELETE /Users/{id}`: `204`, then `404`. Ends the user's sessions and tokens.
@@ -583,22 +506,15 @@ pub async fn delete(
     caller.require(Scope::ScimWrite)?;
     let id = parse_id(&id)?;
     let team = caller.team_id;
-    let mut client = state
-        .pg
-        .get()
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    let tx = client
-        .transaction()
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    let existing = users::get(&*tx, team, id, true)
+    let mut client = state.pg.get().await.map_err(StoreError::from)?;
+    let tx = client.transaction().await.map_err(StoreError::from)?;
+    let existing = users::get(&tx, team, id, true)
         .await?
         .ok_or_else(not_found)?;
     check_if_match(&headers, existing.version)?;
-    let epoch = users::delete(&*tx, team, id).await?.ok_or_else(not_found)?;
+    let epoch = users::delete(&tx, team, id).await?.ok_or_else(not_found)?;
     audit::record(
-        &*tx,
+        &tx,
         &AuditEvent {
             team_id: Some(team),
             actor: &caller.actor,
@@ -609,6 +525,7 @@ pub async fn delete(
     )
     .await?;
     tokens::publish_user_epoch(&state.redis, team, id, epoch).await?;
-    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    cursors::invalidate(&state.redis, "users", team).await?;
+    tx.commit().await.map_err(StoreError::from)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

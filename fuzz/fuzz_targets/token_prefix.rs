@@ -1,0 +1,6 @@
+//! Fuzz target `token_prefix`. The checks live in the library, so that
+//! `tests/seeds.rs` replays the seeds through them on stable.
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| closedloop_fuzz::token_prefix::check(data));

@@ -1,0 +1,65 @@
+//! `POST /api/okta/scim/oauth/token` on the API host: parses the form, authenticates
+//! the client, and hands the grant to [`super::code_grant`] or [`super::refresh_grant`].
+//! Every answer carries `Cache-Control: no-store`; every error is an
+//! [`OAuthError`](super::error::OAuthError).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+
+use super::error::OAuthError;
+use super::issue::TokenResponse;
+use super::params::Params;
+use super::{client_auth, code_grant, refresh_grant};
+use crate::state::AppState;
+
+/// The token endpoint.
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match exchange(&state, &headers, &body).await {
+        Ok(tokens) => tokens.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Whether the body is declared as a form (RFC 6749 §4.1.3 requires it).
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+async fn exchange(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<TokenResponse, OAuthError> {
+    let server = state
+        .config
+        .scim_oauth
+        .as_ref()
+        .ok_or(OAuthError::NotConfigured)?;
+    if !is_form(headers) {
+        return Err(OAuthError::InvalidRequest(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let params = Params::parse(body);
+    if params.first_repeated().is_some() {
+        return Err(OAuthError::InvalidRequest("a parameter is repeated"));
+    }
+    client_auth::authenticate(server, headers, &params)?;
+    match params.get("grant_type")? {
+        Some("authorization_code") => code_grant::redeem(state, server, &params).await,
+        Some("refresh_token") => refresh_grant::rotate(state, server, &params).await,
+        Some(_) => Err(OAuthError::UnsupportedGrantType(
+            "grant_type must be authorization_code or refresh_token",
+        )),
+        None => Err(OAuthError::InvalidRequest("grant_type is required")),
+    }
+}
