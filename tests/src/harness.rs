@@ -51,18 +51,11 @@ pub fn with_database(url: &str, db: &str) -> String {
     format!("{}/{db}", &base[..cut])
 }
 
-/// The name of the migrated template: it changes whenever a migration does.
+/// The name of the migrated template: it changes whenever the migrations compiled
+/// into the worker do.
 fn template_name() -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../region-worker/migrations");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.sort();
-    let mut h = Sha256::new();
-    for f in files {
-        h.update(std::fs::read(&f).unwrap_or_default());
-    }
-    format!("clt_tmpl_{}", &hex_of(&h.finalize())[..16])
+    let digest = Sha256::digest(region_worker::store::pg::migrations_fingerprint().as_bytes());
+    format!("clt_tmpl_{}", &hex_of(&digest)[..16])
 }
 
 fn hex_of(bytes: &[u8]) -> String {

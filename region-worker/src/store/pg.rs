@@ -36,6 +36,18 @@ pub fn pool(url: &str, size: usize, timeout: Duration) -> anyhow::Result<Pool> {
         .build()?)
 }
 
+/// A fingerprint of the migrations compiled into this binary (names and checksums),
+/// so that a test template built by one binary is never mistaken for another's.
+pub fn migrations_fingerprint() -> String {
+    let runner = embedded::migrations::runner();
+    runner
+        .get_migrations()
+        .iter()
+        .map(|m| format!("{}:{:016x}", m.name(), m.checksum()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Applies every pending migration, holding an advisory lock so that replicas
 /// starting together do not race.
 pub async fn migrate(client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
