@@ -13,6 +13,12 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need+=(postgresql)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+# The Okta sign-in tests: headless Chromium driven over WebDriver, and an independent
+# OpenID Provider (tests/oidc-provider, oidc-provider on Node.js).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if ((${#need[@]})); then
   echo "installing ${need[*]}…"
   as_root apt-get update -qq
@@ -61,6 +67,13 @@ fi
 # Databases left by earlier runs (one per test) are dropped; migrated templates stay.
 psql "$CLOSEDLOOP_TEST_PG" -Atqc "select datname from pg_database where datname like 'clt\_%' and not datistemplate" |
   while read -r db; do psql "$CLOSEDLOOP_TEST_PG" -qc "drop database if exists \"$db\"" >/dev/null || true; done
+
+# The OpenID Provider's packages, exactly as locked.
+if [ ! -d tests/oidc-provider/node_modules/oidc-provider ]; then
+  (cd tests/oidc-provider && npm ci --no-audit --no-fund --silent)
+fi
+# Those tests fail rather than skip when their tools are missing.
+export CLOSEDLOOP_REQUIRE_BROWSER=1 CLOSEDLOOP_REQUIRE_NODE=1
 
 echo "test stores: postgres ${CLOSEDLOOP_TEST_PG%%/postgres}, redis $CLOSEDLOOP_TEST_REDIS"
 cargo build --workspace --bins

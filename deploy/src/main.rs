@@ -66,7 +66,8 @@ fn region_map(regions: &[LocalRegion], gateway_port: u16, gateway_admin: u16) ->
         text.push_str(&format!(
             "\n[regions.{id}]\napp_url = \"http://{app}:{gateway_port}\"\napi_url = \"http://{api}:{gateway_port}\"\n\
              workers = [\"127.0.0.1:{wp}\"]\nworker_listen = \"127.0.0.1:{wp}\"\nworker_admin_listen = \"127.0.0.1:{ap}\"\n\
-             postgres = {{ env = \"{env}_DATABASE_URL\" }}\nredis = {{ env = \"{env}_REDIS_URL\" }}\n",
+             postgres = {{ env = \"{env}_DATABASE_URL\" }}\nredis = {{ env = \"{env}_REDIS_URL\" }}\n\
+             encryption_key = {{ env = \"{env}_ENCRYPTION_KEY\" }}\n",
             id = r.id,
             app = r.app_host,
             api = r.api_host,
@@ -75,6 +76,35 @@ fn region_map(regions: &[LocalRegion], gateway_port: u16, gateway_admin: u16) ->
         ));
     }
     text
+}
+
+/// The region's encryption key (64 hex digits) from `path`, made from 32 bytes of the
+/// OS's randomness on first run and kept there: Okta client secrets sealed under it
+/// must open on the next run too.
+fn region_key(path: &Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let key = text.trim().to_owned();
+        if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(key);
+        }
+        bail!("{} does not hold a 64-hex-digit key", path.display());
+    }
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for a region key")?;
+    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, format!("{key}\n"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(key)
 }
 
 fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
@@ -121,6 +151,10 @@ async fn main() -> anyhow::Result<()> {
             pg.url("closedloop"),
         ));
         envs.push((format!("{}_REDIS_URL", r.env_prefix()), redis.url()));
+        envs.push((
+            format!("{}_ENCRYPTION_KEY", r.env_prefix()),
+            region_key(&dir.join(r.id).join("encryption-key"))?,
+        ));
         stores.push((pg, redis));
     }
 
@@ -174,6 +208,9 @@ async fn main() -> anyhow::Result<()> {
                 "env": {
                     format!("{}_DATABASE_URL", r.env_prefix()): pg.url("closedloop"),
                     format!("{}_REDIS_URL", r.env_prefix()): redis.url(),
+                    // Local stack only: the operator commands need the key too.
+                    format!("{}_ENCRYPTION_KEY", r.env_prefix()):
+                        region_key(&dir.join(r.id).join("encryption-key"))?,
                 },
                 "demo_workspace": workspace,
             }),

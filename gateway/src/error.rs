@@ -12,7 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response, StatusCode};
 use hyper_util::client::legacy::Error as ClientError;
 use serde::Serialize;
@@ -28,9 +28,31 @@ pub(crate) enum ProxyError {
         /// The host the client sent, if any and if printable.
         host: Option<String>,
     },
+    /// On a TLS connection, the request's host is not the one named in the handshake.
+    #[error("host {host:?} does not match the TLS server name")]
+    SniMismatch {
+        /// The host the client sent.
+        host: String,
+    },
     /// A `CONNECT` request: the gateway does not open tunnels.
     #[error("CONNECT is not supported")]
     ConnectMethod,
+    /// The request line and headers exceed `max_header_bytes`.
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    /// The request body exceeds `max_body_bytes`.
+    #[error("request body too large")]
+    BodyTooLarge,
+    /// The client had not finished sending its body when the request timed out.
+    #[error("the client did not send its request in time")]
+    ClientTimeout,
+    /// No worker of the region is available: all are unhealthy, ejected or refused the
+    /// connection. The other regions are unaffected.
+    #[error("no worker of the region is available")]
+    Unavailable,
+    /// The connection exceeded a connection limit (answered on a shed connection).
+    #[error("too many connections")]
+    Overloaded,
     /// No connection to any tried worker could be made: the request reached no worker.
     #[error("could not connect to the worker")]
     Connect(#[source] ClientError),
@@ -73,6 +95,18 @@ struct ErrorBody<'a> {
 
 const METHOD_NOT_ALLOWED: &str =
     r#"{"error":"method_not_allowed","message":"CONNECT is not supported"}"#;
+const HEADERS_TOO_LARGE: &str =
+    r#"{"error":"request_header_fields_too_large","message":"the request headers are too large"}"#;
+const BODY_TOO_LARGE: &str =
+    r#"{"error":"payload_too_large","message":"the request body is too large"}"#;
+const REQUEST_TIMEOUT: &str =
+    r#"{"error":"request_timeout","message":"the request was not received in time"}"#;
+const UNAVAILABLE: &str = r#"{"error":"service_unavailable","message":"the service is temporarily unavailable; try again"}"#;
+const OVERLOADED: &str = r#"{"error":"overloaded","message":"too many connections; try again"}"#;
+
+/// `Retry-After` of the gateway's `503`s: long enough for a health check or an
+/// ejection back-off to move on, short enough not to idle a client.
+pub(crate) const RETRY_AFTER_SECS: &str = "1";
 const BAD_GATEWAY: &str =
     r#"{"error":"bad_gateway","message":"the service is temporarily unreachable; try again"}"#;
 const GATEWAY_TIMEOUT: &str =
@@ -91,8 +125,14 @@ impl ProxyError {
     /// The status the client receives.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            ProxyError::Misdirected { .. } => StatusCode::MISDIRECTED_REQUEST,
+            ProxyError::Misdirected { .. } | ProxyError::SniMismatch { .. } => {
+                StatusCode::MISDIRECTED_REQUEST
+            }
             ProxyError::ConnectMethod => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::Unavailable | ProxyError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Connect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -101,7 +141,14 @@ impl ProxyError {
     /// What went wrong with the worker; `None` when the error is not about a worker.
     pub(crate) fn upstream_kind(&self) -> Option<UpstreamErrorKind> {
         match self {
-            ProxyError::Misdirected { .. } | ProxyError::ConnectMethod => None,
+            ProxyError::Misdirected { .. }
+            | ProxyError::SniMismatch { .. }
+            | ProxyError::ConnectMethod
+            | ProxyError::HeadersTooLarge
+            | ProxyError::BodyTooLarge
+            | ProxyError::ClientTimeout
+            | ProxyError::Unavailable
+            | ProxyError::Overloaded => None,
             ProxyError::Connect(_) => Some(UpstreamErrorKind::Connect),
             ProxyError::Upstream(_) => Some(UpstreamErrorKind::Request),
             ProxyError::Timeout(_) => Some(UpstreamErrorKind::Timeout),
@@ -123,7 +170,20 @@ impl ProxyError {
                 };
                 Bytes::from(serde_json::to_vec(&body).expect("a string pair serializes"))
             }
+            ProxyError::SniMismatch { host } => {
+                let message = format!("host {host} is not served on this TLS connection");
+                let body = ErrorBody {
+                    error: "misdirected_request",
+                    message: &message,
+                };
+                Bytes::from(serde_json::to_vec(&body).expect("a string pair serializes"))
+            }
             ProxyError::ConnectMethod => Bytes::from_static(METHOD_NOT_ALLOWED.as_bytes()),
+            ProxyError::HeadersTooLarge => Bytes::from_static(HEADERS_TOO_LARGE.as_bytes()),
+            ProxyError::BodyTooLarge => Bytes::from_static(BODY_TOO_LARGE.as_bytes()),
+            ProxyError::ClientTimeout => Bytes::from_static(REQUEST_TIMEOUT.as_bytes()),
+            ProxyError::Unavailable => Bytes::from_static(UNAVAILABLE.as_bytes()),
+            ProxyError::Overloaded => Bytes::from_static(OVERLOADED.as_bytes()),
             ProxyError::Connect(_) | ProxyError::Upstream(_) => {
                 Bytes::from_static(BAD_GATEWAY.as_bytes())
             }
@@ -134,6 +194,11 @@ impl ProxyError {
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
         response
     }
 }
@@ -157,6 +222,15 @@ impl fmt::Display for Chain<'_> {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn unavailable_is_a_503_with_retry_after() {
+        let response = ProxyError::Unavailable.to_response();
+        assert_eq!(response.headers()[RETRY_AFTER], RETRY_AFTER_SECS);
+        let (status, json) = body_json(ProxyError::Unavailable).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(json["error"], "service_unavailable");
+    }
 
     async fn body_json(err: ProxyError) -> (StatusCode, serde_json::Value) {
         let response = err.to_response();
@@ -195,7 +269,16 @@ mod tests {
 
     #[test]
     fn constant_bodies_are_json() {
-        for body in [METHOD_NOT_ALLOWED, BAD_GATEWAY, GATEWAY_TIMEOUT] {
+        for body in [
+            METHOD_NOT_ALLOWED,
+            BAD_GATEWAY,
+            GATEWAY_TIMEOUT,
+            HEADERS_TOO_LARGE,
+            BODY_TOO_LARGE,
+            REQUEST_TIMEOUT,
+            UNAVAILABLE,
+            OVERLOADED,
+        ] {
             serde_json::from_str::<serde_json::Value>(body).unwrap();
         }
     }

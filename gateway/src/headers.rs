@@ -28,23 +28,26 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     UPGRADE,
 ];
 
-/// The scheme the client used, for `X-Forwarded-Proto`. Only `Http` is served today;
-/// the TLS listener will pass `Https`.
+/// The scheme the client used, for `X-Forwarded-Proto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ForwardedProto {
     /// Cleartext HTTP/1.1 or h2c.
     Http,
-    /// HTTP over TLS (not served yet).
-    #[allow(dead_code)]
+    /// HTTP/1.1 or HTTP/2 over TLS.
     Https,
 }
 
 impl ForwardedProto {
-    fn header_value(self) -> HeaderValue {
-        HeaderValue::from_static(match self {
+    /// The scheme's name.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
             ForwardedProto::Http => "http",
             ForwardedProto::Https => "https",
-        })
+        }
+    }
+
+    fn header_value(self) -> HeaderValue {
+        HeaderValue::from_static(self.as_str())
     }
 }
 

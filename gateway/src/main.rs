@@ -1,34 +1,41 @@
 //! The `gateway` binary: parses its flags, reads `regions.toml`, sets up logging, binds
-//! both listeners and runs the gateway until SIGTERM or Ctrl-C.
+//! the listeners and runs the gateway until SIGTERM or Ctrl-C. SIGHUP re-reads the
+//! file and the certificates it names; a file that does not parse or validate is
+//! refused with the reason in the log, and the running configuration stays.
 
 #![forbid(unsafe_code)]
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
-use gateway::GatewayConfig;
-use shared::regions::RegionMap;
+use gateway::{Gateway, GatewayConfig, GatewayHandle, Listeners};
+use shared::regions::{RegionMap, RegionMapError};
 use tokio::net::TcpListener;
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 /// Routes requests by host to the workers of the region serving that host.
 #[derive(Debug, Parser)]
 #[command(name = "gateway", version)]
 struct Args {
-    /// The region map (hosts → region → worker addresses).
+    /// The region map (hosts → region → worker addresses, `[gateway]` settings).
     #[arg(long, value_name = "PATH")]
     config: PathBuf,
-    /// Public listen address; overrides `[gateway] listen` of the config.
+    /// Plain-HTTP listen address; overrides `[gateway] listen` of the config.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// TLS listen address; overrides `[gateway] tls_listen` of the config.
+    #[arg(long, value_name = "ADDR")]
+    tls_listen: Option<SocketAddr>,
     /// Admin listen address (`/healthz`, `/metrics`); overrides `[gateway] admin_listen`.
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<SocketAddr>,
-    /// Log line format. The level filter comes from `RUST_LOG` (default `info`).
+    /// Log line format. The level filter comes from `RUST_LOG` (default `info`; the
+    /// access log is the `gateway::access` target, e.g. `RUST_LOG=info,gateway::access=off`).
     #[arg(
         long,
         value_enum,
@@ -49,26 +56,14 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let text = match std::fs::read_to_string(&args.config) {
-        Ok(text) => text,
-        Err(err) => {
-            eprintln!("{}: {err}", args.config.display());
-            return ExitCode::from(2);
-        }
-    };
-    let map = match RegionMap::parse(&text) {
+    let map = match read_map(&args.config) {
         Ok(map) => map,
         Err(err) => {
-            eprintln!(
-                "{}: line {}: {}",
-                args.config.display(),
-                err.line,
-                err.message
-            );
+            eprintln!("{err:#}");
             return ExitCode::from(2);
         }
     };
-    init_tracing(args.log_format);
+    let _flush = init_tracing(args.log_format);
     match serve(&args, map) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -78,30 +73,96 @@ fn main() -> ExitCode {
     }
 }
 
-/// Reads `RUST_LOG` (default `info`) and installs the global subscriber.
-fn init_tracing(format: LogFormat) {
+/// Reads and validates the region map; the error names the file and line.
+fn read_map(path: &Path) -> anyhow::Result<RegionMap> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    RegionMap::parse(&text).map_err(|RegionMapError { line, message }| {
+        anyhow::anyhow!("{}: line {line}: {message}", path.display())
+    })
+}
+
+/// Reads `RUST_LOG` (default `info`) and installs the global subscriber. Lines are
+/// written by a background thread (the access log writes one per request, and a
+/// request must not wait for the terminal or the pipe); the guard flushes it at exit.
+fn init_tracing(format: LogFormat) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::stdout().is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
     // Colours only for a person at a terminal, never in files or log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal());
+        .with_writer(writer)
+        .with_ansi(ansi);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Compact => builder.compact().init(),
     }
+    guard
 }
 
 #[tokio::main]
 async fn serve(args: &Args, map: RegionMap) -> anyhow::Result<()> {
-    let listen = args.listen.unwrap_or(map.gateway.listen);
-    let admin_listen = args.admin_listen.unwrap_or(map.gateway.admin_listen);
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding the public listener on {listen}"))?;
-    let admin = TcpListener::bind(admin_listen)
-        .await
-        .with_context(|| format!("binding the admin listener on {admin_listen}"))?;
-    gateway::run(listener, admin, GatewayConfig::new(map), shutdown_signal()).await
+    let settings = &map.gateway;
+    let plain = args.listen.or(settings.listen);
+    let tls = args.tls_listen.or(settings.tls_listen);
+    let admin_listen = args.admin_listen.unwrap_or(settings.admin_listen);
+    let bind = |addr: SocketAddr, what: &'static str| async move {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the {what} listener on {addr}"))
+    };
+    let listeners = Listeners {
+        plain: match plain {
+            Some(addr) => Some(bind(addr, "plain HTTP").await?),
+            None => None,
+        },
+        tls: match tls {
+            Some(addr) => Some(bind(addr, "TLS").await?),
+            None => None,
+        },
+        admin: bind(admin_listen, "admin").await?,
+    };
+    let gateway = Gateway::new(GatewayConfig::new(map)).context("starting the gateway")?;
+    tokio::spawn(reload_on_sighup(args.config.clone(), gateway.handle()));
+    gateway.serve(listeners, shutdown_signal()).await
+}
+
+/// Re-reads the map (and through it the certificates) on every SIGHUP.
+async fn reload_on_sighup(path: PathBuf, handle: GatewayHandle) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(signal) => signal,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGHUP; reload disabled");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!(config = %path.display(), "SIGHUP: reloading");
+            let map = match read_map(&path) {
+                Ok(map) => map,
+                Err(err) => {
+                    tracing::error!(
+                        error = format!("{err:#}"),
+                        "the new configuration is invalid; keeping the running one"
+                    );
+                    continue;
+                }
+            };
+            if let Err(err) = handle.reload(map) {
+                tracing::error!(
+                    error = %err,
+                    "the new configuration cannot be applied; keeping the running one"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, handle);
+    }
 }
 
 /// Resolves on SIGTERM (how orchestrators stop us) or Ctrl-C.

@@ -1,12 +1,27 @@
-//! One request's way through the gateway: find the region by host, rewrite the headers,
-//! forward to a worker of that region under the upstream deadline (retrying on another
-//! replica only when the request never reached a worker and resending it is safe), then
-//! answer, count and log.
+//! One request's way through the gateway: check its size, find the region by host,
+//! apply the edge policies (SNI agreement, redirect to HTTPS), rewrite the headers,
+//! forward to a worker of that region under the request deadline (retrying on another
+//! replica only when that is safe), then answer, count and log.
 //!
 //! Bodies are never read here: the client's `Incoming` body is what the upstream client
-//! sends, and the worker's `Incoming` body is what the client receives.
+//! sends (counted against the body limit as it streams), and the worker's `Incoming`
+//! body is what the client receives.
+//!
+//! # Retry policy
+//!
+//! A request is retried on another replica of the same region, each replica tried at
+//! most once, only when resending it is safe:
+//! - the connection to the worker could not be made (the request reached no worker),
+//!   and the request is idempotent or has no body (whose body, if any, came back
+//!   untouched: see `body.rs`); or
+//! - the connection failed before any response arrived and the request is idempotent
+//!   with no body (RFC 9110 §9.2.2: such a request may be repeated; this is what keeps
+//!   `GET`s from failing when a worker is killed with requests in flight).
+//!
+//! A timeout is never retried: the worker may still be working on the request.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use http::request::Parts;
 use http::uri::{self, PathAndQuery, Scheme};
@@ -17,27 +32,28 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::body::{ResponseBody, UpstreamBody};
+use crate::body::{BodyProgress, ResponseBody, UpstreamBody};
 use crate::config::GatewayConfig;
+use crate::connection::ConnInfo;
 use crate::error::{Chain, ProxyError, UpstreamErrorKind};
-use crate::headers::{ClientInfo, prepare_upstream, strip_hop_by_hop};
+use crate::headers::{ForwardedProto, prepare_upstream, strip_hop_by_hop};
 use crate::metrics::RegionMetrics;
+use crate::middleware::{limits, redirect, sni};
+use crate::reload::Live;
 use crate::request_id::{RequestId, X_REQUEST_ID};
-use crate::routing::{Routes, RoutesError, Upstreams, Worker};
+use crate::routing::{Outstanding, Upstreams, Worker};
 
-/// The proxy: the routing table, the pooled upstream client and the deadline. Built once
-/// and shared by every connection.
+/// The proxy: the pooled upstream client. Built once and shared by every connection;
+/// the routing table and limits come with each request's [`Live`] generation.
 #[derive(Debug)]
 pub(crate) struct Proxy {
-    /// Host → region → workers, precomputed at start.
-    routes: Routes,
     /// Pooled HTTP/1.1 keep-alive client to the workers. Cheap to share: it is a handle
-    /// to one pool.
+    /// to one pool, which outlives reloads.
     client: Client<HttpConnector, UpstreamBody>,
-    /// Deadline for a worker's response head; see [`GatewayConfig::upstream_timeout`].
-    upstream_timeout: Duration,
     /// Metrics of requests that no region serves (`region="none"`).
     unrouted: RegionMetrics,
+    /// The HTTPS port that redirects point to; `None` without a TLS listener.
+    https_port: Option<u16>,
 }
 
 /// What the access log and the metrics need about a finished request.
@@ -52,6 +68,10 @@ struct Exchange<'a> {
     path: &'a str,
     /// The host the request was for, as the client sent it.
     host: Option<&'a HeaderValue>,
+    /// The protocol the client spoke.
+    version: Version,
+    /// The client connection.
+    conn: &'a ConnInfo,
     /// The region's upstreams; `None` when no region serves the host.
     upstreams: Option<&'a Upstreams>,
     /// The last worker tried, if any.
@@ -59,8 +79,8 @@ struct Exchange<'a> {
 }
 
 impl Proxy {
-    /// Builds the routing table and the upstream client.
-    pub(crate) fn new(config: &GatewayConfig) -> Result<Self, RoutesError> {
+    /// Builds the upstream client.
+    pub(crate) fn new(config: &GatewayConfig, https_port: Option<u16>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(config.upstream_connect_timeout));
@@ -72,158 +92,240 @@ impl Proxy {
             // We always set `Host` ourselves, to the host the request was routed by.
             .set_host(false)
             .build(connector);
-        Ok(Self {
-            routes: Routes::new(&config.map)?,
+        Self {
             client,
-            upstream_timeout: config.upstream_timeout,
             unrouted: RegionMetrics::unrouted(),
-        })
+            https_port,
+        }
     }
 
     /// Answers one client request. Never fails: the gateway's own failures become JSON
     /// error responses.
     pub(crate) async fn handle(
         &self,
-        client: &ClientInfo,
+        live: &Live,
+        conn: &ConnInfo,
         request: Request<Incoming>,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
         let (mut parts, body) = request.into_parts();
         let request_id = RequestId::from_headers(&parts.headers);
         let host = request_host(&parts);
-        let version = parts.version;
         let method = parts.method.clone();
         let path_and_query = parts
             .uri
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let host_text = host.as_ref().and_then(|h| h.to_str().ok());
+        let routed = host_text.and_then(|h| live.routes.route(h));
         let mut exchange = Exchange {
             started,
             request_id: &request_id,
             method: &method,
             path: path_and_query.path(),
             host: host.as_ref(),
-            upstreams: None,
+            version: parts.version,
+            conn,
+            upstreams: routed,
             worker: None,
         };
 
-        let routed = host
-            .as_ref()
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| self.routes.route(h));
-        let (Some(upstreams), Some(host)) = (routed, host.as_ref()) else {
-            let host = host
-                .as_ref()
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned);
+        let gateway = &live.config.map.gateway;
+        if let Err(err) = limits::check(
+            &parts,
+            gateway.limits.max_header_bytes,
+            gateway.limits.max_body_bytes,
+        ) {
+            return self.finish(err.to_response(), &exchange);
+        }
+        let (Some(upstreams), Some(host), Some(host_text)) = (routed, host.as_ref(), host_text)
+        else {
+            let host = host_text.map(str::to_owned);
             let response = ProxyError::Misdirected { host }.to_response();
             return self.finish(response, &exchange);
         };
-        exchange.upstreams = Some(upstreams);
+        match (conn.client.proto, &conn.sni) {
+            (ForwardedProto::Https, sni) => {
+                if !sni.as_deref().is_some_and(|s| sni::agrees(s, host_text)) {
+                    let err = ProxyError::SniMismatch {
+                        host: host_text.to_owned(),
+                    };
+                    return self.finish(err.to_response(), &exchange);
+                }
+            }
+            (ForwardedProto::Http, _) => {
+                if let (true, Some(port)) = (gateway.redirect_http_to_https, self.https_port)
+                    && let Some(response) = redirect::to_https(host_text, &path_and_query, port)
+                {
+                    return self.finish(response, &exchange);
+                }
+            }
+        }
         if method == Method::CONNECT {
             return self.finish(ProxyError::ConnectMethod.to_response(), &exchange);
         }
 
-        prepare_upstream(&mut parts.headers, host, client);
+        prepare_upstream(&mut parts.headers, host, &conn.client);
         parts
             .headers
             .insert(X_REQUEST_ID, request_id.header_value().clone());
         let outgoing = Outgoing {
             method: parts.method,
+            // A reference-count increment: the log line still needs the path.
             path_and_query: path_and_query.clone(),
             headers: parts.headers,
         };
 
+        let timeout = live.config.upstream_timeout;
+        let max_body = gateway.limits.max_body_bytes;
         let mut tried = None;
+        let progress = (!body.is_end_stream()).then(|| Arc::new(BodyProgress::new()));
         let forwarded = tokio::time::timeout(
-            self.upstream_timeout,
-            self.forward(upstreams, outgoing, body, &request_id, &mut tried),
+            timeout,
+            self.forward(
+                upstreams,
+                outgoing,
+                body,
+                max_body,
+                progress.as_ref(),
+                &mut tried,
+            ),
         )
         .await
-        .unwrap_or(Err(ProxyError::Timeout(self.upstream_timeout)));
-        exchange.worker = tried;
+        .unwrap_or_else(|_| {
+            // A client still sending its body is the slow party, not the worker.
+            if progress.as_ref().is_some_and(|p| !p.is_complete()) {
+                Err(ProxyError::ClientTimeout)
+            } else {
+                if let Some(worker) = tried {
+                    worker.metrics.failed(UpstreamErrorKind::Timeout);
+                }
+                Err(ProxyError::Timeout(timeout))
+            }
+        });
+        exchange.worker = tried.map(|w| &**w);
 
         let response = match forwarded {
-            Ok(response) => relay(response, version),
+            Ok((response, outstanding)) => relay(response, exchange.version, outstanding),
             Err(err) => upstream_failed(&err, upstreams, &exchange),
         };
         self.finish(response, &exchange)
     }
 
-    /// Sends the request to the region's workers in the balancer's order. Every attempt
-    /// but the last may be retried, and only when the request is safe to resend: it is
-    /// idempotent or has no body (and its body, if any, comes back untouched). A retry
-    /// happens only after a connect failure, when the request provably reached no worker.
+    /// Sends the request to the region's available workers in the balancer's order,
+    /// retrying as the module documentation says. Returns the response head and the
+    /// guard that counts the request against its worker until the body ends.
     async fn forward<'s>(
-        &'s self,
+        &self,
         upstreams: &'s Upstreams,
         outgoing: Outgoing,
         body: Incoming,
-        request_id: &RequestId,
-        tried: &mut Option<&'s Worker>,
-    ) -> Result<Response<Incoming>, ProxyError> {
+        max_body: u64,
+        progress: Option<&Arc<BodyProgress>>,
+        tried: &mut Option<&'s Arc<Worker>>,
+    ) -> Result<(Response<Incoming>, Outstanding), ProxyError> {
         let mut candidates = upstreams.candidates();
-        let n = candidates.len();
-        let empty = body.is_end_stream();
-        let mut body = if n > 1 && (empty || is_idempotent(&outgoing.method)) {
-            (!empty).then_some(body)
-        } else {
-            // Not retryable: one attempt, the body streams straight through.
-            let worker = candidates.next().expect("a region has at least one worker");
-            *tried = Some(worker);
-            let request = outgoing.into_request(worker, UpstreamBody::streaming(body));
-            return self
-                .client
-                .request(request)
-                .await
-                .map_err(ProxyError::from_client);
-        };
-
-        for worker in candidates.by_ref().take(n - 1) {
+        if candidates.remaining() == 0 {
+            return Err(ProxyError::Unavailable);
+        }
+        let idempotent = is_idempotent(&outgoing.method);
+        let retry_allowed = candidates.remaining() > 1 && (progress.is_none() || idempotent);
+        let mut body = progress.map(|p| (body, p.clone()));
+        let mut outgoing = Some(outgoing);
+        let mut all_refused = true;
+        let mut last_err = None;
+        let mut attempt = 0;
+        while let Some(worker) = candidates.next() {
+            let last = !retry_allowed || candidates.remaining() == 0;
+            attempt += 1;
+            if attempt > 1 {
+                upstreams.metrics.retried();
+            }
             *tried = Some(worker);
             let (upstream_body, giveback) = match body.take() {
-                Some(body) => {
-                    let (body, giveback) = UpstreamBody::returnable(body);
-                    (body, Some(giveback))
-                }
                 None => (UpstreamBody::empty(), None),
+                Some((b, p)) if last => (UpstreamBody::streaming(b, max_body, p), None),
+                Some((b, p)) => {
+                    let (upstream_body, rx) = UpstreamBody::returnable(b, max_body, p.clone());
+                    (upstream_body, Some((rx, p)))
+                }
             };
-            let err = match self
-                .client
-                .request(outgoing.to_request(worker, upstream_body))
-                .await
-            {
-                Ok(response) => return Ok(response),
-                Err(err) if err.is_connect() => err,
-                Err(err) => return Err(ProxyError::from_client(err)),
+            let request = match (last, outgoing.take()) {
+                (true, Some(o)) => o.into_request(worker, upstream_body),
+                (false, Some(o)) => {
+                    let request = o.to_request(worker, upstream_body);
+                    outgoing = Some(o);
+                    request
+                }
+                // `outgoing` is only moved out on the last attempt, after which the loop
+                // returns.
+                (_, None) => return Err(ProxyError::Unavailable),
             };
-            upstreams.metrics.upstream_error(UpstreamErrorKind::Connect);
+            let outstanding = worker.begin();
+            let sent = Instant::now();
+            let err = match self.client.request(request).await {
+                Ok(response) => {
+                    worker.metrics.answered(sent.elapsed());
+                    worker.succeeded();
+                    return Ok((response, outstanding));
+                }
+                Err(err) => err,
+            };
+            drop(outstanding);
+            if progress.is_some_and(|p| p.is_too_large()) {
+                return Err(ProxyError::BodyTooLarge);
+            }
+            let connect = err.is_connect();
+            let kind = if connect {
+                UpstreamErrorKind::Connect
+            } else {
+                UpstreamErrorKind::Request
+            };
+            worker.metrics.failed(kind);
+            upstreams.metrics.upstream_error(kind);
+            all_refused &= connect;
+            if connect {
+                let pause = worker.eject();
+                tracing::warn!(
+                    region = upstreams.region.as_str(),
+                    worker = &*worker.addr,
+                    ejected_ms = pause.as_millis() as u64,
+                    error = %Chain(&err),
+                    "worker unreachable; ejected"
+                );
+            }
+            // The client drops the request before reporting a connect failure, so an
+            // unread body is already back; if it is not, it may have been sent.
+            let mut intact = true;
+            if let Some((mut rx, p)) = giveback {
+                match rx.try_recv() {
+                    Ok(returned) => body = Some((returned, p)),
+                    Err(_) => intact = false,
+                }
+            }
+            let safe = intact && (connect || (idempotent && progress.is_none()));
+            if last || !safe {
+                return Err(if connect && candidates.remaining() == 0 && all_refused {
+                    ProxyError::Unavailable
+                } else {
+                    ProxyError::from_client(err)
+                });
+            }
             tracing::warn!(
-                request_id = request_id.as_str(),
                 region = upstreams.region.as_str(),
                 worker = &*worker.addr,
                 error = %Chain(&err),
-                "worker unreachable; retrying on another replica"
+                "retrying on another replica"
             );
-            if let Some(mut giveback) = giveback {
-                // The client drops the request before reporting a connect failure, so an
-                // unread body is already back; if it is not, it may have been sent.
-                match giveback.try_recv() {
-                    Ok(returned) => body = Some(returned),
-                    Err(_) => return Err(ProxyError::Connect(err)),
-                }
-            }
+            last_err = Some(err);
         }
-
-        let worker = candidates.next().expect("n > 1 candidates, n - 1 taken");
-        *tried = Some(worker);
-        let body = body.map_or_else(UpstreamBody::empty, UpstreamBody::streaming);
-        let request = outgoing.into_request(worker, body);
-        self.client
-            .request(request)
-            .await
-            .map_err(ProxyError::from_client)
+        // Every candidate failed with a retriable error (one may have become unavailable
+        // while we tried the others).
+        Err(match last_err {
+            Some(err) if !all_refused => ProxyError::from_client(err),
+            _ => ProxyError::Unavailable,
+        })
     }
 
     /// Stamps the request id on the response, records metrics and writes the access log
@@ -251,6 +353,9 @@ impl Proxy {
             worker = exchange.worker.map_or("", |w| &*w.addr),
             status = status.as_u16(),
             duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            client = exchange.conn.client.forwarded_for.to_str().unwrap_or(""),
+            proto = exchange.conn.client.proto.as_str(),
+            version = ?exchange.version,
             request_id = exchange.request_id.as_str(),
         );
         response
@@ -259,8 +364,12 @@ impl Proxy {
 
 /// Turns a worker's response into the client's: the body streams through, hop-by-hop
 /// headers go, and the version is the one the client spoke.
-fn relay(response: Response<Incoming>, version: Version) -> Response<ResponseBody> {
-    let mut response = response.map(ResponseBody::Upstream);
+fn relay(
+    response: Response<Incoming>,
+    version: Version,
+    outstanding: Outstanding,
+) -> Response<ResponseBody> {
+    let mut response = response.map(|body| ResponseBody::upstream(body, outstanding));
     strip_hop_by_hop(response.headers_mut());
     *response.version_mut() = version;
     response
@@ -273,8 +382,8 @@ fn upstream_failed(
     upstreams: &Upstreams,
     exchange: &Exchange<'_>,
 ) -> Response<ResponseBody> {
-    if let Some(kind) = err.upstream_kind() {
-        upstreams.metrics.upstream_error(kind);
+    if let Some(UpstreamErrorKind::Timeout) = err.upstream_kind() {
+        upstreams.metrics.upstream_error(UpstreamErrorKind::Timeout);
     }
     tracing::warn!(
         request_id = exchange.request_id.as_str(),
@@ -301,7 +410,7 @@ impl Outgoing {
     /// A request to `worker`, copying the parts (for an attempt that may be retried).
     /// The copy (one header map) is the price of being able to retry: the upstream
     /// client consumes the request even when it never reaches a worker. It is paid only
-    /// when a retry is allowed and another replica exists.
+    /// when a retry is allowed and another replica is available.
     fn to_request(&self, worker: &Worker, body: UpstreamBody) -> Request<UpstreamBody> {
         build_request(
             self.method.clone(),

@@ -3,7 +3,6 @@
 //! anything else is replaced by a fresh UUID, so a log line never carries client junk.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use uuid::Uuid;
 
 /// The request id header, on the upstream request and on the response.
 pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -27,10 +26,13 @@ impl RequestId {
         ok.then(|| Self(value.clone()))
     }
 
-    /// A fresh random id (a UUID v4, lower-case hyphenated).
+    /// A fresh random id (a UUID v4, lower-case hyphenated). The bytes come from the
+    /// thread-local generator rather than `Uuid::new_v4`, which asks the OS for every
+    /// id: one system call per request is a measurable share of the proxy's budget.
     pub(crate) fn generate() -> Self {
+        let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
         let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let text = Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+        let text = uuid.hyphenated().encode_lower(&mut buf);
         Self(HeaderValue::from_str(text).expect("a UUID is a valid header value"))
     }
 
@@ -57,6 +59,7 @@ impl RequestId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn parse(s: &[u8]) -> Option<RequestId> {
         RequestId::parse(&HeaderValue::from_bytes(s).unwrap())
@@ -86,7 +89,8 @@ mod tests {
     #[test]
     fn generated_ids_are_uuids_and_valid() {
         let id = RequestId::generate();
-        assert!(Uuid::parse_str(id.as_str()).is_ok());
+        let parsed = Uuid::parse_str(id.as_str()).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
         assert_eq!(RequestId::parse(id.header_value()), Some(id.clone()));
         assert_ne!(RequestId::generate(), id);
     }

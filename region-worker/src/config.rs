@@ -10,6 +10,7 @@ use shared::regions::{RedirectUriPattern, Region, RegionMap, Secret, SecretSourc
 use shared::token::TokenHash;
 
 use crate::clock::Clock;
+use crate::crypto::RegionKey;
 
 /// Everything a worker needs to serve one region.
 #[derive(Debug, Clone)]
@@ -35,14 +36,65 @@ pub struct WorkerConfig {
     pub pg_pool_size: usize,
     /// The per-workspace SCIM rate limit.
     pub scim_rate_limit: RateLimit,
+    /// The per-workspace rate limit of Universal Logout requests (after their JWT
+    /// verified): generous, as Okta logs users out in bursts when an admin acts on a
+    /// group; it stops a runaway client from monopolising the stores.
+    pub universal_logout_rate_limit: RateLimit,
     /// The largest `count` a SCIM list returns (advertised as `filter.maxResults`).
     pub scim_max_results: u32,
     /// The region's SCIM OAuth server, resolved (client secret hashed); `None` when the
     /// map has no `[regions.<id>.scim_oauth]` table, and the OAuth endpoints say so.
     pub scim_oauth: Option<ScimOAuthConfig>,
+    /// The service credential of token introspection (`POST /api/tokens/introspect`),
+    /// resolved (secret hashed); `None` when the map has no
+    /// `[regions.<id>.introspection]` table, and the endpoint says so.
+    pub introspection: Option<IntrospectionConfig>,
     /// The clock time-dependent decisions read (OAuth code and refresh-token expiry);
     /// the system clock except in tests, which advance it instead of sleeping.
     pub clock: Clock,
+    /// The region key: seals Okta client secrets and the ID tokens kept with sessions
+    /// (AES-256-GCM). Required: a worker without one refuses to start rather than store
+    /// secrets in the clear or under a key derived from nothing.
+    pub encryption_key: RegionKey,
+    /// Okta sign-in and browser-session settings.
+    pub sign_in: SignInConfig,
+}
+
+/// Okta sign-in (OIDC relying party) and browser sessions: lifetimes and limits.
+#[derive(Debug, Clone)]
+pub struct SignInConfig {
+    /// A session unused this long ends (sliding: every request restarts it).
+    pub session_idle: time::Duration,
+    /// A session ends this long after sign-in, however busy.
+    pub session_absolute: time::Duration,
+    /// How long a sign-in may take at Okta (the life of `state`, `nonce` and PKCE).
+    pub state_ttl: time::Duration,
+    /// Life of the one-time code handing a session from the API host to the app host.
+    pub handoff_ttl: time::Duration,
+    /// Clock skew allowed on ID-token times (`exp`, `iat`).
+    pub clock_skew: time::Duration,
+    /// The shortest interval between two fetches of one issuer's JWKS, so that tokens
+    /// naming unknown keys cannot make the worker hammer Okta.
+    pub jwks_min_refetch: time::Duration,
+    /// Connect timeout of every call to Okta.
+    pub okta_connect_timeout: Duration,
+    /// Total timeout of every call to Okta.
+    pub okta_timeout: Duration,
+}
+
+impl Default for SignInConfig {
+    fn default() -> Self {
+        Self {
+            session_idle: time::Duration::hours(8),
+            session_absolute: time::Duration::hours(12),
+            state_ttl: time::Duration::minutes(10),
+            handoff_ttl: time::Duration::seconds(60),
+            clock_skew: time::Duration::seconds(60),
+            jwks_min_refetch: time::Duration::seconds(30),
+            okta_connect_timeout: Duration::from_secs(3),
+            okta_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The SCIM OAuth server of this region, ready to use: the map's
@@ -77,6 +129,27 @@ impl ScimOAuthConfig {
     /// Whether `uri`, exactly as sent, is an allowed redirect URI.
     pub fn allows_redirect(&self, uri: &str) -> bool {
         self.redirect_uris.iter().any(|p| p.matches(uri))
+    }
+}
+
+/// The service credential the product's API and MCP servers introspect tokens with
+/// (RFC 7662 §2.1): the map's [`shared::regions::IntrospectionSettings`] with the
+/// secret read and hashed.
+#[derive(Debug, Clone)]
+pub struct IntrospectionConfig {
+    /// The client id.
+    pub client_id: String,
+    /// SHA-256 of the client secret; the secret itself is dropped once hashed.
+    pub client_secret_hash: SecretDigest,
+}
+
+impl IntrospectionConfig {
+    /// Whether (`id`, `secret`) is the credential: the id compared as text (it is not
+    /// secret), the secret by hash in constant time.
+    pub fn matches(&self, id: &str, secret: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let secret_ok = bool::from(TokenHash::of(secret).0.ct_eq(&self.client_secret_hash.0));
+        secret_ok & (id == self.client_id)
     }
 }
 
@@ -125,6 +198,20 @@ pub enum ConfigError {
         /// The minimum length.
         min: usize,
     },
+    /// The region has no `encryption_key`.
+    #[error(
+        "region {0}: encryption_key is required (32 bytes as 64 hex digits or base64, from \
+         an environment variable or a file); it seals Okta client secrets"
+    )]
+    MissingEncryptionKey(RegionId),
+    /// The encryption key is not 32 bytes in hex or base64.
+    #[error("region {region}: encryption_key: {source}")]
+    BadEncryptionKey {
+        /// The region.
+        region: RegionId,
+        /// What is wrong with it.
+        source: crate::crypto::CryptoError,
+    },
     /// A secret file could not be read.
     #[error("{what}: cannot read {path}: {source}")]
     File {
@@ -149,12 +236,25 @@ impl WorkerConfig {
             .region(region)
             .ok_or_else(|| ConfigError::UnknownRegion(region.clone()))?
             .clone();
+        let database_url = resolve_secret("postgres", &r.postgres, env)?;
+        let redis_url = resolve_secret("redis", &r.redis, env)?;
+        let key_source = r
+            .encryption_key
+            .as_ref()
+            .ok_or_else(|| ConfigError::MissingEncryptionKey(region.clone()))?;
+        let encryption_key = RegionKey::parse(
+            resolve_secret("encryption_key", key_source, env)?.expose(),
+        )
+        .map_err(|source| ConfigError::BadEncryptionKey {
+            region: region.clone(),
+            source,
+        })?;
         Ok(Self {
             development: map.development,
             listen: r.worker_listen,
             admin_listen: r.worker_admin_listen,
-            database_url: resolve_secret("postgres", &r.postgres, env)?,
-            redis_url: resolve_secret("redis", &r.redis, env)?,
+            database_url,
+            redis_url,
             redis_prefix: String::new(),
             store_timeout: Duration::from_secs(2),
             pg_pool_size: 16,
@@ -164,12 +264,23 @@ impl WorkerConfig {
                 burst: 4000,
             },
             scim_max_results: 200,
+            universal_logout_rate_limit: RateLimit {
+                per_second: 50,
+                burst: 1000,
+            },
             scim_oauth: r
                 .scim_oauth
                 .as_ref()
                 .map(|o| resolve_scim_oauth(o, env))
                 .transpose()?,
+            introspection: r
+                .introspection
+                .as_ref()
+                .map(|i| resolve_introspection(i, env))
+                .transpose()?,
             clock: Clock::system(),
+            encryption_key,
+            sign_in: SignInConfig::default(),
             region: r,
         })
     }
@@ -201,6 +312,25 @@ fn resolve_scim_oauth(
         refresh_idle_ttl: time::Duration::days(i64::from(o.refresh_idle_ttl_days)),
         code_ttl: time::Duration::seconds(60),
         pending_ttl: time::Duration::minutes(10),
+    })
+}
+
+/// Reads and hashes the introspection client secret.
+fn resolve_introspection(
+    i: &shared::regions::IntrospectionSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<IntrospectionConfig, ConfigError> {
+    const WHAT: &str = "introspection.client_secret";
+    let secret = resolve_secret(WHAT, &i.client_secret, env)?;
+    if secret.expose().len() < MIN_CLIENT_SECRET_LEN {
+        return Err(ConfigError::WeakSecret {
+            what: WHAT,
+            min: MIN_CLIENT_SECRET_LEN,
+        });
+    }
+    Ok(IntrospectionConfig {
+        client_id: i.client_id.clone(),
+        client_secret_hash: SecretDigest(TokenHash::of(secret.expose()).0),
     })
 }
 
@@ -240,7 +370,10 @@ api_url = "http://api.closedloop.localhost"
 workers = ["127.0.0.1:1"]
 postgres = { env = "US_PG" }
 redis = { env = "US_REDIS" }
+encryption_key = { env = "US_KEY" }
 "#;
+
+    const KEY: &str = "8d3f1c0b5a2e4f6d9b7c1a3e5f7092b4c6d8e0f1a3b5c7d9e1f3a5b7c9d1e3f5";
 
     #[test]
     fn resolves_secrets_from_the_given_environment() {
@@ -249,6 +382,7 @@ redis = { env = "US_REDIS" }
         let env = |k: &str| match k {
             "US_PG" => Some("postgres://localhost/us".to_owned()),
             "US_REDIS" => Some("redis://localhost/0".to_owned()),
+            "US_KEY" => Some(KEY.to_owned()),
             _ => None,
         };
         let c = WorkerConfig::from_map(&map, &us, &env).unwrap();
@@ -262,6 +396,32 @@ redis = { env = "US_REDIS" }
         let eu = RegionId::parse("eu").unwrap();
         assert!(WorkerConfig::from_map(&map, &eu, &env).is_err());
         assert!(c.scim_oauth.is_none(), "no table, no OAuth server");
+        assert!(
+            !format!("{c:?}").contains(KEY),
+            "the region key must not print"
+        );
+    }
+
+    #[test]
+    fn the_region_key_is_required_and_must_be_32_bytes() {
+        let us = RegionId::parse("us").unwrap();
+        let env = |key: Option<&'static str>| {
+            move |k: &str| match k {
+                "US_PG" | "US_REDIS" => Some("x://y".to_owned()),
+                "US_KEY" => key.map(str::to_owned),
+                _ => None,
+            }
+        };
+        let without =
+            RegionMap::parse(&MAP.replace("encryption_key = { env = \"US_KEY\" }\n", "")).unwrap();
+        let e = WorkerConfig::from_map(&without, &us, &env(Some(KEY))).unwrap_err();
+        assert!(matches!(e, ConfigError::MissingEncryptionKey(_)), "{e}");
+        let map = RegionMap::parse(MAP).unwrap();
+        let e = WorkerConfig::from_map(&map, &us, &env(Some("too-short"))).unwrap_err();
+        assert!(matches!(e, ConfigError::BadEncryptionKey { .. }), "{e}");
+        assert!(!e.to_string().contains("too-short"));
+        let e = WorkerConfig::from_map(&map, &us, &env(None)).unwrap_err();
+        assert!(e.to_string().contains("US_KEY"), "{e}");
     }
 
     #[test]
@@ -276,6 +436,7 @@ redis = { env = "US_REDIS" }
         let secret = "s3cret-s3cret-s3cret-s3cret-s3cret";
         let env = |k: &str| match k {
             "US_PG" | "US_REDIS" => Some("x://y".to_owned()),
+            "US_KEY" => Some(KEY.to_owned()),
             "US_OAUTH" => Some(format!("{secret}\n")),
             _ => None,
         };
@@ -299,5 +460,43 @@ redis = { env = "US_REDIS" }
         let missing = |k: &str| if k == "US_OAUTH" { None } else { env(k) };
         let e = WorkerConfig::from_map(&map, &us, &missing).unwrap_err();
         assert!(e.to_string().contains("US_OAUTH"), "{e}");
+    }
+
+    #[test]
+    fn hashes_the_introspection_secret_and_keeps_only_the_hash() {
+        let text = format!(
+            "{MAP}[regions.us.introspection]\nclient_id = \"api-servers\"\nclient_secret = {{ env = \"US_INTRO\" }}\n"
+        );
+        let map = RegionMap::parse(&text).unwrap();
+        let us = RegionId::parse("us").unwrap();
+        let secret = "introspection-secret-introspection-secret";
+        let env = |k: &str| match k {
+            "US_PG" | "US_REDIS" => Some("x://y".to_owned()),
+            "US_KEY" => Some(KEY.to_owned()),
+            "US_INTRO" => Some(secret.to_owned()),
+            _ => None,
+        };
+        let c = WorkerConfig::from_map(&map, &us, &env).unwrap();
+        let i = c.introspection.as_ref().unwrap();
+        assert!(i.matches("api-servers", secret));
+        assert!(!i.matches("api-servers", "introspection-secret"));
+        assert!(!i.matches("other", secret));
+        assert!(!format!("{c:?}").contains(secret));
+        let weak = |k: &str| {
+            if k == "US_INTRO" {
+                Some("short".to_owned())
+            } else {
+                env(k)
+            }
+        };
+        let e = WorkerConfig::from_map(&map, &us, &weak).unwrap_err();
+        assert!(e.to_string().contains("introspection.client_secret"), "{e}");
+        let plain = RegionMap::parse(MAP).unwrap();
+        assert!(
+            WorkerConfig::from_map(&plain, &us, &env)
+                .unwrap()
+                .introspection
+                .is_none()
+        );
     }
 }

@@ -8,8 +8,10 @@
 //! - [`store`]: Postgres and Redis access, grouped by aggregate; migrations and stamps.
 //! - [`routes`]: the public router, dispatched by host (API host vs app host), and
 //!   the admin router.
-//! - [`session`]: browser sessions (host-only cookies over hashed tokens); [`csrf`]:
-//!   the tokens that bind a page's forms to its session.
+//! - [`session`]: browser sessions (host-only cookies over hashed tokens, idle and
+//!   absolute lifetimes); [`csrf`]: the tokens that bind a page's forms to its session.
+//! - [`okta`]: the workspace's Okta org as OIDC relying party (domain, settings,
+//!   discovery, keys, the code flow); [`crypto`]: sealing secrets under the region key.
 //! - [`cli`]: the operator commands (`workspace create`, `token issue`, …).
 //! - [`error`], [`html`], [`metrics`], [`state`], [`clock`]: shared plumbing.
 //!
@@ -21,10 +23,13 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod csrf;
 pub mod error;
 pub mod html;
 pub mod metrics;
+pub mod okta;
+pub mod rate_limit;
 pub mod routes;
 pub mod session;
 pub mod state;
@@ -44,6 +49,10 @@ use crate::store::redis::Redis;
 /// region.
 pub async fn connect(config: WorkerConfig) -> anyhow::Result<AppState> {
     let region = config.region_id().clone();
+    // The Okta client passes the ring provider explicitly; installing it process-wide
+    // as well keeps any other rustls user of this process off aws-lc. A second install
+    // (several workers in one test process) is refused harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let pg = store::pg::pool(
         config.database_url.expose(),
         config.pg_pool_size,

@@ -3,17 +3,23 @@
 //! refused with `421` (defense in depth behind the gateway, which routes by host too).
 
 pub mod admin;
+pub mod integrations;
+pub mod introspect;
+pub mod me;
 pub mod oauth;
+pub mod oidc;
 pub mod pages;
 pub mod scim;
+pub mod tokens;
+pub mod universal_logout;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::json;
 use shared::regions::strip_port;
 use tower::ServiceExt;
@@ -43,11 +49,24 @@ pub fn public(state: AppState) -> Router {
         .route("/api/ping", get(ping))
         .nest("/api/scim/v2", scim::router(state.clone()))
         .nest("/api/okta/scim/oauth", oauth::api_router())
+        .merge(oidc::api_router())
+        .merge(tokens::api_router())
+        .route(me::ME_PATH, get(me::me))
+        .route(me::WHOAMI_PATH, get(me::whoami))
+        .route(introspect::PATH, post(introspect::introspect))
+        .route(
+            universal_logout::PATH,
+            post(universal_logout::universal_logout)
+                .layer(DefaultBodyLimit::max(universal_logout::MAX_BODY)),
+        )
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(api_not_found)
         .with_state(state.clone());
     let app = pages::router()
         .merge(oauth::app_router())
+        .merge(oidc::app_router())
+        .merge(integrations::router())
+        .merge(tokens::app_router())
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .with_state(state.clone());
     let hosts = Arc::new(Hosts {

@@ -1,10 +1,12 @@
-//! The state every handler shares: configuration and the region's stores.
+//! The state every handler shares: configuration, the region's stores and the Okta
+//! client with its caches.
 
 use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 
 use crate::config::WorkerConfig;
+use crate::okta::Okta;
 use crate::store::redis::Redis;
 
 /// Cheap to clone: one `Arc`.
@@ -20,12 +22,21 @@ pub struct Inner {
     pub pg: Pool,
     /// The region's Redis.
     pub redis: Redis,
+    /// The HTTPS client to Okta orgs and its discovery and key caches (per worker
+    /// process: each replica fetches for itself).
+    pub okta: Okta,
 }
 
 impl AppState {
     /// Wraps the parts.
     pub fn new(config: WorkerConfig, pg: Pool, redis: Redis) -> Self {
-        Self(Arc::new(Inner { config, pg, redis }))
+        let okta = Okta::new(&config);
+        Self(Arc::new(Inner {
+            config,
+            pg,
+            redis,
+            okta,
+        }))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cursors;
 pub mod grants;
 pub mod groups;
 pub mod listing;
+pub mod personal_tokens;
 pub mod pg;
 pub mod redis;
 pub mod roles;

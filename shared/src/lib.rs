@@ -5,6 +5,7 @@
 //! # Layout
 //!
 //! - [`ids`]: protocol identifiers as newtypes (`RegionId`, `TeamId`).
+//! - [`jwt`]: JWT verification against a JWKS (ID tokens, Universal Logout JWTs).
 //! - [`regions`]: the `regions.toml` model, parsed and validated with line numbers.
 //! - [`scope`]: the SCIM OAuth scopes.
 //! - [`telemetry`]: the process-wide Prometheus recorder.
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ids;
+pub mod jwt;
 pub mod regions;
 pub mod scim;
 pub mod scope;

@@ -4,10 +4,20 @@
 //! claimed by two regions or a region without workers is refused with the line it is on.
 //! A region may carry its SCIM OAuth server (`[regions.<id>.scim_oauth]`): one client,
 //! its secret's source and the redirect URIs Okta may use.
+//! A region may also name the service credential of its token introspection endpoint
+//! (`[regions.<id>.introspection]`, RFC 7662): a client id and its secret's source.
+//!
+//! The `[gateway]` table configures the edge: its listeners (plain HTTP, TLS, admin),
+//! the certificates it serves by SNI, its limits and timeouts, and how often it checks
+//! the workers' health. Every key of it but `listen`/`tls_listen` has a default; see
+//! [`GatewaySettings`]. A worker is listed as `"host:port"` or as
+//! `{ addr = "host:port", admin = "host:port" }`; see [`Region::worker_admin`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -29,13 +39,140 @@ pub struct RegionMap {
     hosts: HashMap<String, usize>,
 }
 
-/// The gateway's own listeners.
+/// The gateway's `[gateway]` table: listeners, certificates, limits and health checks.
+///
+/// Only what the file says is here, validated and with defaults applied; the gateway
+/// turns it into its runtime configuration. Keys (all optional but one listener):
+///
+/// | key | default | meaning |
+/// |---|---|---|
+/// | `listen` | `0.0.0.0:8080` without a `[gateway]` table | plain HTTP (HTTP/1.1 and h2c) |
+/// | `tls_listen` | none | HTTPS (TLS 1.2/1.3, ALPN `h2` and `http/1.1`) |
+/// | `admin_listen` | `127.0.0.1:9000` | `/healthz`, `/metrics` |
+/// | `certificates` | `[]` | `[{ hosts = [...], cert = "/path.pem", key = "/path.pem" }]` |
+/// | `redirect_http_to_https` | `false` | the plain listener answers `308` to HTTPS |
+/// | `max_header_bytes` | 32768 | request line and headers, else `431` |
+/// | `max_body_bytes` | 10 MiB | request body, else `413` |
+/// | `request_timeout_secs` | 30 | until the worker's response head, else `504` |
+/// | `idle_timeout_secs` | 60 | a connection without a request in flight is closed |
+/// | `header_read_timeout_secs` | 10 | TLS handshake and request head (slow loris) |
+/// | `max_connections` | 10000 | open client connections, else `503` and close |
+/// | `max_connections_per_ip` | 512 | open connections of one client IP, else `503` |
+/// | `health_check_interval_ms` | 2000 | active health checks; `0` turns them off |
+/// | `shutdown_grace_secs` | 10 | how long in-flight requests may finish on SIGTERM |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewaySettings {
-    /// Public listener.
-    pub listen: SocketAddr,
+    /// Plain-HTTP listener (HTTP/1.1 and h2c). Optional when `tls_listen` is set: behind
+    /// an L4 balancer or for local use it is the only one; in production it typically
+    /// only redirects to HTTPS.
+    pub listen: Option<SocketAddr>,
+    /// TLS listener; requires `certificates` covering every host of every region.
+    pub tls_listen: Option<SocketAddr>,
     /// Admin listener (`/healthz`, `/metrics`); never the public port.
     pub admin_listen: SocketAddr,
+    /// The certificates served on `tls_listen`, chosen by the SNI name. Files are named
+    /// here and read by the gateway at start and on every reload.
+    pub certificates: Vec<CertificateSettings>,
+    /// Whether the plain listener answers every request for a known host with `308` to
+    /// the same URL on HTTPS instead of proxying it.
+    pub redirect_http_to_https: bool,
+    /// Request and connection limits.
+    pub limits: GatewayLimits,
+    /// How often each worker's health is checked; `None` when checks are off (workers
+    /// are then only ejected passively, after connection failures).
+    pub health_check_interval: Option<Duration>,
+    /// After SIGTERM, how long in-flight requests may take to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl GatewaySettings {
+    /// Default `max_header_bytes`: room for large cookies, far below memory concerns.
+    pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+    /// Default `max_body_bytes`: SCIM requests are small; a group PATCH with thousands of
+    /// members stays well below it.
+    pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+    /// Default `health_check_interval_ms`.
+    pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+    /// Default `shutdown_grace_secs`.
+    pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+    /// The settings used without a `[gateway]` table: plain HTTP on port 8080.
+    fn defaults() -> Self {
+        Self {
+            listen: Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
+            tls_listen: None,
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            certificates: Vec::new(),
+            redirect_http_to_https: false,
+            limits: GatewayLimits::default(),
+            health_check_interval: Some(Self::DEFAULT_HEALTH_CHECK_INTERVAL),
+            shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+
+    /// The certificate serving `host` (lower-case, no port): an exact name first, then a
+    /// `*.parent` wildcard covering exactly one label.
+    pub fn certificate_for(&self, host: &str) -> Option<&CertificateSettings> {
+        let exact = self
+            .certificates
+            .iter()
+            .find(|c| c.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)));
+        exact.or_else(|| {
+            let parent = host.split_once('.')?.1;
+            self.certificates.iter().find(|c| {
+                c.hosts.iter().any(|h| {
+                    h.strip_prefix("*.")
+                        .is_some_and(|p| p.eq_ignore_ascii_case(parent))
+                })
+            })
+        })
+    }
+}
+
+/// One certificate of the TLS listener: the host names it serves (exact names or a
+/// `*.parent` wildcard) and the PEM files of its chain and private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateSettings {
+    /// Lower-case host names the certificate is served for (matched against SNI).
+    pub hosts: Vec<String>,
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// The gateway's limits: what a client may send and how long it may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayLimits {
+    /// Request line plus headers, in bytes; larger requests get `431`.
+    pub max_header_bytes: usize,
+    /// Request body, in bytes; larger bodies get `413`.
+    pub max_body_bytes: u64,
+    /// From the request's arrival to the worker's response head; past it `504` (or `408`
+    /// when the client had not finished sending its body).
+    pub request_timeout: Duration,
+    /// A client connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+    /// Time for the TLS handshake and for each request head: slow-loris protection.
+    pub header_read_timeout: Duration,
+    /// Open client connections over all listeners; excess connections get `503`.
+    pub max_connections: usize,
+    /// Open client connections from one IP address; excess connections get `503`.
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for GatewayLimits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: GatewaySettings::DEFAULT_MAX_HEADER_BYTES,
+            max_body_bytes: GatewaySettings::DEFAULT_MAX_BODY_BYTES,
+            request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_connections_per_ip: 512,
+        }
+    }
 }
 
 /// One region: its public URLs, its worker replicas and its stores.
@@ -49,6 +186,9 @@ pub struct Region {
     pub api_url: Url,
     /// Addresses (`host:port`) of the worker replicas the gateway forwards to.
     pub workers: Vec<String>,
+    /// Per worker (same order as `workers`), the admin address (`host:port`) whose
+    /// `/readyz` the gateway's health checks call; see [`Region::worker_admin`].
+    pub worker_admins: Vec<Option<String>>,
     /// Where a worker of this region listens for public traffic.
     pub worker_listen: SocketAddr,
     /// Where a worker of this region serves `/healthz`, `/readyz` and `/metrics`.
@@ -63,6 +203,22 @@ pub struct Region {
     /// Okta uses to obtain SCIM bearer tokens. `None` leaves the endpoints answering
     /// that the server is not configured.
     pub scim_oauth: Option<ScimOAuthSettings>,
+    /// The service credential of the region's token introspection endpoint
+    /// (`[regions.<id>.introspection]`), with which the product's API and MCP servers
+    /// ask whether a personal token is active. `None` leaves the endpoint answering that
+    /// introspection is not configured.
+    pub introspection: Option<IntrospectionSettings>,
+}
+
+/// The service credential of a region's token introspection endpoint (RFC 7662 §2.1:
+/// the protected resources authenticate with HTTP Basic).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntrospectionSettings {
+    /// The client id (`[A-Za-z0-9._~-]`, 1 to 128 characters, like the SCIM OAuth
+    /// client's, so that it needs no encoding in HTTP Basic credentials).
+    pub client_id: String,
+    /// Where the worker reads the client secret; it keeps only its SHA-256.
+    pub client_secret: SecretSource,
 }
 
 /// The SCIM OAuth server of one region (OKTA.md §6). The Okta Integration Network gives
@@ -273,6 +429,18 @@ impl Region {
         self.app_url.as_str().trim_end_matches('/')
     }
 
+    /// The admin address of worker `index`, whose `/readyz` the gateway checks:
+    ///
+    /// - the `admin` of a `{ addr = "…", admin = "…" }` entry;
+    /// - else, when the region sets `worker_admin_listen`, the worker's host with that
+    ///   port (`worker-0:8081` with `worker_admin_listen = "0.0.0.0:9091"` gives
+    ///   `worker-0:9091`): every replica listens where the region says;
+    /// - else `None`: no admin address is known, and the gateway checks the worker's
+    ///   liveness on its public address instead (`GET /api/ping` with the API host).
+    pub fn worker_admin(&self, index: usize) -> Option<&str> {
+        self.worker_admins.get(index)?.as_deref()
+    }
+
     /// Whether `host` (a `Host` header value, port allowed, any case) is one of ours.
     pub fn serves_host(&self, host: &str) -> bool {
         let name = strip_port(host);
@@ -344,16 +512,6 @@ impl RegionMap {
         })?;
 
         let development = raw.development.unwrap_or(false);
-        let gateway = match raw.gateway {
-            Some(g) => GatewaySettings {
-                listen: parse_addr(&g.listen, &err)?,
-                admin_listen: parse_addr(&g.admin_listen, &err)?,
-            },
-            None => GatewaySettings {
-                listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
-                admin_listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
-            },
-        };
 
         if raw.regions.is_empty() {
             return Err(err(0, "no regions: add a [regions.<id>] table".into()));
@@ -372,10 +530,33 @@ impl RegionMap {
                     format!("region {id} has no workers: list at least one host:port"),
                 ));
             }
+            let worker_admin_port = match &r.worker_admin_listen {
+                Some(a) => Some(parse_addr(a, &err)?.port()),
+                None => None,
+            };
             let mut workers = Vec::with_capacity(r.workers.get_ref().len());
+            let mut worker_admins = Vec::with_capacity(r.workers.get_ref().len());
             for w in r.workers.into_inner() {
-                validate_worker_addr(w.get_ref()).map_err(|m| err(w.span().start, m))?;
-                workers.push(w.into_inner());
+                let at = w.span().start;
+                let (addr, admin) = match w.into_inner() {
+                    RawWorker::Addr(addr) => (addr, None),
+                    RawWorker::Table(RawWorkerTable { addr, admin }) => (addr, Some(admin)),
+                };
+                validate_worker_addr(&addr).map_err(|m| err(at, m))?;
+                let admin = match admin {
+                    Some(admin) => {
+                        validate_worker_addr(&admin).map_err(|m| err(at, m))?;
+                        Some(admin)
+                    }
+                    // Every replica's admin listener is where the region says, on the
+                    // replica's own host.
+                    None => worker_admin_port.map(|port| {
+                        let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
+                        format!("{host}:{port}")
+                    }),
+                };
+                workers.push(addr);
+                worker_admins.push(admin);
             }
             let index = regions.len();
             for (host, at) in [
@@ -411,6 +592,7 @@ impl RegionMap {
                 app_url,
                 api_url,
                 workers,
+                worker_admins,
                 worker_listen: match r.worker_listen {
                     Some(a) => parse_addr(&a, &err)?,
                     None => SocketAddr::from(([0, 0, 0, 0], 8081)),
@@ -429,8 +611,16 @@ impl RegionMap {
                     .scim_oauth
                     .map(|o| parse_scim_oauth(o, development, &err))
                     .transpose()?,
+                introspection: r
+                    .introspection
+                    .map(|i| parse_introspection(i, &err))
+                    .transpose()?,
             });
         }
+        let gateway = match raw.gateway {
+            Some(g) => parse_gateway(g, &hosts, &err)?,
+            None => GatewaySettings::defaults(),
+        };
         Ok(Self {
             development,
             gateway,
@@ -471,7 +661,7 @@ pub fn strip_port(host: &str) -> &str {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     development: Option<bool>,
-    gateway: Option<RawGateway>,
+    gateway: Option<Spanned<RawGateway>>,
     #[serde(default)]
     regions: BTreeMap<Spanned<String>, Spanned<RawRegion>>,
 }
@@ -479,8 +669,46 @@ struct RawFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGateway {
-    listen: Spanned<String>,
-    admin_listen: Spanned<String>,
+    listen: Option<Spanned<String>>,
+    tls_listen: Option<Spanned<String>>,
+    admin_listen: Option<Spanned<String>>,
+    certificates: Option<Spanned<Vec<Spanned<RawCertificate>>>>,
+    redirect_http_to_https: Option<Spanned<bool>>,
+    max_header_bytes: Option<Spanned<i64>>,
+    max_body_bytes: Option<Spanned<i64>>,
+    request_timeout_secs: Option<Spanned<i64>>,
+    idle_timeout_secs: Option<Spanned<i64>>,
+    header_read_timeout_secs: Option<Spanned<i64>>,
+    max_connections: Option<Spanned<i64>>,
+    max_connections_per_ip: Option<Spanned<i64>>,
+    health_check_interval_ms: Option<Spanned<i64>>,
+    shutdown_grace_secs: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCertificate {
+    hosts: Spanned<Vec<Spanned<String>>>,
+    cert: Spanned<String>,
+    key: Spanned<String>,
+}
+
+/// A `workers` entry: `"host:port"` or `{ addr = "host:port", admin = "host:port" }`.
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a worker as \"host:port\" or { addr = \"host:port\", admin = \"host:port\" }"
+)]
+enum RawWorker {
+    Addr(String),
+    Table(RawWorkerTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkerTable {
+    addr: String,
+    admin: String,
 }
 
 #[derive(Deserialize)]
@@ -488,13 +716,21 @@ struct RawGateway {
 struct RawRegion {
     app_url: Spanned<String>,
     api_url: Spanned<String>,
-    workers: Spanned<Vec<Spanned<String>>>,
+    workers: Spanned<Vec<Spanned<RawWorker>>>,
     worker_listen: Option<Spanned<String>>,
     worker_admin_listen: Option<Spanned<String>>,
     postgres: Spanned<RawSecret>,
     redis: Spanned<RawSecret>,
     encryption_key: Option<Spanned<RawSecret>>,
     scim_oauth: Option<Spanned<RawScimOAuth>>,
+    introspection: Option<Spanned<RawIntrospection>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntrospection {
+    client_id: Spanned<String>,
+    client_secret: Spanned<RawSecret>,
 }
 
 #[derive(Deserialize)]
@@ -546,6 +782,33 @@ impl IntoSource for Spanned<RawSecret> {
             )),
         }
     }
+}
+
+/// Whether `id` is a client id that HTTP Basic carries without encoding.
+fn valid_client_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+fn parse_introspection(
+    raw: Spanned<RawIntrospection>,
+    err: &dyn Fn(usize, String) -> RegionMapError,
+) -> Result<IntrospectionSettings, RegionMapError> {
+    let raw = raw.into_inner();
+    if !valid_client_id(raw.client_id.get_ref()) {
+        return Err(err(
+            raw.client_id.span().start,
+            "introspection.client_id must be 1 to 128 letters, digits or - . _ ~".into(),
+        ));
+    }
+    Ok(IntrospectionSettings {
+        client_id: raw.client_id.into_inner(),
+        client_secret: raw
+            .client_secret
+            .into_source("introspection.client_secret", err)?,
+    })
 }
 
 fn parse_scim_oauth(
@@ -616,6 +879,235 @@ fn parse_scim_oauth(
     })
 }
 
+/// Validates the `[gateway]` table against the regions' hosts (`hosts`: lower-case host
+/// name → region index), which every certificate must serve and, with `tls_listen`,
+/// cover.
+fn parse_gateway(
+    raw: Spanned<RawGateway>,
+    hosts: &HashMap<String, usize>,
+    err: &dyn Fn(usize, String) -> RegionMapError,
+) -> Result<GatewaySettings, RegionMapError> {
+    let table_at = raw.span().start;
+    let g = raw.into_inner();
+    let defaults = GatewaySettings::defaults();
+    let addr = |a: &Option<Spanned<String>>| a.as_ref().map(|a| parse_addr(a, err)).transpose();
+    let listen = addr(&g.listen)?;
+    let tls_listen = addr(&g.tls_listen)?;
+    let admin_listen = addr(&g.admin_listen)?.unwrap_or(defaults.admin_listen);
+    if listen.is_none() && tls_listen.is_none() {
+        return Err(err(
+            table_at,
+            "[gateway] needs a listener: listen (plain HTTP), tls_listen (HTTPS) or both".into(),
+        ));
+    }
+    let int = |v: &Option<Spanned<i64>>,
+               key: &str,
+               range: std::ops::RangeInclusive<i64>,
+               default: i64|
+     -> Result<i64, RegionMapError> {
+        match v {
+            None => Ok(default),
+            Some(v) if range.contains(v.get_ref()) => Ok(*v.get_ref()),
+            Some(v) => Err(err(
+                v.span().start,
+                format!(
+                    "gateway.{key} must be between {} and {}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        }
+    };
+    let d = &defaults.limits;
+    // The ranges are positive, so the casts below cannot wrap.
+    let secs = |v, key, range, default: Duration| {
+        int(v, key, range, default.as_secs() as i64).map(|s| Duration::from_secs(s as u64))
+    };
+    let limits = GatewayLimits {
+        max_header_bytes: int(
+            &g.max_header_bytes,
+            "max_header_bytes",
+            1024..=1 << 20,
+            d.max_header_bytes as i64,
+        )? as usize,
+        max_body_bytes: int(
+            &g.max_body_bytes,
+            "max_body_bytes",
+            0..=1 << 40,
+            d.max_body_bytes as i64,
+        )? as u64,
+        request_timeout: secs(
+            &g.request_timeout_secs,
+            "request_timeout_secs",
+            1..=3600,
+            d.request_timeout,
+        )?,
+        idle_timeout: secs(
+            &g.idle_timeout_secs,
+            "idle_timeout_secs",
+            1..=3600,
+            d.idle_timeout,
+        )?,
+        header_read_timeout: secs(
+            &g.header_read_timeout_secs,
+            "header_read_timeout_secs",
+            1..=300,
+            d.header_read_timeout,
+        )?,
+        max_connections: int(
+            &g.max_connections,
+            "max_connections",
+            1..=1_000_000,
+            d.max_connections as i64,
+        )? as usize,
+        max_connections_per_ip: int(
+            &g.max_connections_per_ip,
+            "max_connections_per_ip",
+            1..=1_000_000,
+            d.max_connections_per_ip as i64,
+        )? as usize,
+    };
+    let interval_ms = int(
+        &g.health_check_interval_ms,
+        "health_check_interval_ms",
+        0..=600_000,
+        GatewaySettings::DEFAULT_HEALTH_CHECK_INTERVAL.as_millis() as i64,
+    )?;
+    if (1..100).contains(&interval_ms) {
+        let at = g
+            .health_check_interval_ms
+            .as_ref()
+            .map_or(table_at, |v| v.span().start);
+        return Err(err(
+            at,
+            "gateway.health_check_interval_ms must be 0 (off) or at least 100".into(),
+        ));
+    }
+    let health_check_interval =
+        (interval_ms > 0).then(|| Duration::from_millis(interval_ms as u64));
+    let shutdown_grace = secs(
+        &g.shutdown_grace_secs,
+        "shutdown_grace_secs",
+        0..=3600,
+        defaults.shutdown_grace,
+    )?;
+
+    let redirect_http_to_https = match &g.redirect_http_to_https {
+        Some(r) if *r.get_ref() && (tls_listen.is_none() || listen.is_none()) => {
+            return Err(err(
+                r.span().start,
+                "redirect_http_to_https needs both listen and tls_listen".into(),
+            ));
+        }
+        Some(r) => *r.get_ref(),
+        None => false,
+    };
+
+    let mut certificates = Vec::new();
+    if let Some(list) = g.certificates {
+        let list_at = list.span().start;
+        if tls_listen.is_none() {
+            return Err(err(
+                list_at,
+                "certificates are served only with tls_listen".into(),
+            ));
+        }
+        for c in list.into_inner() {
+            let c = c.into_inner();
+            if c.hosts.get_ref().is_empty() {
+                return Err(err(
+                    c.hosts.span().start,
+                    "a certificate needs at least one host".into(),
+                ));
+            }
+            let mut names = Vec::with_capacity(c.hosts.get_ref().len());
+            for h in c.hosts.into_inner() {
+                let at = h.span().start;
+                let name = h.into_inner();
+                validate_certificate_host(&name, hosts).map_err(|m| err(at, m))?;
+                if names.contains(&name) {
+                    return Err(err(at, format!("host {name} is listed twice")));
+                }
+                if certificates
+                    .iter()
+                    .any(|other: &CertificateSettings| other.hosts.contains(&name))
+                {
+                    return Err(err(at, format!("host {name} has two certificates")));
+                }
+                names.push(name);
+            }
+            let path = |p: Spanned<String>, what: &str| {
+                if p.get_ref().trim().is_empty() {
+                    Err(err(
+                        p.span().start,
+                        format!("certificate {what} must name a PEM file"),
+                    ))
+                } else {
+                    Ok(PathBuf::from(p.into_inner()))
+                }
+            };
+            certificates.push(CertificateSettings {
+                hosts: names,
+                cert: path(c.cert, "cert")?,
+                key: path(c.key, "key")?,
+            });
+        }
+    }
+    let settings = GatewaySettings {
+        listen,
+        tls_listen,
+        admin_listen,
+        certificates,
+        redirect_http_to_https,
+        limits,
+        health_check_interval,
+        shutdown_grace,
+    };
+    if let Some(tls) = &g.tls_listen {
+        let mut uncovered: Vec<&str> = hosts
+            .keys()
+            .map(String::as_str)
+            .filter(|h| settings.certificate_for(h).is_none())
+            .collect();
+        uncovered.sort_unstable();
+        if let Some(host) = uncovered.first() {
+            return Err(err(
+                tls.span().start,
+                format!("tls_listen: host {host} has no certificate in certificates"),
+            ));
+        }
+    }
+    Ok(settings)
+}
+
+/// A certificate's host: a lower-case DNS name or `*.parent`, serving at least one
+/// region host (a name no region serves is a typo, not a plan).
+fn validate_certificate_host(name: &str, hosts: &HashMap<String, usize>) -> Result<(), String> {
+    let bare = name.strip_prefix("*.").unwrap_or(name);
+    let dns = !bare.is_empty()
+        && bare.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    if !dns {
+        return Err(format!(
+            "certificate host {name:?} must be a lower-case DNS name or *.parent"
+        ));
+    }
+    let serves = |h: &String| match name.strip_prefix("*.") {
+        Some(parent) => h.split_once('.').is_some_and(|(_, p)| p == parent),
+        None => h == name,
+    };
+    if !hosts.keys().any(serves) {
+        return Err(format!(
+            "certificate host {name} is not a host of any region"
+        ));
+    }
+    Ok(())
+}
+
 fn parse_addr(
     s: &Spanned<String>,
     err: &dyn Fn(usize, String) -> RegionMapError,
@@ -646,6 +1138,18 @@ fn parse_url(
             ));
         }
         other => return Err(err(at, format!("{what}: unsupported scheme {other}"))),
+    }
+    // Hosts are looked up by name with the port stripped and any trailing dot
+    // removed: an IPv6 literal or a name ending in a dot could never be routed to.
+    if matches!(url.host(), Some(url::Host::Ipv6(_)))
+        || url.host_str().is_some_and(|h| h.ends_with('.'))
+    {
+        return Err(err(
+            at,
+            format!(
+                "{what} must name its host by DNS name or IPv4 address, without a trailing dot"
+            ),
+        ));
     }
     if url.host_str().is_none_or(str::is_empty)
         || url.path() != "/"
@@ -944,6 +1448,320 @@ redis = { env = "CLOSEDLOOP_EU_REDIS_URL" }
             .map(|d| format!("https://system-admin.{d}/admin/app/cpc/{{appName}}/oauth/callback"))
             .collect();
             assert_eq!(patterns, expected);
+        }
+    }
+
+    #[test]
+    fn introspection_table() {
+        let text = GOOD.replace(
+            "redis = { env = \"CLOSEDLOOP_EU_REDIS_URL\" }\n",
+            "redis = { env = \"CLOSEDLOOP_EU_REDIS_URL\" }\n\n[regions.eu.introspection]\n\
+             client_id = \"closedloop-api-eu\"\nclient_secret = { env = \"EU_INTROSPECTION\" }\n",
+        );
+        let map = RegionMap::parse(&text).unwrap();
+        let eu = map.region(&RegionId::parse("eu").unwrap()).unwrap();
+        let i = eu.introspection.as_ref().expect("configured");
+        assert_eq!(i.client_id, "closedloop-api-eu");
+        assert_eq!(
+            i.client_secret,
+            SecretSource::Env("EU_INTROSPECTION".into())
+        );
+        for (good, bad, key) in [
+            ("\"closedloop-api-eu\"", "\"a:b\"", "client_id"),
+            (
+                "{ env = \"EU_INTROSPECTION\" }",
+                "\"literal\"",
+                "client_secret",
+            ),
+        ] {
+            let text = text.replace(good, bad);
+            let e = RegionMap::parse(&text).unwrap_err();
+            let line = text.lines().nth(e.line - 1).unwrap_or_default();
+            assert!(
+                line.starts_with(key),
+                "{key}: line {} {line:?}: {e}",
+                e.line
+            );
+        }
+    }
+
+    #[test]
+    fn the_production_map_names_introspection_secret_files() {
+        let map = RegionMap::parse(include_str!("../../regions.toml")).unwrap();
+        for r in map.regions() {
+            let i = r
+                .introspection
+                .as_ref()
+                .expect("every region serves introspection");
+            assert_eq!(i.client_id, format!("closedloop-introspection-{}", r.id));
+            assert!(
+                matches!(&i.client_secret, SecretSource::File(p) if p.starts_with(&format!("/run/secrets/closedloop-{}/", r.id))),
+                "{:?}",
+                i.client_secret
+            );
+        }
+    }
+
+    /// `GOOD` with its `[gateway]` table replaced by `table`.
+    fn with_gateway(table: &str) -> String {
+        GOOD.replace(
+            "listen = \"0.0.0.0:443\"\nadmin_listen = \"127.0.0.1:9000\"\n",
+            table,
+        )
+    }
+
+    const CERTS: &str = r#"certificates = [
+  { hosts = ["*.closedloop.sh"], cert = "/etc/closedloop/tls/us.pem", key = "/etc/closedloop/tls/us.key" },
+  { hosts = ["eu.api.closedloop.sh", "eu.app.closedloop.sh"], cert = "/etc/closedloop/tls/eu.pem", key = "/etc/closedloop/tls/eu.key" },
+]
+"#;
+
+    fn gateway_error(table: &str) -> (String, RegionMapError) {
+        let text = with_gateway(table);
+        let e = RegionMap::parse(&text).unwrap_err();
+        let line = text.lines().nth(e.line - 1).unwrap_or_default().to_owned();
+        (line, e)
+    }
+
+    #[test]
+    fn gateway_defaults_without_a_table_or_keys() {
+        let text = GOOD.replace(
+            "[gateway]\nlisten = \"0.0.0.0:443\"\nadmin_listen = \"127.0.0.1:9000\"\n",
+            "",
+        );
+        let g = RegionMap::parse(&text).unwrap().gateway;
+        assert_eq!(g.listen, Some("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(g.tls_listen, None);
+        assert_eq!(g.limits, GatewayLimits::default());
+        assert_eq!(g.health_check_interval, Some(Duration::from_secs(2)));
+
+        let g = RegionMap::parse(GOOD).unwrap().gateway;
+        assert_eq!(g.listen, Some("0.0.0.0:443".parse().unwrap()));
+        assert_eq!(g.admin_listen, "127.0.0.1:9000".parse().unwrap());
+        assert!(g.certificates.is_empty() && !g.redirect_http_to_https);
+        assert_eq!(g.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn gateway_tls_limits_and_health_keys() {
+        let text = with_gateway(&format!(
+            "listen = \"0.0.0.0:80\"\ntls_listen = \"0.0.0.0:443\"\nadmin_listen = \"127.0.0.1:9000\"\n\
+             redirect_http_to_https = true\n{CERTS}max_header_bytes = 16384\nmax_body_bytes = 1048576\n\
+             request_timeout_secs = 20\nidle_timeout_secs = 30\nheader_read_timeout_secs = 5\n\
+             max_connections = 2000\nmax_connections_per_ip = 100\nhealth_check_interval_ms = 0\n\
+             shutdown_grace_secs = 25\n"
+        ));
+        let g = RegionMap::parse(&text).unwrap().gateway;
+        assert_eq!(g.tls_listen, Some("0.0.0.0:443".parse().unwrap()));
+        assert!(g.redirect_http_to_https);
+        assert_eq!(g.certificates.len(), 2);
+        assert_eq!(
+            g.certificate_for("app.closedloop.sh").unwrap().cert,
+            PathBuf::from("/etc/closedloop/tls/us.pem")
+        );
+        assert_eq!(
+            g.certificate_for("eu.api.closedloop.sh").unwrap().key,
+            PathBuf::from("/etc/closedloop/tls/eu.key")
+        );
+        assert!(g.certificate_for("x.api.closedloop.sh").is_none());
+        assert!(g.certificate_for("closedloop.sh").is_none());
+        assert_eq!(
+            g.limits,
+            GatewayLimits {
+                max_header_bytes: 16384,
+                max_body_bytes: 1 << 20,
+                request_timeout: Duration::from_secs(20),
+                idle_timeout: Duration::from_secs(30),
+                header_read_timeout: Duration::from_secs(5),
+                max_connections: 2000,
+                max_connections_per_ip: 100,
+            }
+        );
+        assert_eq!(g.health_check_interval, None);
+        assert_eq!(g.shutdown_grace, Duration::from_secs(25));
+
+        // TLS only: the plain listener is optional.
+        let text = with_gateway(&format!("tls_listen = \"0.0.0.0:443\"\n{CERTS}"));
+        assert_eq!(RegionMap::parse(&text).unwrap().gateway.listen, None);
+    }
+
+    #[test]
+    fn gateway_errors_name_their_line() {
+        let tls = format!("listen = \"0.0.0.0:80\"\ntls_listen = \"0.0.0.0:443\"\n{CERTS}");
+        for (table, needle, message) in [
+            (
+                "listen = \"0.0.0.0:80\"\nmax_body_bytes = -1\n".to_owned(),
+                "max_body_bytes",
+                "between",
+            ),
+            (
+                "listen = \"0.0.0.0:80\"\nmax_header_bytes = 10\n".to_owned(),
+                "max_header_bytes",
+                "between",
+            ),
+            (
+                "listen = \"0.0.0.0:80\"\nidle_timeout_secs = 0\n".to_owned(),
+                "idle_timeout_secs",
+                "between",
+            ),
+            (
+                "listen = \"0.0.0.0:80\"\nhealth_check_interval_ms = 5\n".to_owned(),
+                "health_check_interval_ms",
+                "at least 100",
+            ),
+            (
+                "listen = \"0.0.0.0:80\"\nmax_connections = 0\n".to_owned(),
+                "max_connections",
+                "between",
+            ),
+            (
+                "listen = \"0.0.0.0:80\"\ntls_port = 443\n".to_owned(),
+                "tls_port",
+                "unknown field",
+            ),
+            (
+                "listen = \"0.0.0.0:80\"\nredirect_http_to_https = true\n".to_owned(),
+                "redirect_http_to_https",
+                "tls_listen",
+            ),
+            (
+                "tls_listen = \"0.0.0.0:443\"\n".to_owned(),
+                "tls_listen",
+                "no certificate",
+            ),
+            (
+                "tls_listen = \"nowhere\"\n".to_owned(),
+                "tls_listen",
+                "socket address",
+            ),
+            (
+                format!("listen = \"0.0.0.0:80\"\n{CERTS}"),
+                "certificates",
+                "tls_listen",
+            ),
+            (
+                tls.replace(", \"eu.app.closedloop.sh\"", ""),
+                "tls_listen",
+                "eu.app.closedloop.sh has no certificate",
+            ),
+            (
+                tls.replace(
+                    "\"*.closedloop.sh\"",
+                    "\"*.closedloop.sh\", \"www.closedloop.sh\"",
+                ),
+                "www.closedloop.sh",
+                "not a host of any region",
+            ),
+            (
+                tls.replace(
+                    "\"*.closedloop.sh\"",
+                    "\"*.closedloop.sh\", \"eu.app.closedloop.sh\"",
+                ),
+                "\"eu.app.closedloop.sh\"]",
+                "two certificates",
+            ),
+            (
+                tls.replace(
+                    "\"*.closedloop.sh\"",
+                    "\"*.closedloop.sh\", \"*.closedloop.sh\"",
+                ),
+                "*.closedloop.sh",
+                "listed twice",
+            ),
+            (
+                tls.replace("\"*.closedloop.sh\"", "\"*.CLOSEDLOOP.sh\""),
+                "CLOSEDLOOP",
+                "lower-case",
+            ),
+            (
+                tls.replace("cert = \"/etc/closedloop/tls/eu.pem\"", "cert = \"\""),
+                "eu.key",
+                "PEM file",
+            ),
+            (
+                tls.replace("hosts = [\"*.closedloop.sh\"]", "hosts = []"),
+                "hosts = []",
+                "at least one host",
+            ),
+            (
+                tls.replace("key = \"/etc/closedloop/tls/eu.key\"", "kye = \"x\""),
+                "kye",
+                "unknown field",
+            ),
+        ] {
+            let (line, e) = gateway_error(&table);
+            assert!(e.message.contains(message), "{needle}: {e}");
+            assert!(
+                line.contains(needle),
+                "{needle}: line {} {line:?}: {e}",
+                e.line
+            );
+        }
+        let (_, e) = gateway_error("admin_listen = \"127.0.0.1:9000\"\n");
+        assert!(e.message.contains("needs a listener"), "{e}");
+        assert!(e.line > 1);
+    }
+
+    #[test]
+    fn workers_may_name_their_admin_address() {
+        let text = GOOD.replace(
+            r#"workers = ["us-worker-0:8081", "us-worker-1:8081"]"#,
+            r#"workers = ["us-worker-0:8081", { addr = "us-worker-1:8081", admin = "10.0.0.7:9191" }]"#,
+        );
+        let map = RegionMap::parse(&text).unwrap();
+        let us = map.region(&RegionId::parse("us").unwrap()).unwrap();
+        assert_eq!(us.workers, ["us-worker-0:8081", "us-worker-1:8081"]);
+        assert_eq!(us.worker_admin(0), None);
+        assert_eq!(us.worker_admin(1), Some("10.0.0.7:9191"));
+
+        // With worker_admin_listen, every plain entry's admin is on its own host.
+        let text = text.replace(
+            "redis = { file = \"/run/secrets/us-redis-url\" }",
+            "redis = { file = \"/run/secrets/us-redis-url\" }\nworker_admin_listen = \"0.0.0.0:9091\"",
+        );
+        let map = RegionMap::parse(&text).unwrap();
+        let us = map.region(&RegionId::parse("us").unwrap()).unwrap();
+        assert_eq!(us.worker_admin(0), Some("us-worker-0:9091"));
+        assert_eq!(us.worker_admin(1), Some("10.0.0.7:9191"));
+
+        for bad in [
+            r#"{ addr = "us-worker-1:8081" }"#,
+            r#"{ addr = "us-worker-1:8081", admin = "nope" }"#,
+            r#"{ addr = "us-worker-1:8081", admin = "h:1", extra = 1 }"#,
+            "42",
+        ] {
+            let text = GOOD.replace(r#""us-worker-1:8081""#, bad);
+            let e = RegionMap::parse(&text).unwrap_err();
+            let line = text.lines().nth(e.line - 1).unwrap();
+            assert!(line.starts_with("workers"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_production_map_serves_tls_for_every_host() {
+        let map = RegionMap::parse(include_str!("../../regions.toml")).unwrap();
+        let g = &map.gateway;
+        assert!(g.tls_listen.is_some() && g.redirect_http_to_https);
+        for r in map.regions() {
+            for host in [r.app_host(), r.api_host()] {
+                let cert = g.certificate_for(host).expect("a certificate per host");
+                assert!(cert.cert.starts_with("/etc/closedloop/tls/"), "{cert:?}");
+            }
+            for i in 0..r.workers.len() {
+                assert!(r.worker_admin(i).is_some_and(|a| a.ends_with(":9091")));
+            }
+        }
+    }
+
+    #[test]
+    fn unroutable_hosts_are_refused() {
+        for bad in ["http://[::1]:8080", "https://app.example."] {
+            let text = format!(
+                "development = true\n{}",
+                GOOD.replace("https://eu.app.closedloop.sh", bad)
+            );
+            let e = RegionMap::parse(&text).unwrap_err();
+            assert!(e.message.contains("DNS name"), "{bad}: {e}");
         }
     }
 

@@ -7,6 +7,7 @@ target/bench/, runs the chosen suites, and prints Markdown tables for BENCHMARKS
     python3 tests/bench/bench.py ping          # worker directly vs through the gateway
     python3 tests/bench/bench.py scim          # 100k users, 50k-member group
     python3 tests/bench/bench.py ping scim --duration 10
+    python3 tests/bench/bench.py proxy         # gateway vs nginx (HTTP/1.1, TLS), failover
 
 Build first: cargo build --release --bins -p region-worker -p gateway -p deploy -p closedloop-tests
 """
@@ -158,7 +159,7 @@ INSERT INTO group_members (team_id, group_id, user_id)
 SELECT '{team}', '00000000-0000-4000-9000-000000000001', ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid
 FROM generate_series(1, {members}) AS n;
 COMMIT;
-VACUUM ANALYZE users; VACUUM ANALYZE groups; VACUUM ANALYZE group_members; VACUUM ANALYZE user_roles;
+VACUUM ANALYZE users; VACUUM ANALYZE groups; VACUUM ANALYZE resource_counts; VACUUM ANALYZE group_members; VACUUM ANALYZE user_roles;
 """
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -224,20 +225,262 @@ def scim(stack, args):
             print(f"<!-- {name}: status counts {r['status_counts']} -->")
 
 
+# ---------------------------------------------------------------- proxy suite
+# The gateway against nginx, the proxy an operator would otherwise put in front of the
+# workers: worker directly, through the gateway, through nginx (deploy/bench/nginx.conf),
+# plain HTTP/1.1 and TLS, side by side in one run; then two workers per region with one
+# killed mid-run. Everything lives under target/bench/proxy/.
+
+PROXY = WORK / "proxy"
+GW_HTTP, GW_TLS, GW_ADMIN = 18500, 18501, 18502
+NG_HTTP, NG_TLS = 18510, 18511
+FO_GW_HTTP, FO_GW_ADMIN, FO_NG_HTTP, FO_NG_TLS = 18530, 18531, 18540, 18541
+FO_WORKERS = [(18520, 18521), (18522, 18523)]
+HOSTS = ["api.closedloop.localhost", "app.closedloop.localhost",
+         "eu.api.closedloop.localhost", "eu.app.closedloop.localhost"]
+
+
+def wait_port(port, proc=None, timeout=120):
+    import socket
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"process for port {port} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def make_certs():
+    """A CA and one certificate for the four hosts (openssl), as an operator would."""
+    d = PROXY / "tls"
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, cert = (d / n for n in ("ca.key", "ca.pem", "leaf.key", "leaf.csr", "leaf.pem"))
+    sh(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", str(ca_key), "-out", str(ca), "-days", "2", "-subj", "/CN=bench CA"])
+    sh(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", str(key), "-out", str(csr), "-subj", "/CN=api.closedloop.localhost"])
+    ext = d / "san.ext"
+    ext.write_text("subjectAltName=" + ",".join(f"DNS:{h}" for h in HOSTS) + "\n")
+    sh(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext)])
+    for f in d.iterdir():
+        f.chmod(0o644)
+    return ca, cert, key
+
+
+def gateway_map(us, eu, http_port, admin_port, tls_port=None, cert=None, key=None):
+    """A region map for a bench gateway: workers as (public, admin) pairs."""
+    def entries(ws):
+        return ", ".join(f'{{ addr = "{w}", admin = "{a}" }}' for w, a in ws)
+    tls = ""
+    if tls_port:
+        hosts = ", ".join(f'"{h}"' for h in HOSTS)
+        tls = (f'tls_listen = "127.0.0.1:{tls_port}"\n'
+               f'certificates = [{{ hosts = [{hosts}], cert = "{cert}", key = "{key}" }}]\n')
+    return f"""development = true
+[gateway]
+listen = "127.0.0.1:{http_port}"
+admin_listen = "127.0.0.1:{admin_port}"
+{tls}max_connections_per_ip = 10000
+[regions.us]
+app_url = "http://app.closedloop.localhost"
+api_url = "http://api.closedloop.localhost"
+workers = [{entries(us)}]
+postgres = {{ env = "UNUSED" }}
+redis = {{ env = "UNUSED" }}
+[regions.eu]
+app_url = "http://eu.app.closedloop.localhost"
+api_url = "http://eu.api.closedloop.localhost"
+workers = [{entries(eu)}]
+postgres = {{ env = "UNUSED" }}
+redis = {{ env = "UNUSED" }}
+"""
+
+
+class Background:
+    """A process of the suite, stopped (SIGTERM, then SIGKILL) at the end."""
+
+    def __init__(self, name, cmd, env=None):
+        self.name = name
+        self.log = open(PROXY / f"{name}.log", "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env or dict(os.environ), start_new_session=True)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_gateway(name, map_text):
+    path = PROXY / f"{name}.toml"
+    path.write_text(map_text)
+    env = dict(os.environ, RUST_LOG="warn")
+    return Background(name, [str(BIN / "gateway"), "--config", str(path)], env)
+
+
+def start_nginx(name, us, eu, http_port, tls_port, cert, key):
+    work = PROXY / name
+    work.mkdir(parents=True, exist_ok=True)
+    template = (ROOT / "deploy" / "bench" / "nginx.conf").read_text()
+    servers = lambda ws: "\n        ".join(f"server {w};" for w, _ in ws)
+    conf = (template.replace("@WORK@", str(work)).replace("@US_WORKERS@", servers(us))
+            .replace("@EU_WORKERS@", servers(eu)).replace("@HTTP_PORT@", str(http_port))
+            .replace("@TLS_PORT@", str(tls_port)).replace("@CERT@", str(cert)).replace("@KEY@", str(key)))
+    (work / "nginx.conf").write_text(conf)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    return Background(name, [nginx, "-p", str(work), "-c", str(work / "nginx.conf"),
+                             "-e", str(work / "nginx-error.log")])
+
+
+def wrk(url, host, connections, duration):
+    """wrk's figures (req/s, p50/p99 ms, errors) for a second opinion."""
+    out = sh(["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--latency",
+              "-H", f"Host: {host}", url])
+    def ms(text):
+        value, unit = float(text[:-2] if text.endswith(("us", "ms")) else text[:-1]), text[-2:]
+        return value / 1000 if unit == "us" else value * 1000 if not unit.endswith("ms") else value
+    r = {"rps": 0.0, "p50_ms": 0.0, "p99_ms": 0.0, "errors": 0}
+    for line in out.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            r["rps"] = float(parts[1])
+        elif parts[:1] == ["50%"]:
+            r["p50_ms"] = ms(parts[1])
+        elif parts[:1] == ["99%"]:
+            r["p99_ms"] = ms(parts[1])
+        elif "Non-2xx" in line or line.strip().startswith("Socket errors"):
+            r["errors"] += sum(int(x.strip(",")) for x in parts if x.strip(",").isdigit())
+    return r
+
+
+def proxy(stack, args):
+    shutil.rmtree(PROXY, ignore_errors=True)
+    PROXY.mkdir(parents=True)
+    ca, cert, key = make_certs()
+    us = [(stack.us["worker"], stack.us["worker_admin"])]
+    eu_info = stack.info["regions"]["eu"]
+    eu = [(eu_info["worker"], eu_info["worker_admin"])]
+    gw = start_gateway("gateway", gateway_map(us, eu, GW_HTTP, GW_ADMIN, GW_TLS, cert, key))
+    ng = start_nginx("nginx", us, eu, NG_HTTP, NG_TLS, cert, key)
+    procs = [gw, ng]
+    try:
+        for port, p in ((GW_HTTP, gw.proc), (GW_TLS, gw.proc), (NG_HTTP, ng.proc), (NG_TLS, ng.proc)):
+            wait_port(port, p)
+        c, d = args.connections, args.duration
+        tls_extra = ["--cacert", str(ca)]
+        targets = [
+            ("worker directly", f"http://{stack.us['worker']}/api/ping", []),
+            ("gateway, HTTP/1.1", f"http://127.0.0.1:{GW_HTTP}/api/ping", []),
+            ("nginx, HTTP/1.1", f"http://127.0.0.1:{NG_HTTP}/api/ping", []),
+            ("gateway, TLS + HTTP/1.1", f"https://127.0.0.1:{GW_TLS}/api/ping", tls_extra),
+            ("nginx, TLS + HTTP/1.1", f"https://127.0.0.1:{NG_TLS}/api/ping", tls_extra),
+        ]
+        print(f"\n### Gateway vs nginx: GET /api/ping (US worker), loadgen\n")
+        print(f"{c} keep-alive connections, {d} s each after 1 s warm-up, release build, "
+              f"{args.rounds} rounds interleaved; load before: {os.getloadavg()[0]:.2f}.\n")
+        print("| path | req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors |")
+        print("|---|---|---|---|---|---|---|")
+        results = {}
+        for rnd in range(args.rounds):
+            for name, url, extra in targets:
+                r = loadgen(url, US_API, c, d, extra=extra)
+                results.setdefault(name, []).append(r)
+                print(row(f"{name} (round {rnd + 1})", r), flush=True)
+        mean = lambda name, key: sum(r[key] for r in results[name]) / args.rounds
+        print("\n| comparison (means of the rounds) | throughput ratio | added p50 µs over direct |")
+        print("|---|---|---|")
+        for name in ("gateway, HTTP/1.1", "nginx, HTTP/1.1", "gateway, TLS + HTTP/1.1", "nginx, TLS + HTTP/1.1"):
+            ratio = mean(name, "rps") / mean("worker directly", "rps")
+            added = (mean(name, "p50_ms") - mean("worker directly", "p50_ms")) * 1000
+            print(f"| {name} vs worker directly | {ratio:.2f} | {added:.0f} |")
+        for kind in ("HTTP/1.1", "TLS + HTTP/1.1"):
+            g, n = mean(f"gateway, {kind}", "rps"), mean(f"nginx, {kind}", "rps")
+            print(f"| gateway / nginx, {kind} | {g / n:.2f} | {(mean(f'gateway, {kind}', 'p50_ms') - mean(f'nginx, {kind}', 'p50_ms')) * 1000:+.0f} (vs nginx) |")
+
+        if shutil.which("wrk"):
+            print("\n### Second opinion: wrk (2 threads, plain HTTP/1.1)\n")
+            print("| path | req/s | p50 ms | p99 ms | errors |")
+            print("|---|---|---|---|---|")
+            for rnd in range(args.rounds):
+                for name, url, extra in targets[:3]:
+                    r = wrk(url, US_API, c, d)
+                    print(f"| {name} (round {rnd + 1}) | {r['rps']:,.0f} | {r['p50_ms']:.2f} | "
+                          f"{r['p99_ms']:.2f} | {r['errors']} |", flush=True)
+    finally:
+        for p in procs:
+            p.stop()
+    failover(stack, args, cert, key)
+
+
+def failover(stack, args, cert, key):
+    """Two US workers behind the gateway and behind nginx; one is SIGKILLed mid-run."""
+    env = dict(os.environ, **stack.us["env"], RUST_LOG="warn", CLOSEDLOOP_SCIM_RATE_PER_SECOND="0")
+    eu_info = stack.info["regions"]["eu"]
+    eu = [(eu_info["worker"], eu_info["worker_admin"])]
+    print("\n### Two workers per region, one killed (SIGKILL) mid-run: GET /api/ping\n")
+    print(f"{args.connections} connections, {args.duration} s, the first US worker killed "
+          f"{args.duration // 2} s in; failed = non-2xx + connection errors + timeouts.\n")
+    print("| proxy | req/s | p50 ms | p99 ms | max ms | failed requests |")
+    print("|---|---|---|---|---|---|")
+    for proxy_name in ("gateway", "nginx"):
+        workers, procs = [], []
+        try:
+            for public, admin in FO_WORKERS:
+                w = Background(f"worker-{public}", [
+                    str(BIN / "region-worker"), "serve", "--config", stack.info["config"], "--region", "us",
+                    "--listen", f"127.0.0.1:{public}", "--admin-listen", f"127.0.0.1:{admin}"], env)
+                workers.append(w)
+                wait_port(public, w.proc)
+            us = [(f"127.0.0.1:{p}", f"127.0.0.1:{a}") for p, a in FO_WORKERS]
+            if proxy_name == "gateway":
+                procs.append(start_gateway("gateway-failover",
+                                           gateway_map(us, eu, FO_GW_HTTP, FO_GW_ADMIN)))
+                port = FO_GW_HTTP
+            else:
+                procs.append(start_nginx("nginx-failover", us, eu, FO_NG_HTTP, FO_NG_TLS, cert, key))
+                port = FO_NG_HTTP
+            wait_port(port, procs[-1].proc)
+            timer = threading.Timer(1 + args.duration / 2, workers[0].kill)
+            timer.start()
+            r = loadgen(f"http://127.0.0.1:{port}/api/ping", US_API, args.connections, args.duration)
+            timer.join()
+            failed = r["non_2xx"] + r["errors"] + r["timeouts"]
+            print(f"| {proxy_name} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                  f"{r['max_ms']:.1f} | {failed} |", flush=True)
+        finally:
+            for p in procs + workers:
+                p.stop()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suites", nargs="+", choices=["ping", "scim"])
+    p.add_argument("suites", nargs="+", choices=["ping", "scim", "proxy"])
     p.add_argument("--duration", type=int, default=10)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--users", type=int, default=100_000)
     p.add_argument("--only", help="comma-separated scenario numbers of the scim suite")
     p.add_argument("--keep", action="store_true", help="reuse target/bench from an earlier run")
+    p.add_argument("--hold", type=int, default=0, help="keep the stack up this many seconds after the suites (for EXPLAIN)")
     args = p.parse_args()
     stack = Stack(fresh=not args.keep)
     try:
         for suite in args.suites:
-            {"ping": ping, "scim": scim}[suite](stack, args)
+            {"ping": ping, "scim": scim, "proxy": proxy}[suite](stack, args)
+        time.sleep(args.hold)
     finally:
         stack.stop()
 

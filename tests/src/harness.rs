@@ -147,6 +147,17 @@ pub async fn fresh_database_on(admin_url: &str, template: &str) -> anyhow::Resul
 
 /// The region map of the test stack: `*.closedloop.localhost` hosts, plain HTTP.
 pub fn region_map(us_workers: &[SocketAddr], eu_workers: &[SocketAddr]) -> RegionMap {
+    region_map_at(us_workers, eu_workers, None)
+}
+
+/// The test region map with the public URLs on `port` (`http://app.closedloop.localhost:PORT`):
+/// for a real browser, which must reach the gateway at the URLs the workers build.
+pub fn region_map_at(
+    us_workers: &[SocketAddr],
+    eu_workers: &[SocketAddr],
+    port: Option<u16>,
+) -> RegionMap {
+    let port = port.map(|p| format!(":{p}")).unwrap_or_default();
     let list = |ws: &[SocketAddr]| {
         if ws.is_empty() {
             "\"127.0.0.1:9\"".to_owned()
@@ -175,28 +186,38 @@ listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
 
 [regions.us]
-app_url = "http://app.closedloop.localhost"
-api_url = "http://api.closedloop.localhost"
+app_url = "http://app.closedloop.localhost{port}"
+api_url = "http://api.closedloop.localhost{port}"
 workers = [{}]
 postgres = {{ env = "US_PG" }}
 redis = {{ env = "US_REDIS" }}
+encryption_key = {{ env = "US_ENCRYPTION_KEY" }}
 
 [regions.us.scim_oauth]
 client_id = "{US_SCIM_CLIENT_ID}"
 client_secret = {{ env = "US_SCIM_OAUTH_SECRET" }}
 redirect_uris = [{redirects}]
 
+[regions.us.introspection]
+client_id = "{US_INTROSPECTION_CLIENT_ID}"
+client_secret = {{ env = "US_INTROSPECTION_SECRET" }}
+
 [regions.eu]
-app_url = "http://eu.app.closedloop.localhost"
-api_url = "http://eu.api.closedloop.localhost"
+app_url = "http://eu.app.closedloop.localhost{port}"
+api_url = "http://eu.api.closedloop.localhost{port}"
 workers = [{}]
 postgres = {{ env = "EU_PG" }}
 redis = {{ env = "EU_REDIS" }}
+encryption_key = {{ env = "EU_ENCRYPTION_KEY" }}
 
 [regions.eu.scim_oauth]
 client_id = "{EU_SCIM_CLIENT_ID}"
 client_secret = {{ env = "EU_SCIM_OAUTH_SECRET" }}
 redirect_uris = [{redirects}]
+
+[regions.eu.introspection]
+client_id = "{EU_INTROSPECTION_CLIENT_ID}"
+client_secret = {{ env = "EU_INTROSPECTION_SECRET" }}
 "#,
         list(us_workers),
         list(eu_workers)
@@ -228,13 +249,21 @@ impl RegionStores {
 
 /// A worker configuration for `region` over `stores`.
 pub fn worker_config(region: &str, stores: &RegionStores) -> WorkerConfig {
-    let map = region_map(&[], &[]);
+    worker_config_from(&region_map(&[], &[]), region, stores)
+}
+
+/// A worker configuration for `region` of `map` over `stores`.
+pub fn worker_config_from(map: &RegionMap, region: &str, stores: &RegionStores) -> WorkerConfig {
     let id = RegionId::parse(region).expect("valid region");
-    let mut config = WorkerConfig::from_map(&map, &id, &|name| match name {
+    let mut config = WorkerConfig::from_map(map, &id, &|name| match name {
         "US_PG" | "EU_PG" => Some(stores.pg_url.clone()),
         "US_REDIS" | "EU_REDIS" => Some(stores.redis_url.clone()),
         "US_SCIM_OAUTH_SECRET" => Some(US_SCIM_CLIENT_SECRET.to_owned()),
         "EU_SCIM_OAUTH_SECRET" => Some(EU_SCIM_CLIENT_SECRET.to_owned()),
+        "US_INTROSPECTION_SECRET" => Some(US_INTROSPECTION_SECRET.to_owned()),
+        "EU_INTROSPECTION_SECRET" => Some(EU_INTROSPECTION_SECRET.to_owned()),
+        "US_ENCRYPTION_KEY" => Some(US_ENCRYPTION_KEY.to_owned()),
+        "EU_ENCRYPTION_KEY" => Some(EU_ENCRYPTION_KEY.to_owned()),
         _ => None,
     })
     .expect("test config resolves");
@@ -316,7 +345,12 @@ pub struct TestGateway {
 impl TestGateway {
     /// Serves `map` on port 0.
     pub async fn start(map: RegionMap) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(TcpListener::bind("127.0.0.1:0").await?, map).await
+    }
+
+    /// Serves `map` on the caller's `listener` (bound first when the map must name its
+    /// port).
+    pub async fn start_on(listener: TcpListener, map: RegionMap) -> anyhow::Result<Self> {
         let admin = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let admin_addr = admin.local_addr()?;
@@ -380,19 +414,38 @@ impl TestStack {
 
     /// `replicas` workers per region.
     pub async fn start_with(replicas: usize) -> anyhow::Result<Self> {
+        Self::start_configured(replicas, false, |_| {}).await
+    }
+
+    /// `replicas` workers per region, each configuration adjusted by `adjust` (shorter
+    /// timeouts, say). With `public_port`, the region URLs carry the gateway's port
+    /// (`http://app.closedloop.localhost:PORT`), so a real browser can follow them.
+    pub async fn start_configured(
+        replicas: usize,
+        public_port: bool,
+        adjust: impl Fn(&mut WorkerConfig),
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = public_port.then_some(listener.local_addr()?.port());
         let (us_stores, eu_stores) =
             tokio::try_join!(RegionStores::fresh(), RegionStores::fresh())?;
+        let config_map = region_map_at(&[], &[], port);
         let mut us = Vec::new();
         let mut eu = Vec::new();
         for _ in 0..replicas {
-            us.push(TestWorker::start(worker_config("us", &us_stores)).await?);
-            eu.push(TestWorker::start(worker_config("eu", &eu_stores)).await?);
+            let mut c = worker_config_from(&config_map, "us", &us_stores);
+            adjust(&mut c);
+            us.push(TestWorker::start(c).await?);
+            let mut c = worker_config_from(&config_map, "eu", &eu_stores);
+            adjust(&mut c);
+            eu.push(TestWorker::start(c).await?);
         }
-        let map = region_map(
+        let map = region_map_at(
             &us.iter().map(|w| w.addr).collect::<Vec<_>>(),
             &eu.iter().map(|w| w.addr).collect::<Vec<_>>(),
+            port,
         );
-        let gateway = TestGateway::start(map).await?;
+        let gateway = TestGateway::start_on(listener, map).await?;
         Ok(Self {
             us,
             eu,
@@ -593,6 +646,13 @@ impl TestStack {
     }
 }
 
+/// The US region key of the test map (32 bytes, hex): seals Okta client secrets.
+pub const US_ENCRYPTION_KEY: &str =
+    "5a1f0c3e7b2d4968a0e1f2d3c4b5a6978877665544332211f0e1d2c3b4a59687";
+/// The EU region key of the test map.
+pub const EU_ENCRYPTION_KEY: &str =
+    "c0ffee00112233445566778899aabbccddeeff00112233445566778899aabbcc";
+
 /// The SCIM OAuth client id of the test map's US region.
 pub const US_SCIM_CLIENT_ID: &str = "okta-scim-us";
 /// The SCIM OAuth client id of the test map's EU region.
@@ -624,5 +684,94 @@ impl TestStack {
                 "test workers have adjustable clocks"
             );
         }
+    }
+}
+
+/// The introspection client id of the test map's US region.
+pub const US_INTROSPECTION_CLIENT_ID: &str = "introspection-us";
+/// The US introspection secret, handed to US workers through their (map) environment.
+pub const US_INTROSPECTION_SECRET: &str = "us-test-introspection-secret-0123456789abcdef";
+/// The introspection client id of the test map's EU region.
+pub const EU_INTROSPECTION_CLIENT_ID: &str = "introspection-eu";
+/// The EU introspection secret.
+pub const EU_INTROSPECTION_SECRET: &str = "eu-test-introspection-secret-fedcba9876543210";
+
+impl TestStack {
+    /// Saves a workspace's Okta settings in `region` (what the Integrations > Okta page
+    /// saves): the org at `org_url` (the simulated org's base URL), its app's client id
+    /// and secret, sign-in on, just-in-time provisioning off.
+    pub async fn configure_okta(
+        &self,
+        region: &str,
+        team_id: &str,
+        org_url: &str,
+        client_id: &str,
+        client_secret: &str,
+    ) {
+        use region_worker::okta::domain::OktaDomain;
+        use region_worker::okta::settings::{self, NewSettings};
+        let state = &self.worker(region).state;
+        let domain = OktaDomain::parse(org_url, state.config.development).expect("org domain");
+        let team_id = shared::ids::TeamId::parse(team_id).expect("team id");
+        let client = state.pg.get().await.expect("pg");
+        let saved = settings::save(
+            &client,
+            &state.config.encryption_key,
+            &NewSettings {
+                team_id,
+                okta_domain: domain.as_str(),
+                issuer: &domain.issuer(),
+                client_id,
+                client_secret: Some(client_secret),
+                sign_in_enabled: true,
+                jit_provisioning: false,
+                updated_by: "test",
+            },
+        )
+        .await
+        .expect("settings saved");
+        assert!(saved, "Okta settings saved");
+    }
+
+    /// The Global Token Revocation endpoint of `region` as Okta is configured with it
+    /// (`http://{api host}/api/okta/universal-logout`, the JWT's `aud`), reached through
+    /// the gateway.
+    pub fn universal_logout_endpoint(&self, region: &str) -> crate::okta_sim::upstream::Upstream {
+        let host = if region == "us" { US_API } else { EU_API };
+        crate::okta_sim::upstream::Upstream::via(
+            &format!("http://{host}/api/okta/universal-logout"),
+            &self.gateway.url(),
+        )
+        .expect("valid endpoint URL")
+    }
+
+    /// Starts a browser session for a user of `team_id` in `region`, as a sign-in ends,
+    /// and returns its `Cookie` header value (`name=value`).
+    pub async fn session_cookie(&self, region: &str, team_id: &str, user_id: &str) -> String {
+        let state = &self.worker(region).state;
+        let team = shared::ids::TeamId::parse(team_id).expect("team id");
+        let user = uuid::Uuid::parse_str(user_id).expect("user id");
+        let epoch: i64 = state
+            .pg
+            .get()
+            .await
+            .expect("pg")
+            .query_one(
+                "SELECT token_epoch FROM users WHERE team_id = $1 AND id = $2",
+                &[&team.as_uuid(), &user],
+            )
+            .await
+            .expect("the user exists")
+            .get(0);
+        let set_cookie = region_worker::session::start(state, team, user, epoch, "test")
+            .await
+            .expect("session started");
+        set_cookie
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
     }
 }

@@ -1,5 +1,6 @@
-//! The app host's pages that exist from the start: the home page, the sign-in page and
-//! the one-time sign-in link of a workspace's first admin. Sign-in carries a
+//! The app host's pages that exist from the start: the home page, the sign-in page
+//! ("Sign in with your work email", also the post-logout landing page) and the one-time
+//! sign-in link of a workspace's first admin. Sign-in carries a
 //! `return_to` (a relative path on this host, see [`safe_return_to`]) so that a page
 //! that needs a session, such as the OAuth consent page, gets the browser back.
 
@@ -22,7 +23,7 @@ use crate::store::workspaces;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
-        .route("/auth", get(auth_page))
+        .route("/auth", get(auth_page).post(super::oidc::discover::submit))
         .route("/auth/link", get(link_confirm).post(link_redeem))
 }
 
@@ -92,11 +93,14 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
             "Home",
             &format!(
                 "<h1>ClosedLoop AI</h1><p>Signed in as <strong>{}</strong> in workspace \
-                 <strong>{}</strong> (region {}, <code>{}</code>).</p>",
+                 <strong>{}</strong> (region {}, <code>{}</code>).</p>\
+                 <p><a href=\"{}\">Integrations &gt; Okta</a></p>{}",
                 escape(&user),
                 escape(&workspace),
                 escape(state.config.region_id().as_str()),
-                session.team_id
+                session.team_id,
+                super::integrations::PATH,
+                super::oidc::sign_out::button(&state, &headers),
             ),
         ),
         Err(e) => unavailable(e),
@@ -106,6 +110,10 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
 #[derive(Deserialize)]
 struct AuthQuery {
     return_to: Option<String>,
+    /// Set by Okta's logout on its way back (the Post-logout URI), and by our own
+    /// sign-out when there was no Okta session to end.
+    state: Option<String>,
+    signed_out: Option<String>,
 }
 
 /// The hidden form field carrying a safe `return_to`, or nothing.
@@ -148,13 +156,19 @@ async fn auth_page(
     } else {
         String::new()
     };
+    let signed_out = if q.state.is_some() || q.signed_out.is_some() {
+        "<p role=\"status\"><strong>You are signed out.</strong></p>"
+    } else {
+        ""
+    };
     page(
         StatusCode::OK,
         "Sign in",
         &format!(
-            "<h1>Sign in to ClosedLoop AI</h1>\
-             <p>Open the sign-in link your workspace admin sent you, or start from your \
-             company's Okta dashboard.</p>{continue_form}"
+            "{signed_out}{}\
+             <p>You can also open ClosedLoop AI from your company's Okta dashboard.</p>\
+             {continue_form}",
+            super::oidc::discover::email_form(&state, "", return_to, None)
         ),
     )
 }

@@ -185,45 +185,15 @@ async fn check_token(
     Ok(record?.map(|r| (r, format!("scim:{}", &hash.to_hex()[..12]))))
 }
 
-/// A token bucket per workspace, in Redis so that every replica shares it. Time is
-/// Redis's own clock, so replicas' clocks need not agree.
-const BUCKET: &str = r"
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(b[1]) or burst
-local ts = tonumber(b[2]) or now
-tokens = math.min(burst, tokens + (now - ts) * rate / 1000)
-if tokens < 1 then
-  return math.ceil((1 - tokens) * 1000 / rate)
-end
-redis.call('HSET', KEYS[1], 'tokens', tokens - 1, 'ts', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return 0";
-
 async fn rate_limit(state: &AppState, team_id: TeamId) -> Result<(), ScimFailure> {
-    let limits = &state.config.scim_rate_limit;
-    if limits.per_second == 0 {
-        return Ok(());
+    let bucket = format!("rl:scim:{team_id}");
+    match crate::rate_limit::take(&state.redis, &bucket, state.config.scim_rate_limit).await? {
+        None => Ok(()),
+        Some(seconds) => Err(ScimFailure::with_retry_after(
+            ScimError::too_many_requests("Too many SCIM requests for this workspace; retry later."),
+            i64::try_from(seconds).unwrap_or(1),
+        )),
     }
-    let wait_ms: i64 = redis::Script::new(BUCKET)
-        .key(state.redis.key(&format!("rl:scim:{team_id}")))
-        .arg(limits.per_second)
-        .arg(limits.burst.max(1))
-        .invoke_async(&mut state.redis.conn())
-        .await
-        .map_err(StoreError::from)?;
-    if wait_ms <= 0 {
-        return Ok(());
-    }
-    // Okta reads an integer number of seconds; never tell it 0.
-    let seconds = (wait_ms + 999) / 1000;
-    Err(ScimFailure::with_retry_after(
-        ScimError::too_many_requests("Too many SCIM requests for this workspace; retry later."),
-        seconds.max(1),
-    ))
 }
 
 async fn unknown_endpoint() -> ScimFailure {

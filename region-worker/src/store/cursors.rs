@@ -1,84 +1,117 @@
-//! Keyset cursors for sequential paging. SCIM pages by `startIndex`, which in SQL is an
-//! `OFFSET`: reading page 1,000 of 100,000 users would walk 99,900 rows first. When a
-//! client pages in order (as Okta's import does), the page ending at index `i` leaves a
-//! cursor "the row at index `i` has `seq` s", and the request for `startIndex = i + 1`
-//! reads `seq > s` straight from the index.
+//! Positions for paging. SCIM pages by `startIndex`, which in SQL is an `OFFSET`:
+//! reading page 1,000 of 100,000 users would walk 99,900 index entries first. Every
+//! page served teaches where it ended: "the rows from index `p` on are exactly the rows
+//! with `seq > q`". Those positions are kept per list in a Redis sorted set (score
+//! `p`), and a request for `startIndex = s` starts from the nearest known position
+//! `p ≤ s`, skipping only `s - p` rows. An import that pages in order skips none.
 //!
-//! A cursor is only used for unfiltered lists, whose order changes only when rows are
-//! deleted (new rows go to the end). Every deletion bumps the list's generation, which
-//! invalidates all its cursors; a missing or stale cursor falls back to `OFFSET`.
+//! Only unfiltered lists use positions: their order changes only when rows are
+//! deleted (new rows go to the end). Every deletion bumps the list's generation and
+//! drops its positions; a position of an older generation is never used.
 
-use redis::AsyncCommands;
 use shared::ids::TeamId;
 
 use super::StoreError;
 use super::redis::Redis;
 
-/// How long a cursor is kept: long enough for an import to page through.
-const CURSOR_TTL_SECS: u64 = 600;
+/// How long positions are kept after the last page that used them.
+const POSITIONS_TTL_SECS: i64 = 600;
+
+/// How many nearby positions to read (to step over any left by a stale generation).
+const CANDIDATES: isize = 4;
 
 fn gen_key(redis: &Redis, kind: &str, team_id: TeamId) -> String {
     redis.key(&format!("pgen:{kind}:{team_id}"))
 }
 
-fn cursor_key(redis: &Redis, kind: &str, team_id: TeamId, start_index: u64) -> String {
-    redis.key(&format!("pcur:{kind}:{team_id}:{start_index}"))
+fn positions_key(redis: &Redis, kind: &str, team_id: TeamId) -> String {
+    redis.key(&format!("ppos:{kind}:{team_id}"))
 }
 
-/// A position found for a page, and the generation it belongs to.
+/// Where to start reading a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Position {
+pub struct Start {
     /// The list's generation when read.
     pub generation: i64,
-    /// The `seq` of the row just before `startIndex`, if a valid cursor exists.
-    pub after_seq: Option<i64>,
+    /// A known position at or before the requested index: rows from index `index`
+    /// on are the rows with `seq > after_seq`.
+    pub known: Option<Known>,
 }
 
-/// Reads the generation and the cursor for `start_index` in one round trip.
+/// A known position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Known {
+    /// The 1-based list index the position is at.
+    pub index: u64,
+    /// The `seq` of the row just before it.
+    pub after_seq: i64,
+}
+
+/// Reads the generation and the nearest known position at or before `start_index`,
+/// in one round trip.
 pub async fn find(
     redis: &Redis,
     kind: &str,
     team_id: TeamId,
     start_index: u64,
-) -> Result<Position, StoreError> {
-    let (generation, cursor): (Option<i64>, Option<String>) = redis::pipe()
+) -> Result<Start, StoreError> {
+    let (generation, nearest): (Option<i64>, Vec<String>) = redis::pipe()
         .get(gen_key(redis, kind, team_id))
-        .get(cursor_key(redis, kind, team_id, start_index))
+        .cmd("ZREVRANGEBYSCORE")
+        .arg(positions_key(redis, kind, team_id))
+        .arg(start_index)
+        .arg("-inf")
+        .arg("LIMIT")
+        .arg(0)
+        .arg(CANDIDATES)
         .query_async(&mut redis.conn())
         .await?;
     let generation = generation.unwrap_or(0);
-    let after_seq = cursor.and_then(|c| {
-        let (g, seq) = c.split_once(':')?;
-        (g.parse::<i64>().ok()? == generation).then(|| seq.parse().ok())?
+    let known = nearest.iter().find_map(|member| {
+        let mut parts = member.split(':');
+        let index = parts.next()?.parse().ok()?;
+        let member_generation: i64 = parts.next()?.parse().ok()?;
+        let after_seq = parts.next()?.parse().ok()?;
+        (member_generation == generation).then_some(Known { index, after_seq })
     });
-    Ok(Position {
-        generation,
-        after_seq,
-    })
+    Ok(Start { generation, known })
 }
 
-/// Leaves a cursor for the page that starts at `next_start_index`.
-pub async fn leave(
+/// Records that the rows from `index` on are the rows with `seq > after_seq`.
+pub async fn remember(
     redis: &Redis,
     kind: &str,
     team_id: TeamId,
-    next_start_index: u64,
-    position: Position,
-    last_seq: i64,
+    generation: i64,
+    index: u64,
+    after_seq: i64,
 ) -> Result<(), StoreError> {
-    let _: () = redis
-        .conn()
-        .set_ex(
-            cursor_key(redis, kind, team_id, next_start_index),
-            format!("{}:{last_seq}", position.generation),
-            CURSOR_TTL_SECS,
-        )
+    let key = positions_key(redis, kind, team_id);
+    let _: () = redis::pipe()
+        .cmd("ZADD")
+        .arg(&key)
+        .arg(index)
+        .arg(format!("{index}:{generation}:{after_seq}"))
+        .ignore()
+        .cmd("EXPIRE")
+        .arg(&key)
+        .arg(POSITIONS_TTL_SECS)
+        .ignore()
+        .query_async(&mut redis.conn())
         .await?;
     Ok(())
 }
 
-/// Invalidates every cursor of the list (call before committing a deletion).
+/// Invalidates every position of the list (call before committing a deletion).
 pub async fn invalidate(redis: &Redis, kind: &str, team_id: TeamId) -> Result<(), StoreError> {
-    let _: i64 = redis.conn().incr(gen_key(redis, kind, team_id), 1).await?;
+    let _: () = redis::pipe()
+        .cmd("INCR")
+        .arg(gen_key(redis, kind, team_id))
+        .ignore()
+        .cmd("DEL")
+        .arg(positions_key(redis, kind, team_id))
+        .ignore()
+        .query_async(&mut redis.conn())
+        .await?;
     Ok(())
 }

@@ -25,11 +25,12 @@ pub trait Listed: Sized {
 /// Which page of a list to read.
 #[derive(Debug, Clone, Copy)]
 pub struct Page {
-    /// Rows to skip (ignored when `after_seq` is given).
+    /// Rows to skip (counted from `after_seq` when it is given).
     pub offset: i64,
     /// Rows to return.
     pub limit: i64,
-    /// Keyset position: return rows after this `seq` instead of skipping `offset`.
+    /// Keyset position: count from the rows after this `seq` instead of from the
+    /// start of the list.
     pub after_seq: Option<i64>,
 }
 
@@ -78,10 +79,16 @@ pub async fn list<R: Listed>(
         (None, Some(after)) => {
             params.push(after);
             params.push(&page.limit);
+            params.push(&page.offset);
             let n = params.len();
             format!(
                 "SELECT {columns}, {counted} FROM {table} r
-                  WHERE r.team_id = $1 AND r.seq > ${} ORDER BY r.seq LIMIT ${n}",
+                  WHERE r.team_id = $1 AND r.seq >= coalesce(
+                        (SELECT s.seq FROM {table} s WHERE s.team_id = $1 AND s.seq > ${}
+                          ORDER BY s.seq OFFSET ${n} LIMIT 1),
+                        9223372036854775807)
+                  ORDER BY r.seq LIMIT ${}",
+                n - 2,
                 n - 1
             )
         }

@@ -4,10 +4,17 @@
 //! loses nothing; a revocation is written to both, leaving a tombstone in Redis that a
 //! concurrent fallback cannot overwrite.
 //!
+//! Personal credentials (sessions, API and MCP tokens) carry their user's revocation
+//! epoch: [`check_personal_at`] reads the token entry and the user's current epoch in
+//! one Redis round trip (a Lua script), so the hot path of a protected endpoint is one
+//! round trip, and raising the epoch ([`publish_user_epoch`]) ends all of them at once.
+//!
 //! Tokens issued by a SCIM OAuth grant also name the grant. A grant has one revocation
 //! flag (Postgres `scim_oauth_grants.revoked_at`, mirrored in Redis like the user
 //! epoch), checked on every lookup, so revoking a grant stops all of its tokens with
 //! one write.
+
+use std::sync::LazyLock;
 
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::Pool;
@@ -322,6 +329,17 @@ pub async fn publish_grant_revoked(redis: &Redis, grant_id: Uuid) -> Result<(), 
     Ok(())
 }
 
+/// Publishes the revocation of one token to Redis (a tombstone that a concurrent
+/// Postgres fallback cannot overwrite). Callers revoking in a transaction call it
+/// before the commit, so that no check accepts the token once the revocation returns.
+pub async fn publish_revoked(redis: &Redis, hash: &TokenHash) -> Result<(), StoreError> {
+    let _: () = redis
+        .conn()
+        .set_ex(hot_key(redis, hash), TOMBSTONE, HOT_TTL_SECS as u64)
+        .await?;
+    Ok(())
+}
+
 /// Revokes one token in both stores.
 pub async fn revoke(pool: &Pool, redis: &Redis, hash: &TokenHash) -> Result<bool, StoreError> {
     let client = pool.get().await?;
@@ -404,14 +422,108 @@ pub async fn check_personal(
     hash: &TokenHash,
     kind: TokenKind,
 ) -> Result<Option<TokenRecord>, StoreError> {
-    let Some(record) = lookup(pool, redis, hash, kind).await? else {
-        return Ok(None);
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    Ok(check_personal_at(pool, redis, hash, kind, now, None)
+        .await?
+        .map(|c| c.record))
+}
+
+/// What [`check_personal_at`] found: a live personal credential.
+#[derive(Debug, Clone)]
+pub struct PersonalCheck {
+    /// The credential's record.
+    pub record: TokenRecord,
+    /// Whether this check claimed the right to record the credential's last use (at
+    /// most once per the `touch` interval given to the check).
+    pub touched: bool,
+}
+
+/// Reads a token's hot entry and, from it, its user's revocation epoch, and optionally
+/// claims the token's "last used" marker: one round trip on the hot path. The epoch key
+/// is built from the entry (the token hash alone does not name the user), so the script
+/// reads a key it was not given: fine on a standalone or Sentinel Redis, which is what
+/// the project runs. On Redis Cluster the two keys may live on different nodes; the
+/// fallback below (`lookup` then `user_epoch`, two round trips) is then the path to use.
+///
+/// Returns `{state, entry, epoch, touched}`: state -1 when Redis lacks the entry, 0 for
+/// a tombstone, 1 with the entry, 2 with an entry the script cannot read (left to Rust).
+const CHECK_PERSONAL: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return {-1, false, false, 0} end
+if v == ARGV[1] then return {0, false, false, 0} end
+local ok, rec = pcall(cjson.decode, v)
+if not ok or type(rec) ~= 'table' or type(rec.team_id) ~= 'string' or type(rec.user_id) ~= 'string' then
+  return {2, v, false, 0}
+end
+local epoch = redis.call('GET', ARGV[2] .. 'uep:' .. rec.team_id .. ':' .. rec.user_id)
+local touched = 0
+if KEYS[2] and redis.call('SET', KEYS[2], '1', 'EX', ARGV[3], 'NX') then touched = 1 end
+return {1, v, epoch or false, touched}";
+
+fn used_key(redis: &Redis, hash: &TokenHash) -> String {
+    redis.key(&format!("tok_used:{}", hash.to_hex()))
+}
+
+/// Checks a personal credential at `now` (Unix seconds, the caller's clock): live, of
+/// `kind`, unexpired, and issued under the user's current revocation epoch. A check
+/// never misses a revocation: a tombstone or a raised epoch in Redis refuses at once,
+/// and when Redis lacks the token entry or the epoch, Postgres answers (and Redis is
+/// primed again). With `touch` (seconds), a live credential's last use is claimed in
+/// the same round trip at most once per interval: [`PersonalCheck::touched`] tells the
+/// caller to record it.
+pub async fn check_personal_at(
+    pool: &Pool,
+    redis: &Redis,
+    hash: &TokenHash,
+    kind: TokenKind,
+    now: i64,
+    touch: Option<i64>,
+) -> Result<Option<PersonalCheck>, StoreError> {
+    // Hashed once per process: the script's body is constant.
+    static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(CHECK_PERSONAL));
+    let mut invocation = SCRIPT.key(hot_key(redis, hash));
+    if touch.is_some() {
+        invocation.key(used_key(redis, hash));
+    }
+    invocation
+        .arg(TOMBSTONE)
+        .arg(redis.key(""))
+        .arg(touch.unwrap_or(1).max(1));
+    let (state, entry, epoch, touched): (i64, Option<String>, Option<i64>, i64) =
+        invocation.invoke_async(&mut redis.conn()).await?;
+    let (record, epoch) = match (state, entry) {
+        (0, _) => return Ok(None),
+        (1, Some(json)) => {
+            let hot: HotRecord =
+                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if hot.grant_id.is_some() {
+                // Grant tokens are never personal credentials.
+                return Ok(None);
+            }
+            (hot.record, epoch)
+        }
+        // No hot entry (a flushed or restarted Redis) or one the script could not read:
+        // the two-step path, which reads Postgres and primes Redis again.
+        _ => match lookup(pool, redis, hash, kind).await? {
+            Some(record) => (record, None),
+            None => return Ok(None),
+        },
     };
+    if record.kind != kind.code() || record.expired_at(now) {
+        return Ok(None);
+    }
     let Some(user_id) = record.user_id else {
         return Ok(None);
     };
-    match user_epoch(pool, redis, record.team_id, user_id).await? {
-        Some(current) if current <= record.user_epoch => Ok(Some(record)),
+    let current = match epoch {
+        Some(e) => Some(e),
+        None => user_epoch(pool, redis, record.team_id, user_id).await?,
+    };
+    match current {
+        Some(current) if current <= record.user_epoch => Ok(Some(PersonalCheck {
+            record,
+            touched: touched == 1,
+        })),
         _ => Ok(None),
     }
 }

@@ -110,13 +110,21 @@ impl ListResponse {
     /// The RFC body: integer paging fields, `itemsPerPage` = resources in this page,
     /// and `Resources` present even when empty (Okta reads it on a zero-match filter).
     pub fn to_json(&self) -> Value {
-        json!({
+        self.clone().into_json()
+    }
+
+    /// [`to_json`](Self::to_json) without copying the resources.
+    pub fn into_json(self) -> Value {
+        let mut body = json!({
             "schemas": [LIST_RESPONSE_URN],
             "totalResults": self.total_results,
             "startIndex": self.start_index,
             "itemsPerPage": self.resources.len(),
-            "Resources": self.resources,
-        })
+        });
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("Resources".into(), Value::Array(self.resources));
+        }
+        body
     }
 }
 

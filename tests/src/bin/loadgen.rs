@@ -29,7 +29,10 @@
 //! ```
 //!
 //! Durations accept `500ms`, `10s`, `1.5s`, `2m`, `1h` (a bare number means seconds).
-//! Only `http://` URLs are supported (this crate has no TLS dependency).
+//! `https://` URLs are served over TLS (rustls with the ring provider, ALPN `http/1.1`):
+//! `--cacert` names the PEM file of the CA to trust (a benchmark's own CA), and the TLS
+//! server name is the `--host` name (without port), else the URL's host. Each connection
+//! does one full handshake when it opens, then keeps it.
 //!
 //! The human report lists requests, duration, requests/s, latency percentiles in ms, status
 //! counts and errors. `--json` prints a single JSON object instead, with the keys `requests`,
@@ -158,6 +161,10 @@ struct Args {
     /// Print one JSON object instead of the human-readable report.
     #[arg(long)]
     json: bool,
+
+    /// For `https://` URLs: PEM file of the certificate authority to trust.
+    #[arg(long, value_name = "PEM")]
+    cacert: Option<PathBuf>,
 }
 
 /// Parses `500ms`, `10s`, `1.5s`, `2m`, `1h` or a bare number of seconds.
@@ -377,25 +384,26 @@ impl SplitMix64 {
 struct Target {
     /// Socket address to connect to.
     addr: SocketAddr,
+    /// Whether the URL is `https://`.
+    tls: bool,
+    /// The URL's host, for the TLS server name when `--host` is not given.
+    url_host: String,
     /// Default Host header value (`host[:port]` as written in the URL).
     host_header: String,
     /// Path-and-query template (origin form, always starting with `/`).
     path: Template,
 }
 
-/// Parses an `http://` URL and resolves its host once.
+/// Parses an `http://` or `https://` URL and resolves its host once.
 fn parse_url(url: &str) -> anyhow::Result<Target> {
     let lower = url.to_ascii_lowercase();
-    if lower.starts_with("https://") {
-        bail!(
-            "https:// is not supported by this build of loadgen (no TLS dependency); \
-             target the plain-HTTP listener (http://...)"
-        );
-    }
-    if !lower.starts_with("http://") {
-        bail!("--url must start with http:// (got `{url}`)");
-    }
-    let rest = &url["http://".len()..];
+    let (tls, rest) = if lower.starts_with("https://") {
+        (true, &url["https://".len()..])
+    } else if lower.starts_with("http://") {
+        (false, &url["http://".len()..])
+    } else {
+        bail!("--url must start with http:// or https:// (got `{url}`)");
+    };
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
     if authority.contains(['{', '}']) {
@@ -405,7 +413,7 @@ fn parse_url(url: &str) -> anyhow::Result<Target> {
         .parse()
         .with_context(|| format!("invalid host/port in --url `{url}`"))?;
     let host = authority.host();
-    let port = authority.port_u16().unwrap_or(80);
+    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let bare_host = host.trim_start_matches('[').trim_end_matches(']');
     let addr = (bare_host, port)
         .to_socket_addrs()
@@ -423,6 +431,8 @@ fn parse_url(url: &str) -> anyhow::Result<Target> {
     };
     Ok(Target {
         addr,
+        tls,
+        url_host: bare_host.to_owned(),
         host_header,
         path: Template::parse(path.as_bytes()),
     })
@@ -432,6 +442,8 @@ fn parse_url(url: &str) -> anyhow::Result<Target> {
 #[derive(Debug)]
 struct Config {
     addr: SocketAddr,
+    /// TLS client and server name for `https://` targets.
+    tls: Option<Tls>,
     method: Method,
     path: Source<Uri>,
     body: Source<Bytes>,
@@ -468,8 +480,14 @@ impl Config {
             .map(|rate| pace_interval(rate, args.connections))
             .transpose()?;
         let target = parse_url(&args.url)?;
+        let tls = if target.tls {
+            Some(Tls::new(args, &target)?)
+        } else {
+            None
+        };
         Ok(Self {
             addr: target.addr,
+            tls,
             method: args.method.clone(),
             path: path_source(target.path)?,
             body: body_source(args)?,
@@ -483,6 +501,62 @@ impl Config {
             counter_start: args.counter_start,
             counter_step: args.counter_step,
             counter_wrap: args.counter_wrap.filter(|w| *w > 0),
+        })
+    }
+}
+
+/// The TLS side of an `https://` target.
+#[derive(Clone)]
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    server_name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    /// A client trusting `--cacert`, offering HTTP/1.1 by ALPN, naming the `--host` host
+    /// (or the URL's) in SNI.
+    fn new(args: &Args, target: &Target) -> anyhow::Result<Self> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, ServerName};
+        let path = args
+            .cacert
+            .as_ref()
+            .context("https:// needs --cacert (the PEM file of the CA to trust)")?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("cannot read --cacert `{}`", path.display()))?
+        {
+            let cert = cert.with_context(|| format!("invalid PEM in `{}`", path.display()))?;
+            roots.add(cert).context("invalid CA certificate")?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS configuration")?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let name = match &args.host {
+            Some(host) => host
+                .rsplit_once(':')
+                .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+                .map_or(host.as_str(), |(name, _)| name)
+                .to_owned(),
+            None => target.url_host.clone(),
+        };
+        let server_name = ServerName::try_from(name.clone())
+            .with_context(|| format!("`{name}` is not a valid TLS server name"))?;
+        Ok(Self {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            server_name,
         })
     }
 }
@@ -776,15 +850,38 @@ enum ConnectError {
     Failed,
 }
 
-/// Opens a TCP connection with `TCP_NODELAY` and performs the HTTP/1.1 handshake.
-async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, ConnectError> {
+/// Opens a TCP connection with `TCP_NODELAY`, the TLS session for `https://` targets,
+/// and performs the HTTP/1.1 handshake.
+async fn connect(
+    addr: SocketAddr,
+    tls: Option<&Tls>,
+    timeout: Duration,
+) -> Result<Conn, ConnectError> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_) => return Err(ConnectError::Timeout),
         Ok(Err(_)) => return Err(ConnectError::Failed),
         Ok(Ok(stream)) => stream,
     };
     stream.set_nodelay(true).map_err(|_| ConnectError::Failed)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    match tls {
+        None => handshake(TokioIo::new(stream)).await,
+        Some(tls) => {
+            let connecting = tls.connector.connect(tls.server_name.clone(), stream);
+            match tokio::time::timeout(timeout, connecting).await {
+                Err(_) => Err(ConnectError::Timeout),
+                Ok(Err(_)) => Err(ConnectError::Failed),
+                Ok(Ok(stream)) => handshake(TokioIo::new(stream)).await,
+            }
+        }
+    }
+}
+
+/// The HTTP/1.1 handshake over `io`, with the connection driven by its own task.
+async fn handshake<I>(io: I) -> Result<Conn, ConnectError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|_| ConnectError::Failed)?;
     let driver = tokio::spawn(async move {
@@ -807,7 +904,13 @@ async fn ready_conn(mut slot: Option<Conn>, shared: &Shared, stats: &mut Stats) 
         let measuring = Instant::now() >= shared.measure_start;
         let mut conn = match slot.take() {
             Some(conn) => conn,
-            None => match connect(shared.config.addr, shared.config.timeout).await {
+            None => match connect(
+                shared.config.addr,
+                shared.config.tls.as_ref(),
+                shared.config.timeout,
+            )
+            .await
+            {
                 Ok(conn) => {
                     stats.connects += 1;
                     conn
@@ -1296,8 +1399,12 @@ mod tests {
         let target = parse_url("http://[::1]").unwrap();
         assert_eq!(target.addr, "[::1]:80".parse().unwrap());
         assert_eq!(target.path.fixed().unwrap().as_ref(), b"/");
-        let error = parse_url("https://127.0.0.1/").unwrap_err().to_string();
-        assert!(error.contains("https:// is not supported"));
+        let target = parse_url("https://127.0.0.1/").unwrap();
+        assert!(target.tls);
+        assert_eq!(target.addr, "127.0.0.1:443".parse().unwrap());
+        let args = Args::try_parse_from(["loadgen", "--url", "https://127.0.0.1:1/"]).unwrap();
+        let error = Config::from_args(&args).unwrap_err().to_string();
+        assert!(error.contains("--cacert"), "{error}");
         assert!(parse_url("ftp://127.0.0.1/").is_err());
         assert!(parse_url("http://{n}.x/").is_err());
     }

@@ -48,7 +48,8 @@ async fn the_worker_binary_exits_non_zero_on_a_foreign_store() {
         &map,
         "development = true\n[regions.eu]\napp_url = \"http://eu.app.closedloop.localhost\"\n\
          api_url = \"http://eu.api.closedloop.localhost\"\nworkers = [\"127.0.0.1:9\"]\n\
-         postgres = { env = \"EU_PG\" }\nredis = { env = \"EU_REDIS\" }\n",
+         postgres = { env = \"EU_PG\" }\nredis = { env = \"EU_REDIS\" }\n\
+         encryption_key = { env = \"EU_KEY\" }\n",
     )
     .unwrap();
     let out = tokio::process::Command::new(closedloop_tests::harness::binary("region-worker"))
@@ -57,6 +58,7 @@ async fn the_worker_binary_exits_non_zero_on_a_foreign_store() {
         .args(["--region", "eu"])
         .env("EU_PG", &us_stores.pg_url)
         .env("EU_REDIS", &us_stores.redis_url)
+        .env("EU_KEY", closedloop_tests::harness::EU_ENCRYPTION_KEY)
         .output()
         .await
         .unwrap();

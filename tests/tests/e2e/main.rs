@@ -1,10 +1,14 @@
 //! End-to-end tests: real workers and gateways over real Postgres and Redis, one
 //! database and one Redis key space per test. One binary for the whole crate.
 
+mod browser;
 mod faults;
 mod isolation;
 mod oauth;
+mod oidc;
 mod operator;
 mod routing;
 mod scim;
 mod scim_agreement;
+mod tokens;
+mod universal_logout;

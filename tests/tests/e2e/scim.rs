@@ -724,6 +724,15 @@ async fn sequential_paging_matches_offset_paging_across_deletes() {
         .map(|u| u["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(p3, first[6..9].to_vec());
+    // Between two known positions: start from the nearer one and skip the rest.
+    let (_, p8) = scim.get("/Users?startIndex=8&count=2&attributes=id").await;
+    let p8: Vec<String> = p8["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(p8, first[7..9].to_vec());
     // A deletion shifts every later position: the cursors must not be trusted.
     assert_eq!(scim.delete(&format!("/Users/{}", ids[1])).await.0, 204);
     let after: Vec<String> = first.iter().filter(|id| **id != ids[1]).cloned().collect();

@@ -11,9 +11,7 @@ use serde_json::{Map, Value, json};
 use shared::ids::TeamId;
 use shared::scim::definitions::{GROUP, GROUP_URN};
 use shared::scim::error::{ScimError, ScimType};
-use shared::scim::filter::Filter;
 use shared::scim::filter_sql::{self, GROUPS};
-use shared::scim::list::{ListResponse, Paging};
 use shared::scim::patch::{MemberOp, PatchRequest};
 use shared::scim::value::canonicalize_resource;
 use shared::scope::Scope;
@@ -24,13 +22,12 @@ use super::ScimCaller;
 use super::io::{
     ListParams, ScimFailure, ScimJson, check_if_match, etag, not_modified, reply, require_schema,
 };
-use super::listing;
+use super::listing::{self, ListRequest};
 use super::users::base_url;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::groups::{self, GroupColumns, GroupRecord, Member};
 use crate::store::{StoreError, cursors};
-use shared::scim::projection::Projection;
 
 type Result<T> = std::result::Result<T, ScimFailure>;
 
@@ -77,10 +74,10 @@ async fn render_all(
     team_id: TeamId,
     records: &[GroupRecord],
     base: &str,
-    projection: &Projection,
+    request: &ListRequest,
 ) -> Result<Vec<Value>> {
     // `excludedAttributes=members` never touches the membership table.
-    let members = if projection.returns("members") {
+    let members = if request.projection.returns("members") {
         let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
         Some(groups::members_of(client, team_id, &ids).await?)
     } else {
@@ -92,8 +89,7 @@ async fn render_all(
             let m = members
                 .as_ref()
                 .map(|all| all.get(&r.id).map(Vec::as_slice).unwrap_or_default());
-            let v = render(r, m, base);
-            projection.apply(&v)
+            request.project(render(r, m, base))
         })
         .collect())
 }
@@ -105,40 +101,24 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     caller.require(Scope::ScimRead)?;
-    let params = ListParams::parse(query.as_deref());
-    let paging = Paging::parse(
-        params.start_index.as_deref(),
-        params.count.as_deref(),
-        state.config.scim_max_results,
-        100,
-    )?;
-    let projection = Projection::parse(
-        params.attributes.as_deref(),
-        params.excluded_attributes.as_deref(),
-        &GROUP,
-    )?;
-    let sql = match params
+    let request = ListRequest::parse(query.as_deref(), &GROUP, state.config.scim_max_results)?;
+    let sql = request
         .filter
-        .as_deref()
-        .map(str::trim)
-        .filter(|f| !f.is_empty())
-    {
-        Some(f) => Some(filter_sql::to_sql(
-            &Filter::parse(f, &GROUP)?,
-            &GROUPS,
-            "r",
-            2,
-        )?),
-        None => None,
-    };
+        .as_ref()
+        .map(|f| filter_sql::to_sql(f, &GROUPS, "r", 2))
+        .transpose()?;
     let client = state.pg.get().await.map_err(StoreError::from)?;
-    let (total, records) =
-        listing::page::<GroupRecord>(&state, &client, caller.team_id, sql.as_ref(), &paging)
-            .await?;
+    let (total, records) = listing::page::<GroupRecord>(
+        &state,
+        &client,
+        caller.team_id,
+        sql.as_ref(),
+        &request.paging,
+    )
+    .await?;
     let base = base_url(&state, caller.team_id);
-    let resources = render_all(&client, caller.team_id, &records, &base, &projection).await?;
-    let body = ListResponse::new(u64::try_from(total).unwrap_or(0), &paging, resources).to_json();
-    Ok(reply(StatusCode::OK, &body, None, None))
+    let resources = render_all(&client, caller.team_id, &records, &base, &request).await?;
+    Ok(request.respond(total, resources))
 }
 
 /// `GET /Groups/{id}`.
@@ -151,12 +131,7 @@ pub async fn read(
 ) -> Result<Response> {
     caller.require(Scope::ScimRead)?;
     let id = parse_id(&id)?;
-    let params = ListParams::parse(query.as_deref());
-    let projection = Projection::parse(
-        params.attributes.as_deref(),
-        params.excluded_attributes.as_deref(),
-        &GROUP,
-    )?;
+    let request = ListRequest::parse(query.as_deref(), &GROUP, state.config.scim_max_results)?;
     let client = state.pg.get().await.map_err(StoreError::from)?;
     let rec = groups::get(&client, caller.team_id, id, false)
         .await?
@@ -170,7 +145,7 @@ pub async fn read(
         caller.team_id,
         std::slice::from_ref(&rec),
         &base,
-        &projection,
+        &request,
     )
     .await?;
     let body = out.pop().unwrap_or(Value::Null);
@@ -456,20 +431,9 @@ pub async fn patch(
         }
         return Ok(r);
     }
-    let projection = Projection::parse(
-        params.attributes.as_deref(),
-        params.excluded_attributes.as_deref(),
-        &GROUP,
-    )?;
+    let request = ListRequest::parse(query.as_deref(), &GROUP, state.config.scim_max_results)?;
     let base = base_url(&state, team);
-    let mut out = render_all(
-        &client,
-        team,
-        std::slice::from_ref(&rec),
-        &base,
-        &projection,
-    )
-    .await?;
+    let mut out = render_all(&client, team, std::slice::from_ref(&rec), &base, &request).await?;
     let body = out.pop().unwrap_or(Value::Null);
     Ok(reply(
         StatusCode::OK,

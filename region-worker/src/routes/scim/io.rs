@@ -195,6 +195,12 @@ pub struct ListParams {
 }
 
 impl ListParams {
+    /// Whether the response is projected at all (`attributes` or
+    /// `excludedAttributes` given); without either, resources go out as rendered.
+    pub fn projects(&self) -> bool {
+        self.attributes.is_some() || self.excluded_attributes.is_some()
+    }
+
     /// Reads the query string (unknown parameters are ignored).
     pub fn parse(query: Option<&str>) -> Self {
         let mut p = Self::default();

@@ -7,18 +7,16 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use shared::scim::definitions::{ROLE, ROLE_URN};
 use shared::scim::error::ScimError;
-use shared::scim::filter::Filter;
 use shared::scim::filter_eval;
-use shared::scim::list::{ListResponse, Paging};
 use shared::scope::Scope;
 
 use super::ScimCaller;
-use super::io::{ListParams, ScimFailure, reply};
+use super::io::{ScimFailure, reply};
+use super::listing::ListRequest;
 use super::users::base_url;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::roles::{self, Role};
-use shared::scim::projection::Projection;
 
 type Result<T> = std::result::Result<T, ScimFailure>;
 
@@ -39,42 +37,27 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     caller.require(Scope::EntitlementsRead)?;
-    let params = ListParams::parse(query.as_deref());
-    let paging = Paging::parse(
-        params.start_index.as_deref(),
-        params.count.as_deref(),
-        state.config.scim_max_results,
-        100,
-    )?;
-    let projection = Projection::parse(
-        params.attributes.as_deref(),
-        params.excluded_attributes.as_deref(),
-        &ROLE,
-    )?;
-    let filter = match params
-        .filter
-        .as_deref()
-        .map(str::trim)
-        .filter(|f| !f.is_empty())
-    {
-        Some(f) => Some(Filter::parse(f, &ROLE)?),
-        None => None,
-    };
+    let request = ListRequest::parse(query.as_deref(), &ROLE, state.config.scim_max_results)?;
     let client = state.pg.get().await.map_err(StoreError::from)?;
     let base = base_url(&state, caller.team_id);
     let all: Vec<Value> = roles::list(&client, caller.team_id)
         .await?
         .iter()
         .map(|r| render(r, &base))
-        .filter(|v| filter.as_ref().is_none_or(|f| filter_eval::matches(f, v)))
+        .filter(|v| {
+            request
+                .filter
+                .as_ref()
+                .is_none_or(|f| filter_eval::matches(f, v))
+        })
         .collect();
-    let page: Vec<Value> = paging
+    let page = request
+        .paging
         .slice(&all)
         .iter()
-        .map(|v| projection.apply(v))
+        .map(|v| request.project(v.clone()))
         .collect();
-    let body = ListResponse::new(all.len() as u64, &paging, page).to_json();
-    Ok(reply(StatusCode::OK, &body, None, None))
+    Ok(request.respond(all.len() as i64, page))
 }
 
 /// `GET /Roles/{id}`.

@@ -10,9 +10,7 @@ use serde_json::{Map, Value, json};
 use shared::ids::TeamId;
 use shared::scim::definitions::{USER, USER_URN};
 use shared::scim::error::{ScimError, ScimType};
-use shared::scim::filter::Filter;
 use shared::scim::filter_sql::{self, USERS};
-use shared::scim::list::{ListResponse, Paging};
 use shared::scim::patch::PatchRequest;
 use shared::scim::value::canonicalize_resource;
 use shared::scope::Scope;
@@ -20,17 +18,14 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::ScimCaller;
-use super::io::{
-    ListParams, ScimFailure, ScimJson, check_if_match, etag, not_modified, reply, require_schema,
-};
-use super::listing;
+use super::io::{ScimFailure, ScimJson, check_if_match, etag, not_modified, reply, require_schema};
+use super::listing::{self, ListRequest};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::roles::{self, Role};
 use crate::store::users::{self, UserColumns, UserRecord};
 use crate::store::{cursors, tokens};
-use shared::scim::projection::Projection;
 
 type Result<T> = std::result::Result<T, ScimFailure>;
 
@@ -57,9 +52,9 @@ fn timestamp(t: time::OffsetDateTime) -> String {
 
 /// The full SCIM representation of a stored user (with the roles and groups it was
 /// read with).
-pub fn render(rec: &UserRecord, base: &str) -> Value {
-    let mut v = match &rec.resource {
-        Value::Object(m) => m.clone(),
+pub fn render(rec: UserRecord, base: &str) -> Value {
+    let mut v = match rec.resource {
+        Value::Object(m) => m,
         _ => Map::new(),
     };
     v.insert("id".into(), json!(rec.id));
@@ -103,42 +98,27 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     caller.require(Scope::ScimRead)?;
-    let params = ListParams::parse(query.as_deref());
-    let paging = Paging::parse(
-        params.start_index.as_deref(),
-        params.count.as_deref(),
-        state.config.scim_max_results,
-        100,
-    )?;
-    let projection = Projection::parse(
-        params.attributes.as_deref(),
-        params.excluded_attributes.as_deref(),
-        &USER,
-    )?;
-    let sql = match params
+    let request = ListRequest::parse(query.as_deref(), &USER, state.config.scim_max_results)?;
+    let sql = request
         .filter
-        .as_deref()
-        .map(str::trim)
-        .filter(|f| !f.is_empty())
-    {
-        Some(f) => Some(filter_sql::to_sql(
-            &Filter::parse(f, &USER)?,
-            &USERS,
-            "r",
-            2,
-        )?),
-        None => None,
-    };
+        .as_ref()
+        .map(|f| filter_sql::to_sql(f, &USERS, "r", 2))
+        .transpose()?;
     let client = state.pg.get().await.map_err(StoreError::from)?;
-    let (total, records) =
-        listing::page::<UserRecord>(&state, &client, caller.team_id, sql.as_ref(), &paging).await?;
+    let (total, records) = listing::page::<UserRecord>(
+        &state,
+        &client,
+        caller.team_id,
+        sql.as_ref(),
+        &request.paging,
+    )
+    .await?;
     let base = base_url(&state, caller.team_id);
-    let resources: Vec<Value> = records
-        .iter()
-        .map(|r| projection.apply(&render(r, &base)))
+    let resources = records
+        .into_iter()
+        .map(|r| request.project(render(r, &base)))
         .collect();
-    let body = ListResponse::new(u64::try_from(total).unwrap_or(0), &paging, resources).to_json();
-    Ok(reply(StatusCode::OK, &body, None, None))
+    Ok(request.respond(total, resources))
 }
 
 /// `GET /Users/{id}`.
@@ -151,12 +131,7 @@ pub async fn read(
 ) -> Result<Response> {
     caller.require(Scope::ScimRead)?;
     let id = parse_id(&id)?;
-    let params = ListParams::parse(query.as_deref());
-    let projection = Projection::parse(
-        params.attributes.as_deref(),
-        params.excluded_attributes.as_deref(),
-        &USER,
-    )?;
+    let request = ListRequest::parse(query.as_deref(), &USER, state.config.scim_max_results)?;
     let client = state.pg.get().await.map_err(StoreError::from)?;
     let rec = users::get(&client, caller.team_id, id, false)
         .await?
@@ -165,13 +140,10 @@ pub async fn read(
         return Ok(r);
     }
     let base = base_url(&state, caller.team_id);
-    let body = projection.apply(&render(&rec, &base));
-    Ok(reply(
-        StatusCode::OK,
-        &body,
-        Some(rec.version),
-        Some(&format!("{base}/Users/{id}")),
-    ))
+    let version = rec.version;
+    let body = request.project(render(rec, &base));
+    let location = format!("{base}/Users/{id}");
+    Ok(reply(StatusCode::OK, &body, Some(version), Some(&location)))
 }
 
 /// Removes `roles` from a canonical user and resolves it to role ids of the workspace.
@@ -325,10 +297,11 @@ pub async fn create(
     tx.commit().await.map_err(StoreError::from)?;
     let base = base_url(&state, team);
     let location = format!("{base}/Users/{}", rec.id);
+    let version = rec.version;
     Ok(reply(
         StatusCode::CREATED,
-        &render(&rec, &base),
-        Some(rec.version),
+        &render(rec, &base),
+        Some(version),
         Some(&location),
     ))
 }
@@ -416,10 +389,11 @@ async fn save(
     tx.commit().await.map_err(StoreError::from)?;
     let base = base_url(state, team);
     let location = format!("{base}/Users/{id}");
+    let version = rec.version;
     Ok(reply(
         StatusCode::OK,
-        &render(&rec, &base),
-        Some(rec.version),
+        &render(rec, &base),
+        Some(version),
         Some(&location),
     ))
 }

@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway::GatewayConfig;
+use gateway::{Gateway, GatewayConfig, GatewayHandle, Listeners};
 use http::header::{CONTENT_TYPE, HOST};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body_util::combinators::BoxBody;
@@ -38,13 +38,20 @@ type TestBody = BoxBody<Bytes, Infallible>;
 struct FakeWorker {
     addr: SocketAddr,
     state: Arc<WorkerState>,
+    /// The accept loop; aborting it (see [`FakeWorker::kill`]) closes the listener and
+    /// every connection, as a killed process would.
+    task: JoinHandle<()>,
 }
 
 struct WorkerState {
     /// Name reported in every answer (`x-worker` header and JSON `worker`).
     name: &'static str,
-    /// Requests received.
+    /// Requests received, health probes (`/readyz`, `/api/ping`) excepted.
     hits: AtomicUsize,
+    /// Health probes received.
+    probes: AtomicUsize,
+    /// What `/readyz` answers: 200 when true, 503 when false.
+    ready: AtomicBool,
     /// Told when a `/gated` request has arrived.
     arrived: mpsc::UnboundedSender<()>,
     /// Releases `/gated` requests.
@@ -54,7 +61,8 @@ struct WorkerState {
 impl FakeWorker {
     /// Starts a worker. Routes: `/echo` streams the request body back; `/slow` never
     /// answers; `/gated` answers once released; `/hop` answers with hop-by-hop headers;
-    /// anything else answers JSON describing the request.
+    /// `/readyz` answers 200 or 503 (see [`FakeWorker::set_ready`]); anything else
+    /// answers JSON describing the request.
     async fn start(name: &'static str) -> (Self, mpsc::UnboundedReceiver<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -62,27 +70,62 @@ impl FakeWorker {
         let state = Arc::new(WorkerState {
             name,
             hits: AtomicUsize::new(0),
+            probes: AtomicUsize::new(0),
+            ready: AtomicBool::new(true),
             arrived,
             release: Notify::new(),
         });
         let accept_state = state.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
+            // Connection tasks live in the set, so aborting this task drops them all.
+            let mut connections = tokio::task::JoinSet::new();
             loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let state = accept_state.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| worker_answer(state.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let (stream, _) = accepted.unwrap();
+                        let state = accept_state.clone();
+                        connections.spawn(async move {
+                            let service = service_fn(move |req| worker_answer(state.clone(), req));
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
             }
         });
-        (Self { addr, state }, arrivals)
+        (Self { addr, state, task }, arrivals)
     }
 
     fn hits(&self) -> usize {
         self.state.hits.load(Ordering::SeqCst)
+    }
+
+    fn probes(&self) -> usize {
+        self.state.probes.load(Ordering::SeqCst)
+    }
+
+    fn set_ready(&self, ready: bool) {
+        self.state.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Stops accepting and drops every connection, like a killed process; returns once
+    /// the port refuses connections.
+    async fn kill(&self) {
+        self.task.abort();
+        within(async {
+            while TcpStream::connect(self.addr).await.is_ok() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    }
+
+    /// The entry listing this worker with itself as admin address (`/readyz` is served
+    /// on the same port), so the gateway's health checks reach [`FakeWorker::set_ready`].
+    fn entry_with_admin(&self) -> String {
+        format!("{{ addr = \"{0}\", admin = \"{0}\" }}", self.addr)
     }
 }
 
@@ -90,6 +133,20 @@ async fn worker_answer(
     state: Arc<WorkerState>,
     req: Request<Incoming>,
 ) -> Result<Response<BoxBody<Bytes, hyper::Error>>, Infallible> {
+    let path = req.uri().path();
+    if path == "/readyz" || path == "/api/ping" {
+        state.probes.fetch_add(1, Ordering::SeqCst);
+        let status = if path == "/api/ping" || state.ready.load(Ordering::SeqCst) {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        let response = Response::builder()
+            .status(status)
+            .header("x-worker", state.name)
+            .body(Empty::new().map_err(|never| match never {}).boxed());
+        return Ok(response.unwrap());
+    }
     state.hits.fetch_add(1, Ordering::SeqCst);
     let builder = Response::builder().header("x-worker", state.name);
     let full = |b: Vec<u8>| {
@@ -152,17 +209,26 @@ const EU_API: &str = "eu.api.closedloop.localhost";
 
 /// A `regions.toml` with the US hosts on `us` and the EU hosts on `eu`.
 fn region_map(us: &[SocketAddr], eu: &[SocketAddr]) -> RegionMap {
-    let list = |addrs: &[SocketAddr]| {
-        addrs
-            .iter()
-            .map(|a| format!("\"{a}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
+    parse(&map_text(&entries(us), &entries(eu), ""))
+}
+
+/// Worker entries `"host:port"` for `addrs`.
+fn entries(addrs: &[SocketAddr]) -> Vec<String> {
+    addrs.iter().map(|a| format!("\"{a}\"")).collect()
+}
+
+/// The text of a `regions.toml`: `us` and `eu` are worker entries as TOML, `gateway`
+/// the body of a `[gateway]` table (none when empty).
+fn map_text(us: &[String], eu: &[String], gateway: &str) -> String {
+    let gateway = if gateway.is_empty() {
+        String::new()
+    } else {
+        format!("[gateway]\n{gateway}\n")
     };
-    let text = format!(
+    format!(
         r#"
 development = true
-
+{gateway}
 [regions.us]
 app_url = "http://{US_APP}"
 api_url = "http://{US_API}"
@@ -177,16 +243,22 @@ workers = [{eu}]
 postgres = {{ env = "UNUSED_EU_DATABASE_URL" }}
 redis = {{ env = "UNUSED_EU_REDIS_URL" }}
 "#,
-        us = list(us),
-        eu = list(eu),
-    );
-    RegionMap::parse(&text).unwrap()
+        us = us.join(", "),
+        eu = eu.join(", "),
+    )
+}
+
+fn parse(text: &str) -> RegionMap {
+    RegionMap::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
 /// A running gateway.
 struct TestGateway {
     addr: SocketAddr,
     admin: SocketAddr,
+    /// The TLS listener, when the map names certificates.
+    tls: Option<SocketAddr>,
+    handle: GatewayHandle,
     client: Client<HttpConnector, TestBody>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -198,21 +270,45 @@ impl TestGateway {
         Self::start_with(GatewayConfig::new(map)).await
     }
 
-    /// Starts a gateway on two fresh port-0 listeners.
+    /// Starts a gateway on fresh port-0 listeners: plain and admin, and TLS when the map
+    /// names certificates.
     async fn start_with(config: GatewayConfig) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bind = || async { TcpListener::bind("127.0.0.1:0").await.unwrap() };
+        let listener = bind().await;
+        let admin = bind().await;
+        let tls = if config.map.gateway.certificates.is_empty() {
+            None
+        } else {
+            Some(bind().await)
+        };
         let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
+        let tls_addr = tls.as_ref().map(|l| l.local_addr().unwrap());
+        let gateway = Gateway::new(config).unwrap();
+        let handle = gateway.handle();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(gateway::run(listener, admin, config, async {
+        let listeners = Listeners {
+            plain: Some(listener),
+            tls,
+            admin,
+        };
+        let task = tokio::spawn(gateway.serve(listeners, async {
             let _ = rx.await;
         }));
         Self {
             addr,
             admin: admin_addr,
+            tls: tls_addr,
+            handle,
             client: Client::builder(TokioExecutor::new()).build_http(),
             shutdown: Some(tx),
             task,
+        }
+    }
+
+    /// Signals shutdown.
+    fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
         }
     }
 
@@ -633,12 +729,13 @@ async fn bodies_stream_without_being_buffered() {
 // ---------------------------------------------------------------- failures
 
 #[tokio::test]
-async fn an_unreachable_worker_is_a_502_without_internal_detail() {
+async fn a_region_whose_only_worker_is_down_is_a_503_without_internal_detail() {
     let dead = dead_addr().await;
     let gw = TestGateway::start(region_map(&[dead], &[dead])).await;
 
     let answer = gw.get(US_API, "/").await;
-    answer.assert_error(StatusCode::BAD_GATEWAY, "bad_gateway");
+    answer.assert_error(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable");
+    assert_eq!(answer.header("retry-after"), Some("1"));
     let body = String::from_utf8_lossy(&answer.body).to_lowercase();
     for internal in [
         "refused",
@@ -857,3 +954,183 @@ async fn shutdown_lets_in_flight_requests_finish_then_stops_accepting() {
     assert_eq!(answer.body, "released");
     within(&mut gw.task).await.unwrap().unwrap();
 }
+
+// ---------------------------------------------------------------- TLS support
+
+/// A test certificate authority: made fresh per test, never written anywhere but the
+/// test's own temporary directory.
+struct Pki {
+    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    dir: std::path::PathBuf,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ClosedLoop test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("gw-pki-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self { ca, dir }
+    }
+
+    /// The CA certificate, PEM.
+    fn ca_pem(&self) -> String {
+        self.ca.pem()
+    }
+
+    /// Issues a certificate for `hosts`, writes it and its key as `name.pem` and
+    /// `name.key`, and returns the `certificates` entry naming them.
+    fn issue(&self, name: &str, hosts: &[&str]) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        let (cert_path, key_path) = self.paths(name);
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        let hosts = hosts
+            .iter()
+            .map(|h| format!("\"{h}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{{ hosts = [{hosts}], cert = \"{}\", key = \"{}\" }}",
+            cert_path.display(),
+            key_path.display()
+        )
+    }
+
+    fn paths(&self, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        (
+            self.dir.join(format!("{name}.pem")),
+            self.dir.join(format!("{name}.key")),
+        )
+    }
+
+    /// A `[gateway]` body serving TLS with one certificate per region.
+    fn gateway_table(&self, extra: &str) -> String {
+        let us = self.issue("us", &[US_API, US_APP]);
+        let eu = self.issue("eu", &[EU_API, EU_APP]);
+        format!(
+            "listen = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n\
+             certificates = [{us}, {eu}]\n{extra}"
+        )
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A rustls client trusting `ca_pem`, offering `alpn`, TLS 1.2 and 1.3 (or only the
+/// versions given).
+fn tls_client(
+    ca_pem: &str,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+const BOTH_VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// Opens a TLS connection to `addr` naming `sni`.
+async fn tls_connect(
+    addr: SocketAddr,
+    sni: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let stream = TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).unwrap();
+    within(tokio_rustls::TlsConnector::from(config).connect(name, stream)).await
+}
+
+/// An HTTP/1.1 or HTTP/2 sender over one TLS connection, as ALPN decided.
+enum TlsSender {
+    H1(hyper::client::conn::http1::SendRequest<TestBody>),
+    H2(hyper::client::conn::http2::SendRequest<TestBody>),
+}
+
+impl TlsSender {
+    async fn open(addr: SocketAddr, sni: &str, config: Arc<rustls::ClientConfig>) -> Self {
+        let tls = tls_connect(addr, sni, config).await.unwrap();
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let io = TokioIo::new(tls);
+        if h2 {
+            let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            TlsSender::H2(sender)
+        } else {
+            let (sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(conn);
+            TlsSender::H1(sender)
+        }
+    }
+
+    /// `GET path` for `host` (`Host` on HTTP/1.1, `:authority` on HTTP/2).
+    async fn get(&mut self, host: &str, path: &str) -> Answer {
+        let response = match self {
+            TlsSender::H1(sender) => {
+                let request = Request::get(path).header(HOST, host).body(empty()).unwrap();
+                within(sender.ready()).await.unwrap();
+                within(sender.send_request(request)).await.unwrap()
+            }
+            TlsSender::H2(sender) => {
+                let request = Request::get(format!("https://{host}{path}"))
+                    .body(empty())
+                    .unwrap();
+                within(sender.ready()).await.unwrap();
+                within(sender.send_request(request)).await.unwrap()
+            }
+        };
+        Answer::collect(response).await
+    }
+}
+
+/// Polls `probe` until it returns true, failing the test after [`DEADLINE`].
+async fn eventually<F, Fut>(what: &str, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !probe().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+mod limits;
+mod reload;
+mod replicas;
+mod tls;

@@ -1,0 +1,244 @@
+//! `POST /api/tokens/introspect` (RFC 7662): the product's API and MCP servers ask
+//! whether a personal token is active, authenticating with the region's service
+//! credential (`[regions.<id>.introspection]`) in HTTP Basic (§2.1), the secret compared
+//! by hash in constant time.
+//!
+//! The request is a form with `token` (and an optional `token_type_hint`, ignored: the
+//! token's prefix says its kind). An active API or MCP token answers `active: true`
+//! with its user (`sub`, `user_id`), workspace (`team_id`), `kind` and expiry (`exp`);
+//! anything else, including another region's token, a revoked one or one whose user
+//! was logged out, answers `{"active": false}` and nothing more (§2.2). The check is
+//! the same one-round-trip check the protected endpoints use, and it records the
+//! token's last use.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use serde_json::json;
+use shared::token::{self, TokenHash};
+
+use crate::config::IntrospectionConfig;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::personal_tokens::{self, LAST_USED_RESOLUTION_SECS, PersonalKind};
+use crate::store::tokens;
+
+/// The endpoint.
+pub const PATH: &str = "/api/tokens/introspect";
+
+/// Why an introspection request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IntrospectError {
+    /// The region has no introspection credential configured.
+    #[error("token introspection is not configured in this region")]
+    NotConfigured,
+    /// Missing or wrong client credentials.
+    #[error("client authentication failed")]
+    InvalidClient,
+    /// The form is malformed or lacks `token`.
+    #[error("{0}")]
+    InvalidRequest(&'static str),
+    /// A store is unavailable.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl IntoResponse for IntrospectError {
+    fn into_response(self) -> Response {
+        let (status, code) = match self {
+            IntrospectError::Store(e) => return ApiError::Store(e).into_response(),
+            IntrospectError::NotConfigured => (StatusCode::NOT_FOUND, "not_found"),
+            IntrospectError::InvalidClient => (StatusCode::UNAUTHORIZED, "invalid_client"),
+            IntrospectError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        };
+        let mut response = (
+            status,
+            Json(json!({ "error": code, "error_description": self.to_string() })),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"closedloop token introspection\""),
+            );
+        }
+        response
+    }
+}
+
+/// `(client_id, client_secret)` from the request's one `Authorization: Basic` header,
+/// each form-decoded when it decodes differently (RFC 6749 §2.3.1; many clients skip
+/// the encoding, so the raw text is tried too).
+fn basic(headers: &HeaderMap) -> Option<[(String, String); 2]> {
+    let mut all = headers.get_all(header::AUTHORIZATION).iter();
+    let value = all.next()?.to_str().ok()?;
+    if all.next().is_some() {
+        return None;
+    }
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let encoded = encoded.trim();
+    let bytes = STANDARD
+        .decode(encoded)
+        .or_else(|_| STANDARD_NO_PAD.decode(encoded))
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Some([
+        (id.to_owned(), secret.to_owned()),
+        (decode(id), decode(secret)),
+    ])
+}
+
+fn authenticate(config: &IntrospectionConfig, headers: &HeaderMap) -> bool {
+    basic(headers).is_some_and(|candidates| {
+        candidates
+            .iter()
+            .any(|(id, secret)| config.matches(id, secret))
+    })
+}
+
+/// The `token` parameter of the form; each parameter at most once (RFC 6749 §3.2).
+fn token_param(body: &[u8]) -> Result<String, IntrospectError> {
+    let mut token = None;
+    let mut hint = false;
+    for (k, v) in url::form_urlencoded::parse(body) {
+        let seen = match k.as_ref() {
+            "token" => token.replace(v.into_owned()).is_some(),
+            "token_type_hint" => std::mem::replace(&mut hint, true),
+            _ => false,
+        };
+        if seen {
+            return Err(IntrospectError::InvalidRequest(
+                "each parameter may be sent once",
+            ));
+        }
+    }
+    token
+        .filter(|t| !t.is_empty())
+        .ok_or(IntrospectError::InvalidRequest(
+            "the token parameter is required",
+        ))
+}
+
+/// `POST /api/tokens/introspect`.
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, IntrospectError> {
+    let config = state
+        .config
+        .introspection
+        .as_ref()
+        .ok_or(IntrospectError::NotConfigured)?;
+    if !authenticate(config, &headers) {
+        return Err(IntrospectError::InvalidClient);
+    }
+    let presented = token_param(&body)?;
+    let inactive = || {
+        let mut r = Json(json!({ "active": false })).into_response();
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    };
+    let kind = match token::parse_prefix(&presented) {
+        Some(p) if p.region == state.config.region_id().as_str() => {
+            match PersonalKind::parse(p.kind.code()) {
+                Some(k) => k,
+                None => return Ok(inactive()),
+            }
+        }
+        _ => return Ok(inactive()),
+    };
+    let hash = TokenHash::of(&presented);
+    let now = state.config.clock.now();
+    let checked = tokens::check_personal_at(
+        &state.pg,
+        &state.redis,
+        &hash,
+        kind.token_kind(),
+        now.unix_timestamp(),
+        Some(LAST_USED_RESOLUTION_SECS),
+    )
+    .await?;
+    let outcome = if checked.is_some() {
+        "active"
+    } else {
+        "inactive"
+    };
+    metrics::counter!(crate::metrics::TOKEN_CHECKS, "kind" => kind.code(), "outcome" => outcome)
+        .increment(1);
+    let Some(checked) = checked else {
+        return Ok(inactive());
+    };
+    let Some(user_id) = checked.record.user_id else {
+        return Ok(inactive());
+    };
+    if checked.touched {
+        personal_tokens::record_use(&state.pg, hash, now);
+    }
+    let mut response = Json(json!({
+        "active": true,
+        "token_type": "Bearer",
+        "kind": kind.code(),
+        "sub": user_id,
+        "user_id": user_id,
+        "team_id": checked.record.team_id,
+        "region": state.config.region_id(),
+        "exp": checked.record.expires_at,
+        "iss": state.config.region.api_base(),
+    }))
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_token_parameter_once() {
+        assert_eq!(token_param(b"token=abc").unwrap(), "abc");
+        assert_eq!(
+            token_param(b"token=a%2Bb&token_type_hint=access_token").unwrap(),
+            "a+b"
+        );
+        assert!(token_param(b"").is_err());
+        assert!(token_param(b"token=").is_err());
+        assert!(token_param(b"token=a&token=b").is_err());
+        assert!(token_param(b"token=a&token_type_hint=x&token_type_hint=y").is_err());
+    }
+
+    #[test]
+    fn basic_credentials_decode_both_ways() {
+        let mut h = HeaderMap::new();
+        let creds = STANDARD.encode("api%2Dservers:s%3Acret");
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {creds}")).unwrap(),
+        );
+        let [raw, decoded] = basic(&h).unwrap();
+        assert_eq!(raw, ("api%2Dservers".to_owned(), "s%3Acret".to_owned()));
+        assert_eq!(decoded, ("api-servers".to_owned(), "s:cret".to_owned()));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
+        assert!(basic(&h).is_none());
+    }
+}

@@ -1,0 +1,82 @@
+//! Okta sign-in (OIDC relying party, OKTA.md §8, the seed's Steps 2 and 3), across the
+//! region's two hosts:
+//!
+//! 1. `POST {app}/auth` ([`discover`]): the work email finds the user's workspace in
+//!    this region; a workspace with Okta sign-in on continues at step 2.
+//! 2. `GET {api}/api/okta/oidc/login?team_id=…` ([`login`], the seed's Initiate login
+//!    URI, also reached from the Okta dashboard with `iss`): parks `state`, `nonce` and
+//!    the PKCE verifier in Redis ([`pending`]) and sends the browser to Okta.
+//! 3. `GET {api}/api/okta/oidc/callback` ([`callback`]): takes the single-use state,
+//!    exchanges the code, verifies the ID token, finds or (just in time) creates the
+//!    user ([`provision`]), and hands the sign-in to the app host with a one-time code.
+//! 4. `GET {app}/auth/complete?code=…` ([`handoff`]): redeems the code once and sets
+//!    the host-only session cookie there.
+//! 5. `POST {app}/auth/sign-out` ([`sign_out`]): ends the session and sends the browser
+//!    to the org's logout with `id_token_hint`, back to `{app}/auth`.
+//!
+//! Every refusal is a [`failure::SignInFailure`]: a page that says what happened and
+//! what to do, and an audit event; none creates a session. No code, token, secret or
+//! cookie reaches a log line.
+
+pub mod callback;
+pub mod discover;
+pub mod failure;
+pub mod handoff;
+pub mod login;
+pub mod pending;
+pub mod provision;
+pub mod sign_out;
+
+use axum::Router;
+use axum::http::HeaderValue;
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+/// The seed's Initiate login URI path, on the API host.
+pub const LOGIN_PATH: &str = "/api/okta/oidc/login";
+/// The seed's Redirect URI path, on the API host.
+pub const CALLBACK_PATH: &str = "/api/okta/oidc/callback";
+/// Where the API host hands a sign-in to the app host.
+pub const COMPLETE_PATH: &str = "/auth/complete";
+/// Where the sign-out forms post, on the app host.
+pub const SIGN_OUT_PATH: &str = "/auth/sign-out";
+/// The seed's Post-logout URI path, on the app host.
+pub const POST_LOGOUT_PATH: &str = "/auth";
+
+/// The API host's routes.
+pub fn api_router() -> Router<AppState> {
+    Router::new()
+        .route(LOGIN_PATH, get(login::login))
+        .route(CALLBACK_PATH, get(callback::callback))
+}
+
+/// The app host's routes (the `/auth` page itself is in `pages`).
+pub fn app_router() -> Router<AppState> {
+    Router::new()
+        .route(COMPLETE_PATH, get(handoff::complete))
+        .route(SIGN_OUT_PATH, post(sign_out::sign_out))
+}
+
+/// The region's Redirect URI, exactly as Okta must have it.
+pub fn redirect_uri(state: &AppState) -> String {
+    format!("{}{CALLBACK_PATH}", state.config.region.api_base())
+}
+
+/// The region's Post-logout URI.
+pub fn post_logout_uri(state: &AppState) -> String {
+    format!("{}{POST_LOGOUT_PATH}", state.config.region.app_base())
+}
+
+/// The region's sign-in page, absolute (pages on the API host link back to it).
+pub fn sign_in_page(state: &AppState) -> String {
+    format!("{}/auth", state.config.region.app_base())
+}
+
+/// `Cache-Control: no-store` for every answer of the flow (they carry codes and state).
+pub(crate) fn no_store(response: &mut axum::response::Response) {
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+}

@@ -1,0 +1,244 @@
+//! `POST {app}/auth`: "Sign in with your work email". The email finds the workspaces of
+//! this region that know it (case-insensitively); one with Okta sign-in on continues
+//! at the Initiate login URI with the email as `login_hint`, several let the user pick,
+//! and the page says why when there is nothing to continue with.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use shared::ids::TeamId;
+use uuid::Uuid;
+
+use super::LOGIN_PATH;
+use crate::html::{escape, page};
+use crate::routes::pages::{safe_return_to, unavailable};
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::users::looks_like_email;
+
+/// The email form's fields.
+#[derive(Debug, Deserialize)]
+pub struct EmailForm {
+    #[serde(default)]
+    email: String,
+    /// Set when the user picked one of several workspaces.
+    team_id: Option<String>,
+    return_to: Option<String>,
+}
+
+/// A workspace that knows the email.
+#[derive(Debug)]
+struct Found {
+    team_id: TeamId,
+    name: String,
+    /// `None`: Okta not configured; `Some(false)`: sign-in turned off.
+    sign_in: Option<bool>,
+}
+
+async fn lookup(state: &AppState, email: &str) -> Result<Vec<Found>, StoreError> {
+    let client = state.pg.get().await?;
+    let rows = client
+        .query(
+            "SELECT DISTINCT w.team_id, w.name, o.sign_in_enabled
+               FROM users u
+               JOIN workspaces w ON w.team_id = u.team_id
+               LEFT JOIN okta_settings o ON o.team_id = u.team_id
+              WHERE lower(u.email) = lower($1)
+              ORDER BY w.name, w.team_id
+              LIMIT 20",
+            &[&email],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Found {
+            team_id: TeamId::from(r.get::<_, Uuid>(0)),
+            name: r.get(1),
+            sign_in: r.get(2),
+        })
+        .collect())
+}
+
+/// The Initiate login URI for `team_id` with the email as hint.
+fn login_url(state: &AppState, team_id: TeamId, email: &str, return_to: Option<&str>) -> String {
+    let mut url = format!(
+        "{}{LOGIN_PATH}?team_id={team_id}&login_hint={}",
+        state.config.region.api_base(),
+        url::form_urlencoded::byte_serialize(email.as_bytes()).collect::<String>()
+    );
+    if let Some(r) = return_to {
+        url.push_str("&return_to=");
+        url.extend(url::form_urlencoded::byte_serialize(r.as_bytes()));
+    }
+    url
+}
+
+fn region_label(state: &AppState) -> String {
+    state.config.region_id().as_str().to_ascii_uppercase()
+}
+
+/// The email form, with `message` above it; used by the `/auth` page too.
+pub fn email_form(
+    state: &AppState,
+    email: &str,
+    return_to: Option<&str>,
+    message: Option<&str>,
+) -> String {
+    let message = message
+        .map(|m| {
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"email-error\">{}</p>",
+                escape(m)
+            )
+        })
+        .unwrap_or_default();
+    let described = if message.is_empty() {
+        "email-hint"
+    } else {
+        "email-hint email-error"
+    };
+    let return_field = return_to
+        .and_then(safe_return_to)
+        .map(|r| {
+            format!(
+                "<input type=\"hidden\" name=\"return_to\" value=\"{}\">",
+                escape(r)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "<h1>Sign in with your work email</h1>{message}\
+         <form method=\"post\" action=\"/auth\">\
+         <p><label for=\"email\">Work email</label><br>\
+         <input id=\"email\" name=\"email\" type=\"email\" size=\"40\" required \
+         autocomplete=\"email\" value=\"{}\" aria-describedby=\"{described}\"></p>\
+         <p id=\"email-hint\"><small>Your workspace in the {} region signs you in with \
+         Okta.</small></p>{return_field}\
+         <button type=\"submit\">Continue</button></form>",
+        escape(email),
+        escape(&region_label(state)),
+    )
+}
+
+fn form_page(
+    state: &AppState,
+    status: StatusCode,
+    email: &str,
+    return_to: Option<&str>,
+    message: &str,
+) -> Response {
+    page(
+        status,
+        "Sign in",
+        &email_form(state, email, return_to, Some(message)),
+    )
+}
+
+/// The email form's handler.
+pub async fn submit(
+    State(state): State<AppState>,
+    axum::Form(form): axum::Form<EmailForm>,
+) -> Response {
+    let email = form.email.trim();
+    let return_to = form.return_to.as_deref().and_then(safe_return_to);
+    if email.len() > 254 || !looks_like_email(email) {
+        return form_page(
+            &state,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            email,
+            return_to,
+            "Enter your work email address, for example jane@acme.com.",
+        );
+    }
+    let found = match lookup(&state, email).await {
+        Ok(f) => f,
+        Err(e) => return unavailable(e),
+    };
+    let picked = form.team_id.as_deref().and_then(|t| TeamId::parse(t).ok());
+    let candidates: Vec<&Found> = match picked {
+        Some(t) => found.iter().filter(|f| f.team_id == t).collect(),
+        None => found.iter().collect(),
+    };
+    match candidates.as_slice() {
+        [] => form_page(
+            &state,
+            StatusCode::NOT_FOUND,
+            email,
+            return_to,
+            &format!(
+                "No ClosedLoop AI workspace in the {} region knows this email address. Check \
+                 the address, use the sign-in page of your workspace's region, or open \
+                 ClosedLoop AI from your Okta dashboard.",
+                region_label(&state)
+            ),
+        ),
+        [one] => match one.sign_in {
+            Some(true) => {
+                Redirect::to(&login_url(&state, one.team_id, email, return_to)).into_response()
+            }
+            Some(false) => form_page(
+                &state,
+                StatusCode::FORBIDDEN,
+                email,
+                return_to,
+                &format!(
+                    "Okta sign-in is turned off for the workspace {}. A workspace admin can \
+                     turn on Enable Okta sign-in under Integrations > Okta.",
+                    one.name
+                ),
+            ),
+            None => form_page(
+                &state,
+                StatusCode::FORBIDDEN,
+                email,
+                return_to,
+                &format!(
+                    "The workspace {} has not set up Okta sign-in yet. Ask a workspace admin \
+                     to connect Okta under Integrations > Okta.",
+                    one.name
+                ),
+            ),
+        },
+        several => page(
+            StatusCode::OK,
+            "Choose a workspace",
+            &choose(email, return_to, several),
+        ),
+    }
+}
+
+/// The list of workspaces to pick from.
+fn choose(email: &str, return_to: Option<&str>, found: &[&Found]) -> String {
+    let return_field = return_to
+        .map(|r| {
+            format!(
+                "<input type=\"hidden\" name=\"return_to\" value=\"{}\">",
+                escape(r)
+            )
+        })
+        .unwrap_or_default();
+    let items: String = found
+        .iter()
+        .map(|f| match f.sign_in {
+            Some(true) => format!(
+                "<li><form method=\"post\" action=\"/auth\">\
+                 <input type=\"hidden\" name=\"email\" value=\"{email}\">\
+                 <input type=\"hidden\" name=\"team_id\" value=\"{}\">{return_field}\
+                 <button type=\"submit\">Sign in to {}</button></form></li>",
+                f.team_id,
+                escape(&f.name),
+                email = escape(email),
+            ),
+            _ => format!(
+                "<li>{} <small>(Okta sign-in is not enabled)</small></li>",
+                escape(&f.name)
+            ),
+        })
+        .collect();
+    format!(
+        "<h1>Choose a workspace</h1><p>{} belongs to several workspaces in this region.</p>\
+         <ul class=\"plain\">{items}</ul><p><a href=\"/auth\">Use another email</a></p>",
+        escape(email)
+    )
+}

@@ -1,0 +1,116 @@
+//! Personal API and MCP tokens, as their owners manage them and as the product's
+//! protected endpoints accept them.
+//!
+//! - On the app host, [`page`] serves `/tokens`: a signed-in user lists, creates (the
+//!   secret shown once) and revokes tokens; forms carry a CSRF token ([`crate::csrf`]).
+//! - On the API host, [`api`] serves the same as JSON under `/api/tokens`, authenticated
+//!   with a personal API token as a bearer (the first token is made on the page).
+//! - [`auth`] authenticates a bearer personal token for those routes and for
+//!   `routes::me`, and records its last use at most once a minute.
+//!
+//! Errors on the JSON routes are [`TokenApiError`], rendered once here as
+//! `{"error", "message"}`; a `401` carries `WWW-Authenticate: Bearer` (RFC 6750 §3).
+
+pub mod api;
+pub mod auth;
+pub mod page;
+
+use axum::Json;
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::personal_tokens::TokenSummary;
+
+/// The API host's token routes.
+pub fn api_router() -> Router<AppState> {
+    Router::new()
+        .route(api::PATH, get(api::list).post(api::create))
+        .route(api::ITEM_PATH, delete(api::revoke))
+}
+
+/// The app host's token page.
+pub fn app_router() -> Router<AppState> {
+    Router::new()
+        .route(page::PATH, get(page::show).post(page::create))
+        .route(page::REVOKE_PATH, post(page::revoke))
+}
+
+/// An error on a bearer-authenticated JSON route.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenApiError {
+    /// No bearer token, not one of ours, revoked, expired, of the wrong kind, or its
+    /// user was logged out.
+    #[error("a valid bearer token of this region is required")]
+    Unauthenticated {
+        /// The kind of token the route takes (`api`, `mcp`), for `WWW-Authenticate`.
+        kind: &'static str,
+    },
+    /// The request is malformed; the message says how.
+    #[error("{0}")]
+    BadRequest(&'static str),
+    /// No such token of the caller's.
+    #[error("no such token")]
+    NotFound,
+    /// The caller holds as many live tokens as allowed.
+    #[error("too many live tokens: revoke some first")]
+    TooMany,
+    /// A store is unavailable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl IntoResponse for TokenApiError {
+    fn into_response(self) -> Response {
+        let this = match self {
+            // One rendering of store failures for every JSON route: 503, Retry-After.
+            TokenApiError::Store(e) => return ApiError::Store(e).into_response(),
+            other => other,
+        };
+        let (status, code) = match &this {
+            TokenApiError::Unauthenticated { .. } => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            TokenApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            TokenApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            TokenApiError::TooMany => (StatusCode::CONFLICT, "too_many_tokens"),
+            TokenApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+        };
+        let mut response = (
+            status,
+            Json(json!({ "error": code, "message": this.to_string() })),
+        )
+            .into_response();
+        if let TokenApiError::Unauthenticated { kind } = this {
+            let challenge =
+                format!("Bearer realm=\"closedloop {kind} token\", error=\"invalid_token\"");
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        response
+    }
+}
+
+/// RFC 3339, or `null`.
+fn rfc3339(t: Option<OffsetDateTime>) -> serde_json::Value {
+    t.and_then(|t| t.format(&Rfc3339).ok())
+        .map_or(serde_json::Value::Null, serde_json::Value::String)
+}
+
+/// A token as the JSON API shows it (never its secret).
+pub fn summary_json(t: &TokenSummary) -> serde_json::Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "kind": t.kind.code(),
+        "created_at": rfc3339(Some(t.created_at)),
+        "last_used_at": rfc3339(t.last_used_at),
+        "expires_at": rfc3339(t.expires_at),
+    })
+}

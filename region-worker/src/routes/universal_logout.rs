@@ -1,0 +1,409 @@
+//! `POST /api/okta/universal-logout` on the region's API host: Okta's Universal Logout
+//! (Global Token Revocation, OKTA.md §7; the seed's Step 4 and last testing step).
+//!
+//! A valid request ends every browser session, API token and MCP token of the named
+//! user in the workspace whose Okta app sent it: one `UPDATE` of the user's revocation
+//! epoch, published to Redis before the commit, so the very next request with any of
+//! them is refused (`401`, or a redirect to sign-in for pages) whatever their number.
+//! SCIM tokens and grants are not the user's: they belong to the workspace's
+//! provisioning and stay valid.
+//!
+//! The steps, and the status Okta reads when one fails:
+//! 1. the bearer JWT ([`verify`]): missing or invalid → `401`; the org's keys
+//!    unreachable → `422`;
+//! 2. the workspace's rate limit (token bucket in Redis) → `429` with `Retry-After`;
+//! 3. `jti` single use until `exp` (plus skew), per issuer, in Redis → `401`;
+//! 4. the body ([`subject`]): malformed or unknown format → `400`;
+//! 5. the user: an `iss_sub` naming another issuer → `403`; nobody → `404`;
+//! 6. the revocation; a store failure anywhere → `422` (unable to log out).
+//!
+//! Bodies carry a short JSON error for humans and never more than the status says.
+//! Every request, valid or not, is audited (the reason, the claimed issuer and client,
+//! the subject, a digest of the `jti`; never the JWT), and counted in
+//! [`UNIVERSAL_LOGOUTS`].
+
+pub mod subject;
+pub mod verify;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use shared::ids::TeamId;
+use shared::token::TokenHash;
+use uuid::Uuid;
+
+use self::subject::{Subject, SubjectError};
+use self::verify::{Authenticated, Claimed, Refusal};
+use crate::routes::tokens::auth::bearer;
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::audit::{self, AuditEvent};
+use crate::store::personal_tokens;
+
+/// The endpoint, on the API host.
+pub const PATH: &str = "/api/okta/universal-logout";
+
+/// The largest body accepted (a subject is a few hundred bytes).
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// Universal Logout requests, by status and reason.
+pub const UNIVERSAL_LOGOUTS: &str = "worker_universal_logouts_total";
+
+/// The longest claimed value kept in the audit trail of a refused request.
+const AUDIT_CLAIM_LEN: usize = 256;
+
+/// Why a request did not log anyone out, with the status Okta reads.
+#[derive(Debug, thiserror::Error)]
+pub enum LogoutError {
+    /// `401`: no bearer token, or an invalid or replayed one.
+    #[error("the bearer JWT is missing or invalid")]
+    Unauthenticated(&'static str),
+    /// `400`: the body is malformed or names an unsupported subject format.
+    #[error("the request body is malformed or names an unsupported subject format")]
+    BadRequest(SubjectError),
+    /// `403`: a valid JWT that may not log this subject out.
+    #[error("this request may not log out this subject")]
+    Forbidden(&'static str),
+    /// `404`: no such user in the workspace.
+    #[error("no such user")]
+    UnknownUser,
+    /// `422`: the logout could not be carried out (a store or Okta's keys unavailable).
+    #[error("the logout could not be completed; retry later")]
+    Unable(&'static str),
+    /// `429`: the workspace sent more requests than its rate limit allows.
+    #[error("too many logout requests; retry later")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after: i64,
+    },
+}
+
+impl LogoutError {
+    /// The status Okta reads.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            LogoutError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            LogoutError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            LogoutError::Forbidden(_) => StatusCode::FORBIDDEN,
+            LogoutError::UnknownUser => StatusCode::NOT_FOUND,
+            LogoutError::Unable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            LogoutError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    /// A stable code for the audit trail and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LogoutError::Unauthenticated(r)
+            | LogoutError::Forbidden(r)
+            | LogoutError::Unable(r) => r,
+            LogoutError::BadRequest(e) => e.reason(),
+            LogoutError::UnknownUser => "unknown_user",
+            LogoutError::RateLimited { .. } => "rate_limited",
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            LogoutError::Unauthenticated(_) => "invalid_token",
+            LogoutError::BadRequest(_) => "invalid_request",
+            LogoutError::Forbidden(_) => "forbidden",
+            LogoutError::UnknownUser => "not_found",
+            LogoutError::Unable(_) => "unable_to_logout",
+            LogoutError::RateLimited { .. } => "rate_limited",
+        }
+    }
+}
+
+impl From<StoreError> for LogoutError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "universal logout: store unavailable");
+        LogoutError::Unable("store_unavailable")
+    }
+}
+
+impl From<Refusal> for LogoutError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Invalid(reason) => LogoutError::Unauthenticated(reason),
+            Refusal::KeysUnavailable => LogoutError::Unable("keys_unavailable"),
+            Refusal::Store(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for LogoutError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status(),
+            Json(json!({ "error": self.code(), "message": self.to_string() })),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match self {
+            LogoutError::Unauthenticated(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            LogoutError::RateLimited { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+            }
+            LogoutError::Unable(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(crate::error::RETRY_AFTER_SECS),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// What the audit trail of a request records, filled in as the request is read.
+#[derive(Debug, Default)]
+struct Trail {
+    /// The workspace the request targeted, once known.
+    team_id: Option<TeamId>,
+    /// What the JWT claimed (unverified until `verified`).
+    claimed: Option<Claimed>,
+    /// Whether the JWT verified.
+    verified: bool,
+    /// The first 16 hex digits of SHA-256(`jti`): enough to correlate a replay, and
+    /// never the JWT or the `jti` itself.
+    jti_digest: Option<String>,
+    /// The subject's format and identifier, once parsed.
+    subject: Option<Subject>,
+}
+
+impl Trail {
+    fn actor(&self) -> String {
+        match (&self.claimed, self.verified) {
+            (Some(c), true) => format!("okta:{}", truncate(&c.sub)),
+            _ => "okta:unverified".to_owned(),
+        }
+    }
+
+    fn detail(&self, status: StatusCode, reason: &str) -> serde_json::Value {
+        json!({
+            "status": status.as_u16(),
+            "reason": reason,
+            "iss": self.claimed.as_ref().map(|c| truncate(&c.iss)),
+            "client_id": self.claimed.as_ref().map(|c| truncate(&c.sub)),
+            "verified": self.verified,
+            "jti_sha256": self.jti_digest,
+            "format": self.subject.as_ref().map(Subject::format),
+            "subject": self.subject.as_ref().map(|s| truncate(&s.describe())),
+        })
+    }
+}
+
+/// At most [`AUDIT_CLAIM_LEN`] characters of an untrusted value.
+fn truncate(s: &str) -> String {
+    s.chars().take(AUDIT_CLAIM_LEN).collect()
+}
+
+/// `POST /api/okta/universal-logout`.
+pub async fn universal_logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut trail = Trail::default();
+    let outcome = run(&state, &headers, &body, &mut trail).await;
+    let (status, reason) = match &outcome {
+        Ok(_) => (StatusCode::NO_CONTENT, "revoked"),
+        Err(e) => (e.status(), e.reason()),
+    };
+    metrics::counter!(UNIVERSAL_LOGOUTS, "status" => status.as_str().to_owned(), "reason" => reason)
+        .increment(1);
+    match outcome {
+        Ok(users) => {
+            tracing::info!(
+                team_id = ?trail.team_id,
+                users = users.len(),
+                "universal logout: user sessions and tokens revoked"
+            );
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => {
+            tracing::info!(team_id = ?trail.team_id, status = status.as_u16(), reason, "universal logout refused");
+            audit_refusal(&state, &trail, status, reason).await;
+            e.into_response()
+        }
+    }
+}
+
+/// Records a refused request (best effort: the answer does not wait on a broken store).
+async fn audit_refusal(state: &AppState, trail: &Trail, status: StatusCode, reason: &str) {
+    let written = async {
+        let client = state.pg.get().await?;
+        audit::record(
+            &client,
+            &AuditEvent {
+                team_id: trail.team_id,
+                actor: &trail.actor(),
+                action: "okta.universal_logout.refused",
+                target: None,
+                detail: trail.detail(status, reason),
+            },
+        )
+        .await
+    };
+    if let Err(e) = written.await {
+        tracing::error!(error = %e, "could not audit a refused universal logout");
+    }
+}
+
+/// The request, step by step; returns the users logged out.
+async fn run(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    trail: &mut Trail,
+) -> Result<Vec<Uuid>, LogoutError> {
+    let token = bearer(headers).ok_or(LogoutError::Unauthenticated("missing_token"))?;
+    let claimed = verify::claimed(token).ok_or(LogoutError::Unauthenticated("malformed_token"))?;
+    trail.claimed = Some(claimed.clone());
+    let audience = format!("{}{PATH}", state.config.region.api_base());
+    let authenticated =
+        verify::authenticate(state, token, &claimed, &audience, &mut trail.team_id).await?;
+    trail.verified = true;
+    let team_id = authenticated.settings.team_id;
+    trail.jti_digest = Some(TokenHash::of(&authenticated.jti).to_hex()[..16].to_owned());
+    rate_limit(state, team_id).await?;
+    claim_jti(state, &authenticated).await?;
+    let subject = subject::parse(body).map_err(LogoutError::BadRequest)?;
+    trail.subject = Some(subject.clone());
+    let users = resolve(state, &authenticated, &subject).await?;
+    revoke(state, team_id, &users, trail).await?;
+    Ok(users)
+}
+
+/// The users `subject` names in the workspace.
+async fn resolve(
+    state: &AppState,
+    authenticated: &Authenticated,
+    subject: &Subject,
+) -> Result<Vec<Uuid>, LogoutError> {
+    let team_id = authenticated.settings.team_id;
+    let client = state.pg.get().await.map_err(StoreError::from)?;
+    let users = match subject {
+        Subject::Email(email) => personal_tokens::users_by_email(&client, team_id, email).await?,
+        Subject::IssSub { iss, sub } => {
+            if iss.trim_end_matches('/') != authenticated.settings.issuer.trim_end_matches('/') {
+                // The org may only log out its own users.
+                return Err(LogoutError::Forbidden("foreign_issuer"));
+            }
+            personal_tokens::users_by_external_id(&client, team_id, sub).await?
+        }
+        Subject::Opaque(id) => match Uuid::parse_str(id) {
+            Ok(uuid) => personal_tokens::user_by_id(&client, team_id, uuid).await?,
+            Err(_) => personal_tokens::users_by_external_id(&client, team_id, id).await?,
+        },
+    };
+    if users.is_empty() {
+        return Err(LogoutError::UnknownUser);
+    }
+    Ok(users)
+}
+
+/// Ends everything the users hold and audits it, in one transaction: the epochs are
+/// published to Redis before the commit, and a failure to publish rolls it back, so
+/// that a `204` always means the next request is refused.
+async fn revoke(
+    state: &AppState,
+    team_id: TeamId,
+    users: &[Uuid],
+    trail: &Trail,
+) -> Result<(), LogoutError> {
+    let mut client = state.pg.get().await.map_err(StoreError::from)?;
+    let tx = client.transaction().await.map_err(StoreError::from)?;
+    let raised = personal_tokens::revoke_users(&tx, &state.redis, team_id, users).await?;
+    if raised.is_empty() {
+        // Deleted between the lookup and now.
+        return Err(LogoutError::UnknownUser);
+    }
+    let actor = trail.actor();
+    for (user_id, _) in &raised {
+        audit::record(
+            &tx,
+            &AuditEvent {
+                team_id: Some(team_id),
+                actor: &actor,
+                action: "okta.universal_logout",
+                target: Some(&user_id.to_string()),
+                detail: trail.detail(StatusCode::NO_CONTENT, "revoked"),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+/// Claims the JWT's `jti` for its issuer until its `exp` plus the skew: a second
+/// request with the same `jti` is a replay (`401`).
+async fn claim_jti(state: &AppState, a: &Authenticated) -> Result<(), LogoutError> {
+    let now = state.config.clock.now().unix_timestamp();
+    let skew = state.config.sign_in.clock_skew.whole_seconds();
+    let ttl = (a.exp + skew - now).max(1);
+    let digest = TokenHash::of(&format!("{}\n{}", a.settings.issuer, a.jti)).to_hex();
+    let fresh: Option<String> = redis::cmd("SET")
+        .arg(state.redis.key(&format!("ulo_jti:{digest}")))
+        .arg(1)
+        .arg("EX")
+        .arg(ttl)
+        .arg("NX")
+        .query_async(&mut state.redis.conn())
+        .await
+        .map_err(StoreError::from)?;
+    if fresh.is_none() {
+        return Err(LogoutError::Unauthenticated("replayed_jti"));
+    }
+    Ok(())
+}
+
+/// A token bucket per workspace, in Redis so that every replica shares it, on Redis's
+/// own clock. Returns the milliseconds to wait, 0 when the request may proceed.
+const BUCKET: &str = r"
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(b[1]) or burst
+local ts = tonumber(b[2]) or now
+tokens = math.min(burst, tokens + (now - ts) * rate / 1000)
+if tokens < 1 then
+  return math.ceil((1 - tokens) * 1000 / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', tokens - 1, 'ts', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return 0";
+
+async fn rate_limit(state: &AppState, team_id: TeamId) -> Result<(), LogoutError> {
+    let limits = &state.config.universal_logout_rate_limit;
+    if limits.per_second == 0 {
+        return Ok(());
+    }
+    let wait_ms: i64 = redis::Script::new(BUCKET)
+        .key(state.redis.key(&format!("rl:ulo:{team_id}")))
+        .arg(limits.per_second)
+        .arg(limits.burst.max(1))
+        .invoke_async(&mut state.redis.conn())
+        .await
+        .map_err(StoreError::from)?;
+    if wait_ms <= 0 {
+        return Ok(());
+    }
+    Err(LogoutError::RateLimited {
+        retry_after: (wait_ms + 999) / 1000,
+    })
+}

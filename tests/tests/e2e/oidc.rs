@@ -1,0 +1,1259 @@
+//! Okta sign-in (OKTA.md §8, the seed's Steps 2–3 and the first half of its Testing
+//! section) through the gateway, against the simulated Okta org and against an
+//! independent, OpenID-certified provider (`oidc-provider` on Node): the Integrations >
+//! Okta page, email discovery, the code flow with PKCE, the hand-off to the app host,
+//! sign-out through Okta's logout, just-in-time provisioning and its SCIM linking, key
+//! rotation, every bad ID token, Okta errors, replays, an unreachable Okta, and session
+//! lifetimes.
+//!
+//! [`Web`] plays the browser: a cookie jar per host, redirects followed, region hosts
+//! reached through the gateway with their `Host` header, everything else directly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use closedloop_tests::harness::{TestStack, Workspace, client, pg_connect};
+use closedloop_tests::okta_sim::directory::{NewUser, UserId};
+use closedloop_tests::okta_sim::faults::{IdTokenFault, TokenFault};
+use closedloop_tests::okta_sim::{OktaSim, SimConfig};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The region hosts' suffix: such URLs go through the gateway.
+const REGION_SUFFIX: &str = "closedloop.localhost";
+const APP: &str = "http://app.closedloop.localhost";
+const API: &str = "http://api.closedloop.localhost";
+const OKTA_PAGE: &str = "http://app.closedloop.localhost/integrations/okta";
+
+/// A response, read whole, with its `Location` made absolute.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub url: String,
+    pub location: Option<String>,
+    pub body: String,
+    pub set_cookies: Vec<String>,
+}
+
+/// A browser: cookies per host, redirects, region hosts through the gateway.
+pub struct Web<'a> {
+    stack: &'a TestStack,
+    http: reqwest::Client,
+    jar: HashMap<String, BTreeMap<String, String>>,
+}
+
+impl<'a> Web<'a> {
+    pub fn new(stack: &'a TestStack) -> Self {
+        Self {
+            stack,
+            http: client(),
+            jar: HashMap::new(),
+        }
+    }
+
+    /// A cookie's value on `host`.
+    pub fn cookie(&self, host: &str, name: &str) -> Option<String> {
+        self.jar.get(host).and_then(|c| c.get(name)).cloned()
+    }
+
+    pub async fn send(&mut self, method: Method, url: &str, form: Option<&[(&str, &str)]>) -> Page {
+        let parsed = url::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        let host = parsed.host_str().unwrap_or_default().to_owned();
+        let target = if host.ends_with(REGION_SUFFIX) {
+            let mut t = url::Url::parse(&self.stack.gateway.url()).unwrap();
+            t.set_path(parsed.path());
+            t.set_query(parsed.query());
+            t.to_string()
+        } else {
+            url.to_owned()
+        };
+        let mut req = self.http.request(method, &target);
+        if host.ends_with(REGION_SUFFIX) {
+            req = req.header(reqwest::header::HOST, &host);
+        }
+        if let Some(cookies) = self.jar.get(&host).filter(|c| !c.is_empty()) {
+            let header: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            req = req.header(reqwest::header::COOKIE, header.join("; "));
+        }
+        if let Some(f) = form {
+            req = req.form(f);
+        }
+        let r = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|l| {
+                parsed
+                    .join(l)
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|_| l.to_owned())
+            });
+        let set_cookies: Vec<String> = r
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        for c in &set_cookies {
+            let first = c.split(';').next().unwrap_or_default();
+            let Some((name, value)) = first.split_once('=') else {
+                continue;
+            };
+            let expired = c.to_ascii_lowercase().contains("max-age=0");
+            let jar = self.jar.entry(host.clone()).or_default();
+            if expired || value.is_empty() {
+                jar.remove(name.trim());
+            } else {
+                jar.insert(name.trim().to_owned(), value.to_owned());
+            }
+        }
+        let body = r.text().await.unwrap_or_default();
+        Page {
+            status,
+            url: url.to_owned(),
+            location,
+            body,
+            set_cookies,
+        }
+    }
+
+    pub async fn get(&mut self, url: &str) -> Page {
+        self.send(Method::GET, url, None).await
+    }
+
+    pub async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+        self.send(Method::POST, url, Some(form)).await
+    }
+
+    /// GET, then follow the redirects.
+    pub async fn go(&mut self, url: &str) -> Page {
+        let p = self.get(url).await;
+        self.follow(p).await
+    }
+
+    /// Follows redirects from `page` (GET), at most 12 hops.
+    pub async fn follow(&mut self, mut page: Page) -> Page {
+        for _ in 0..12 {
+            match (&page.status, page.location.clone()) {
+                (301 | 302 | 303 | 307, Some(next)) => page = self.get(&next).await,
+                _ => return page,
+            }
+        }
+        panic!("too many redirects, last at {}", page.url);
+    }
+
+    /// Every URL of a redirect chain from `page`, and the final page.
+    pub async fn trail(&mut self, mut page: Page) -> (Vec<String>, Page) {
+        let mut urls = vec![page.url.clone()];
+        for _ in 0..12 {
+            match (&page.status, page.location.clone()) {
+                (301 | 302 | 303 | 307, Some(next)) => {
+                    urls.push(next.clone());
+                    page = self.get(&next).await;
+                }
+                _ => return (urls, page),
+            }
+        }
+        panic!("too many redirects");
+    }
+
+    /// Signs the workspace's first admin in with the one-time link.
+    pub async fn sign_in_with_link(&mut self, ws: &Workspace) -> Page {
+        let code = ws
+            .sign_in_url
+            .split("code=")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        let p = self
+            .post(&format!("{APP}/auth/link"), &[("code", &code)])
+            .await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        self.follow(p).await
+    }
+
+    /// "Sign in with your work email", followed to the end.
+    pub async fn sign_in_with_email(&mut self, email: &str) -> Page {
+        let p = self.post(&format!("{APP}/auth"), &[("email", email)]).await;
+        self.follow(p).await
+    }
+}
+
+/// The value of a hidden field of a page.
+pub fn hidden(html: &str, name: &str) -> String {
+    let needle = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&needle)
+        .map(|i| i + needle.len())
+        .unwrap_or_else(|| panic!("no {name} field in {html}"));
+    let end = html[start..].find('"').expect("closing quote");
+    html[start..start + end].replace("&amp;", "&")
+}
+
+/// The Okta page's form, as an admin fills it in.
+pub struct Setup<'s> {
+    pub domain: &'s str,
+    pub client_id: &'s str,
+    pub secret: &'s str,
+    pub enabled: bool,
+    pub jit: bool,
+}
+
+/// Saves the Okta page's form with the signed-in admin of `web`.
+pub async fn save_setup(web: &mut Web<'_>, s: &Setup<'_>) -> Page {
+    let page = web.get(OKTA_PAGE).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = form_csrf(&page.body);
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("okta_domain", s.domain),
+        ("client_id", s.client_id),
+        ("client_secret", s.secret),
+    ];
+    if s.enabled {
+        form.push(("sign_in_enabled", "on"));
+    }
+    if s.jit {
+        form.push(("jit_provisioning", "on"));
+    }
+    web.post(OKTA_PAGE, &form).await
+}
+
+/// The settings form's CSRF token (the first `csrf` field of the page).
+fn form_csrf(html: &str) -> String {
+    let form = html
+        .find("action=\"/integrations/okta\"")
+        .map(|i| &html[i..])
+        .unwrap_or(html);
+    hidden(form, "csrf")
+}
+
+/// The sim's org domain as typed on the page (development switch: loopback).
+fn sim_domain(sim: &OktaSim) -> String {
+    sim.base_url().trim_start_matches("http://").to_owned()
+}
+
+/// A stack, a US workspace whose admin is signed in, and a sim org connected to it.
+struct World<'a> {
+    admin: Web<'a>,
+    ws: Workspace,
+    sim: OktaSim,
+}
+
+async fn world<'a>(stack: &'a TestStack, jit: bool) -> World<'a> {
+    let sim = OktaSim::start().await.unwrap();
+    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
+    let mut admin = Web::new(stack);
+    admin.sign_in_with_link(&ws).await;
+    let app = sim.app();
+    let secret = app.client_secret();
+    let saved = save_setup(
+        &mut admin,
+        &Setup {
+            domain: &sim_domain(&sim),
+            client_id: app.client_id(),
+            secret: &secret,
+            enabled: true,
+            jit,
+        },
+    )
+    .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    World { admin, ws, sim }
+}
+
+/// An org user assigned to the app, signed in at Okta by default.
+async fn okta_user(sim: &OktaSim, email: &str) -> UserId {
+    let id = sim.add_user(NewUser::new(email, "Jane", "Doe")).unwrap();
+    sim.app().assign(&id).await.unwrap();
+    sim.set_auto_sign_in(Some(&id));
+    id
+}
+
+/// Provisions `email` with SCIM as Okta would (returns its SCIM id).
+async fn provision(stack: &TestStack, ws: &Workspace, email: &str, external_id: &str) -> String {
+    let scim = stack.scim("us", &ws.team_id, "").await;
+    let (status, user) = scim
+        .post(
+            "/Users",
+            &json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": email, "externalId": external_id,
+                "name": { "givenName": "Jane", "familyName": "Doe" },
+                "emails": [{ "value": email, "primary": true, "type": "work" }],
+                "active": true
+            }),
+        )
+        .await;
+    assert!(status == 201, "{status} {user}");
+    user["id"].as_str().unwrap().to_owned()
+}
+
+async fn audit(stack: &TestStack, team: Option<&str>) -> Vec<(String, Value)> {
+    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
+    let rows = match team {
+        Some(t) => {
+            let t = uuid::Uuid::parse_str(t).unwrap();
+            db.query(
+                "SELECT action, detail FROM audit_events WHERE team_id = $1 ORDER BY id",
+                &[&t],
+            )
+            .await
+        }
+        None => {
+            db.query(
+                "SELECT action, detail FROM audit_events WHERE team_id IS NULL ORDER BY id",
+                &[],
+            )
+            .await
+        }
+    }
+    .unwrap();
+    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
+fn failures(events: &[(String, Value)]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|(a, _)| a == "oidc.sign_in.failed")
+        .map(|(_, d)| {
+            let check = d["check"]
+                .as_str()
+                .map(|c| format!(":{c}"))
+                .unwrap_or_default();
+            format!("{}{check}", d["reason"].as_str().unwrap_or_default())
+        })
+        .collect()
+}
+
+async fn session_count(stack: &TestStack) -> i64 {
+    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
+    db.query_one("SELECT count(*) FROM browser_sessions", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn the_okta_page_saves_the_setup_and_a_provisioned_user_signs_in_and_out() {
+    let stack = TestStack::start().await.unwrap();
+    let sim = OktaSim::start().await.unwrap();
+    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
+    let mut admin = Web::new(&stack);
+    admin.sign_in_with_link(&ws).await;
+
+    // The page: team_id, the form with the seed's defaults, the region's values.
+    let page = admin.get(OKTA_PAGE).await;
+    assert_eq!(page.status, 200);
+    for text in [
+        ws.team_id.as_str(),
+        "Okta domain",
+        "Client ID",
+        "Client secret",
+        "Enable Okta sign-in",
+        "Just-in-time provisioning",
+        "Save Okta setup",
+        "http://api.closedloop.localhost/api/okta/oidc/callback",
+        "http://api.closedloop.localhost/api/okta/oidc/login?team_id={app.team_id}",
+        "http://app.closedloop.localhost/auth",
+        "http://api.closedloop.localhost/api/okta/universal-logout",
+        "SIGNED_JWT",
+        "&#39;http://api.closedloop.localhost/api/scim/v2/&#39; + app.team_id",
+        "http://api.closedloop.localhost/api/okta/scim/oauth/authorize",
+        "http://api.closedloop.localhost/api/okta/scim/oauth/token",
+        "scim.read, scim.write, entitlements.read",
+        "ClosedLoop AI workspace roles",
+        "Provisioning connections",
+    ] {
+        assert!(page.body.contains(text), "the page lacks {text:?}");
+    }
+    assert!(page.body.contains(
+        "id=\"sign_in_enabled\" name=\"sign_in_enabled\" type=\"checkbox\" value=\"on\" checked"
+    ));
+    assert!(!page.body.contains(
+        "id=\"jit_provisioning\" name=\"jit_provisioning\" type=\"checkbox\" value=\"on\" checked"
+    ));
+
+    let app = sim.app();
+    let secret = app.client_secret();
+    let saved = save_setup(
+        &mut admin,
+        &Setup {
+            domain: &format!("http://{}/", sim_domain(&sim)),
+            client_id: app.client_id(),
+            secret: &secret,
+            enabled: true,
+            jit: false,
+        },
+    )
+    .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let page = admin.follow(saved).await;
+    assert!(page.body.contains("Okta setup saved"));
+    assert!(
+        page.body
+            .contains(&format!("<code id=\"issuer\">{}</code>", sim.issuer()))
+    );
+    assert!(!page.body.contains(&secret), "the secret is write-only");
+
+    // Stored sealed, never in clear; audited without it.
+    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
+    let row = db
+        .query_one(
+            "SELECT client_secret_sealed, key_id, issuer FROM okta_settings",
+            &[],
+        )
+        .await
+        .unwrap();
+    let sealed: Vec<u8> = row.get(0);
+    assert!(!sealed.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    assert!(row.get::<_, String>(1).starts_with("k1-"));
+    assert_eq!(row.get::<_, String>(2), sim.issuer());
+    let events = audit(&stack, Some(&ws.team_id)).await;
+    let created = events
+        .iter()
+        .find(|(a, _)| a == "okta.settings.created")
+        .expect("audited");
+    assert!(!created.1.to_string().contains(&secret));
+
+    // The seed's Testing: assign, provision, sign in with the email, land signed in.
+    let jane = okta_user(&sim, "jane@acme.test").await;
+    provision(&stack, &ws, "jane@acme.test", jane.as_str()).await;
+    let mut browser = Web::new(&stack);
+    let start = browser
+        .post(&format!("{APP}/auth"), &[("email", "Jane@Acme.TEST")])
+        .await;
+    assert_eq!(start.status, 303);
+    let (trail, home) = browser.trail(start).await;
+    assert!(
+        trail[1].starts_with(&format!("{API}/api/okta/oidc/login?team_id={}", ws.team_id)),
+        "{trail:?}"
+    );
+    let authorize = url::Url::parse(&trail[2]).unwrap();
+    assert!(trail[2].starts_with(&format!("{}/oauth2/v1/authorize", sim.issuer())));
+    let q: HashMap<String, String> = authorize.query_pairs().into_owned().collect();
+    assert_eq!(q["redirect_uri"], format!("{API}/api/okta/oidc/callback"));
+    assert_eq!(q["scope"], "openid email profile");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["login_hint"], "Jane@Acme.TEST");
+    assert!(q.contains_key("nonce") && q.contains_key("state"));
+    assert!(trail[3].starts_with(&format!("{API}/api/okta/oidc/callback?")));
+    assert!(trail[4].starts_with(&format!("{APP}/auth/complete?code=clk_us_otc_")));
+    assert_eq!(home.status, 200, "{}", home.body);
+    assert!(
+        home.body
+            .contains("Signed in as <strong>jane@acme.test</strong>"),
+        "{}",
+        home.body
+    );
+    assert!(
+        browser
+            .cookie("app.closedloop.localhost", "clk_session")
+            .is_some()
+    );
+    assert!(
+        browser
+            .cookie("api.closedloop.localhost", "clk_session")
+            .is_none(),
+        "the session cookie lives on the app host only"
+    );
+    // The hand-off code works once.
+    let again = browser.get(&trail[4]).await;
+    assert_eq!(again.status, 400);
+    assert!(again.body.contains("expired"));
+
+    // Sign-out: Okta's logout with the ID token hint, back to /auth.
+    let csrf = hidden(&home.body, "csrf");
+    let out = browser
+        .post(&format!("{APP}/auth/sign-out"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(out.status, 303);
+    let logout = out.location.clone().unwrap();
+    assert!(
+        logout.starts_with(&format!("{}/oauth2/v1/logout?id_token_hint=", sim.issuer())),
+        "{logout}"
+    );
+    assert!(
+        logout.contains("post_logout_redirect_uri=http%3A%2F%2Fapp.closedloop.localhost%2Fauth")
+    );
+    let landed = browser.follow(out).await;
+    assert!(
+        landed.url.starts_with(&format!("{APP}/auth?state=")),
+        "{}",
+        landed.url
+    );
+    assert!(landed.body.contains("You are signed out"));
+    let logouts = sim.logouts();
+    assert_eq!(logouts.len(), 1);
+    assert_eq!(logouts[0].client_id, app.client_id());
+    assert_eq!(logouts[0].user, jane.as_str());
+    // The session is gone.
+    let home = browser.get(&format!("{APP}/")).await;
+    assert_eq!(home.location.as_deref(), Some(&*format!("{APP}/auth")));
+    let actions: Vec<String> = audit(&stack, Some(&ws.team_id))
+        .await
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    assert!(
+        actions.contains(&"session.signed_in.okta".to_owned()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"session.signed_out".to_owned()),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_login_from_the_okta_dashboard_checks_iss_and_lands_on_the_target() {
+    let stack = TestStack::start().await.unwrap();
+    let w = world(&stack, false).await;
+    let jane = okta_user(&w.sim, "jane@acme.test").await;
+    provision(&stack, &w.ws, "jane@acme.test", jane.as_str()).await;
+    let mut browser = Web::new(&stack);
+    let iss = url::form_urlencoded::byte_serialize(w.sim.issuer().as_bytes()).collect::<String>();
+    let target = url::form_urlencoded::byte_serialize(format!("{APP}/?from=okta").as_bytes())
+        .collect::<String>();
+    let start = browser
+        .get(&format!(
+            "{API}/api/okta/oidc/login?team_id={}&iss={iss}&target_link_uri={target}",
+            w.ws.team_id
+        ))
+        .await;
+    let landed = browser.follow(start).await;
+    assert_eq!(landed.url, format!("{APP}/?from=okta"));
+    assert!(landed.body.contains("jane@acme.test"));
+
+    // `iss` alone finds the workspace; another org's `iss` is refused.
+    let mut other = Web::new(&stack);
+    let p = other
+        .go(&format!("{API}/api/okta/oidc/login?iss={iss}"))
+        .await;
+    assert!(p.body.contains("jane@acme.test"), "{}", p.body);
+    let p = other
+        .get(&format!(
+            "{API}/api/okta/oidc/login?team_id={}&iss=https%3A%2F%2Fevil.okta.com",
+            w.ws.team_id
+        ))
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("another Okta org"));
+    // Unknown workspaces.
+    for q in [
+        "team_id=not-a-uuid",
+        "team_id=6f9619ff-8b86-d011-b42d-00c04fc964ff",
+        "",
+    ] {
+        let p = other.get(&format!("{API}/api/okta/oidc/login?{q}")).await;
+        assert_eq!(p.status, 404, "{q}");
+    }
+    let reasons = failures(&audit(&stack, Some(&w.ws.team_id)).await);
+    assert_eq!(reasons, ["issuer_mismatch"]);
+}
+
+#[tokio::test]
+async fn jit_creates_a_member_whom_scim_later_links_without_a_duplicate() {
+    let stack = TestStack::start().await.unwrap();
+    let w = world(&stack, true).await;
+    let bob = okta_user(&w.sim, "bob@acme.test").await;
+    // Not provisioned: /auth cannot find an unknown email; the dashboard login can.
+    let mut browser = Web::new(&stack);
+    let p = browser
+        .post(&format!("{APP}/auth"), &[("email", "bob@acme.test")])
+        .await;
+    assert_eq!(p.status, 404);
+    let landed = browser
+        .go(&format!(
+            "{API}/api/okta/oidc/login?team_id={}",
+            w.ws.team_id
+        ))
+        .await;
+    assert!(
+        landed
+            .body
+            .contains("Signed in as <strong>bob@acme.test</strong>"),
+        "{}",
+        landed.body
+    );
+    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
+    let row = db
+        .query_one(
+            "SELECT u.id, u.source, u.external_id, r.key FROM users u
+               JOIN user_roles ur ON ur.team_id = u.team_id AND ur.user_id = u.id
+               JOIN roles r ON r.team_id = ur.team_id AND r.id = ur.role_id
+              WHERE lower(u.user_name) = 'bob@acme.test'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let jit_id: uuid::Uuid = row.get(0);
+    assert_eq!(row.get::<_, String>(1), "jit");
+    assert_eq!(row.get::<_, Option<String>>(2), None);
+    assert_eq!(row.get::<_, String>(3), "member");
+    let actions: Vec<String> = audit(&stack, Some(&w.ws.team_id))
+        .await
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    assert!(actions.contains(&"oidc.user.jit_created".to_owned()));
+
+    // Okta provisions him later: the same person, linked, no 409.
+    let scim_id = provision(&stack, &w.ws, "BOB@acme.test", bob.as_str()).await;
+    assert_eq!(scim_id, jit_id.to_string());
+    let n: i64 = db
+        .query_one(
+            "SELECT count(*) FROM users WHERE lower(user_name) = 'bob@acme.test'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    // And signs in again as that user.
+    let mut again = Web::new(&stack);
+    let home = again.sign_in_with_email("bob@acme.test").await;
+    assert!(
+        home.body
+            .to_lowercase()
+            .contains("signed in as <strong>bob@acme.test</strong>"),
+        "{}",
+        home.body
+    );
+}
+
+#[tokio::test]
+async fn unprovisioned_deactivated_and_disabled_users_get_a_clear_page_and_no_session() {
+    let stack = TestStack::start().await.unwrap();
+    let w = world(&stack, false).await;
+    let before = session_count(&stack).await;
+    // Unknown, JIT off.
+    okta_user(&w.sim, "carol@acme.test").await;
+    let mut browser = Web::new(&stack);
+    let p = browser
+        .go(&format!(
+            "{API}/api/okta/oidc/login?team_id={}",
+            w.ws.team_id
+        ))
+        .await;
+    assert_eq!(p.status, 403);
+    assert!(
+        p.body.contains("do not have an account in this"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("Just-in-time provisioning"));
+    // Provisioned, then deactivated by SCIM.
+    let scim_id = provision(&stack, &w.ws, "carol@acme.test", "00ucarol").await;
+    let scim = stack.scim("us", &w.ws.team_id, "").await;
+    let (status, _) = scim
+        .patch(
+            &format!("/Users/{scim_id}"),
+            &json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                     "Operations": [{ "op": "replace", "value": { "active": false } }] }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let p = browser.sign_in_with_email("carol@acme.test").await;
+    assert_eq!(p.status, 403);
+    assert!(p.body.contains("deactivated"), "{}", p.body);
+    // Sign-in turned off: /auth says so, and so does the login endpoint.
+    let app = w.sim.app();
+    let mut admin = w.admin;
+    let saved = save_setup(
+        &mut admin,
+        &Setup {
+            domain: &sim_domain(&w.sim),
+            client_id: app.client_id(),
+            secret: "",
+            enabled: false,
+            jit: false,
+        },
+    )
+    .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let p = browser
+        .post(&format!("{APP}/auth"), &[("email", "admin@acme.test")])
+        .await;
+    assert_eq!(p.status, 403);
+    assert!(p.body.contains("turned off"));
+    let p = browser
+        .get(&format!(
+            "{API}/api/okta/oidc/login?team_id={}",
+            w.ws.team_id
+        ))
+        .await;
+    assert_eq!(p.status, 403);
+    assert_eq!(
+        session_count(&stack).await,
+        before,
+        "no refusal creates a session"
+    );
+    let reasons = failures(&audit(&stack, Some(&w.ws.team_id)).await);
+    assert_eq!(
+        reasons,
+        ["not_provisioned", "user_deactivated", "sign_in_disabled"]
+    );
+}
+
+/// Starts a sign-in of `email` and stops at the callback; returns the callback URL.
+async fn callback_url(web: &mut Web<'_>, ws: &Workspace) -> String {
+    let mut p = web
+        .get(&format!("{API}/api/okta/oidc/login?team_id={}", ws.team_id))
+        .await;
+    for _ in 0..4 {
+        let next = p.location.clone().expect("a redirect");
+        if next.starts_with(&format!("{API}/api/okta/oidc/callback")) {
+            return next;
+        }
+        p = web.get(&next).await;
+    }
+    panic!("no callback");
+}
+
+#[tokio::test]
+async fn every_bad_id_token_is_refused_audited_and_creates_no_session() {
+    let stack = TestStack::start().await.unwrap();
+    let w = world(&stack, true).await;
+    okta_user(&w.sim, "dave@acme.test").await;
+    let before = session_count(&stack).await;
+    let mut browser = Web::new(&stack);
+    for fault in [
+        IdTokenFault::WrongAudience,
+        IdTokenFault::WrongIssuer,
+        IdTokenFault::WrongNonce,
+        IdTokenFault::Expired,
+        IdTokenFault::UnpublishedKey,
+    ] {
+        w.sim.faults().id_token(Some(fault));
+        let cb = callback_url(&mut browser, &w.ws).await;
+        let p = browser.get(&cb).await;
+        assert_eq!(p.status, 400, "{fault:?}: {}", p.body);
+        assert!(p.body.contains("could not be verified"), "{fault:?}");
+        assert!(p.set_cookies.is_empty(), "{fault:?}");
+    }
+    assert_eq!(
+        failures(&audit(&stack, Some(&w.ws.team_id)).await),
+        [
+            "bad_id_token:wrong_audience",
+            "bad_id_token:wrong_issuer",
+            "bad_id_token:wrong_nonce",
+            "bad_id_token:expired",
+            "bad_id_token:unknown_key",
+        ]
+    );
+    assert_eq!(session_count(&stack).await, before);
+    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
+    let n: i64 = db
+        .query_one("SELECT count(*) FROM users WHERE source = 'jit'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "no bad token creates a user");
+    // Good tokens again.
+    w.sim.faults().clear();
+    let cb = callback_url(&mut browser, &w.ws).await;
+    let home = browser.go(&cb).await;
+    assert!(home.body.contains("dave@acme.test"));
+}
+
+/// A full sign-in from the Initiate login URI in a fresh browser.
+async fn sign_in(stack: &TestStack, ws: &Workspace) -> Page {
+    Web::new(stack)
+        .go(&format!("{API}/api/okta/oidc/login?team_id={}", ws.team_id))
+        .await
+}
+
+#[tokio::test]
+async fn signing_keys_rotate_without_breaking_sign_in() {
+    let stack = TestStack::start().await.unwrap();
+    let w = world(&stack, true).await;
+    okta_user(&w.sim, "erin@acme.test").await;
+    assert!(sign_in(&stack, &w.ws).await.body.contains("erin@acme.test"));
+    let keys = w.sim.keys();
+    let old = keys.signing_kid();
+    let jwks = url::Url::parse(&format!("{}/oauth2/v1/keys", w.sim.issuer())).unwrap();
+    let cache = &stack.worker("us").state.okta.jwks;
+    assert_eq!(cache.cached_kids(&jwks), [old.as_str()]);
+
+    // Okta's three steps: publish (the cache still has the old set), sign with it
+    // (unknown kid: one refetch, once the refetch interval has passed), retire.
+    let new = keys.publish_new().await.unwrap();
+    assert!(sign_in(&stack, &w.ws).await.body.contains("erin@acme.test"));
+    keys.activate(&new).unwrap();
+    stack.advance_clock("us", Duration::from_secs(31));
+    assert!(sign_in(&stack, &w.ws).await.body.contains("erin@acme.test"));
+    assert_eq!(cache.cached_kids(&jwks), [old.as_str(), new.as_str()]);
+    keys.retire(&old).unwrap();
+    assert!(sign_in(&stack, &w.ws).await.body.contains("erin@acme.test"));
+
+    // An abrupt rotation right after a fetch: the refetch waits for its interval.
+    let abrupt = keys.rotate().await.unwrap();
+    let p = sign_in(&stack, &w.ws).await;
+    assert_eq!(p.status, 400, "{}", p.body);
+    stack.advance_clock("us", Duration::from_secs(31));
+    assert!(sign_in(&stack, &w.ws).await.body.contains("erin@acme.test"));
+    assert!(cache.cached_kids(&jwks).contains(&abrupt));
+}
+
+#[tokio::test]
+async fn okta_errors_replays_foreign_browsers_and_an_unreachable_okta_get_pages() {
+    let stack = TestStack::start().await.unwrap();
+    let w = world(&stack, true).await;
+    okta_user(&w.sim, "fay@acme.test").await;
+    let before = session_count(&stack).await;
+    let mut browser = Web::new(&stack);
+
+    // Okta denies.
+    w.sim.faults().deny_authorize(true);
+    let cb = callback_url(&mut browser, &w.ws).await;
+    let p = browser.get(&cb).await;
+    assert_eq!(p.status, 403);
+    assert!(p.body.contains("access_denied"));
+    w.sim.faults().clear();
+
+    // A replayed callback, and one with an unknown state.
+    let cb = callback_url(&mut browser, &w.ws).await;
+    let first = browser.get(&cb).await;
+    assert_eq!(first.status, 303);
+    assert!(browser.follow(first).await.body.contains("fay@acme.test"));
+    let replay = browser.get(&cb).await;
+    assert_eq!(replay.status, 400);
+    assert!(replay.body.contains("already used"));
+    let p = browser
+        .get(&format!(
+            "{API}/api/okta/oidc/callback?code=x&state=never-issued"
+        ))
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("expired"));
+
+    // A callback delivered to another browser (no flow cookie).
+    let cb = callback_url(&mut browser, &w.ws).await;
+    let mut stranger = Web::new(&stack);
+    let p = stranger.get(&cb).await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("another browser"));
+
+    // The token endpoint fails, then Okta is gone.
+    w.sim.faults().token_endpoint(TokenFault::Fail {
+        status: 503,
+        error: "temporarily_unavailable".into(),
+    });
+    let cb = callback_url(&mut browser, &w.ws).await;
+    let p = browser.get(&cb).await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("callback failed"));
+    w.sim.faults().clear();
+    let cb = callback_url(&mut browser, &w.ws).await;
+    w.sim.stop().await.unwrap();
+    let p = browser.get(&cb).await;
+    assert_eq!(p.status, 502, "{}", p.body);
+    assert!(p.body.contains("cannot be reached"));
+    assert_eq!(
+        session_count(&stack).await,
+        before + 1,
+        "only the one good sign-in"
+    );
+
+    let team = failures(&audit(&stack, Some(&w.ws.team_id)).await);
+    assert_eq!(
+        team,
+        [
+            "okta_error",
+            "state_replayed",
+            "browser_mismatch",
+            "token_refused",
+            "okta_unreachable"
+        ]
+    );
+    assert_eq!(failures(&audit(&stack, None).await), ["state_unknown"]);
+}
+
+#[tokio::test]
+async fn an_okta_that_does_not_answer_times_out_into_a_page() {
+    let stack = TestStack::start_configured(1, false, |c| {
+        c.sign_in.okta_timeout = Duration::from_secs(1);
+    })
+    .await
+    .unwrap();
+    let w = world(&stack, true).await;
+    okta_user(&w.sim, "fay@acme.test").await;
+    let mut browser = Web::new(&stack);
+    w.sim.faults().token_endpoint(TokenFault::Hang);
+    let cb = callback_url(&mut browser, &w.ws).await;
+    let p = browser.get(&cb).await;
+    assert_eq!(p.status, 502);
+    assert!(p.body.contains("cannot be reached"));
+    assert!(p.set_cookies.is_empty());
+    // The sim is dropped, not stopped: a graceful stop would wait for the hung request.
+}
+
+#[tokio::test]
+async fn sessions_end_when_idle_after_their_absolute_lifetime_and_on_deactivation() {
+    let stack = TestStack::start().await.unwrap();
+    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
+    let home = format!("{APP}/");
+    // Deactivation by SCIM ends a live session at once (before the clock moves: the
+    // sim's ID tokens carry real times).
+    let w = world(&stack, false).await;
+    let gus = okta_user(&w.sim, "gus@acme.test").await;
+    let scim_id = provision(&stack, &w.ws, "gus@acme.test", gus.as_str()).await;
+    let mut c = Web::new(&stack);
+    assert!(
+        c.sign_in_with_email("gus@acme.test")
+            .await
+            .body
+            .contains("gus@acme.test")
+    );
+    let (status, _) = stack
+        .scim("us", &w.ws.team_id, "")
+        .await
+        .patch(
+            &format!("/Users/{scim_id}"),
+            &json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                     "Operations": [{ "op": "replace", "value": { "active": false } }] }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(c.get(&home).await.status, 303);
+
+    // Sliding idle: used every 7 h, alive until the 12 h absolute limit.
+    let mut a = Web::new(&stack);
+    a.sign_in_with_link(&ws).await;
+    stack.advance_clock("us", Duration::from_secs(7 * 3600));
+    assert_eq!(a.get(&home).await.status, 200);
+    stack.advance_clock("us", Duration::from_secs(4 * 3600));
+    assert_eq!(a.get(&home).await.status, 200);
+    stack.advance_clock("us", Duration::from_secs(3600 + 60));
+    assert_eq!(a.get(&home).await.status, 303, "past 12 h");
+
+    // Idle for more than 8 h.
+    let w_ws = stack.workspace("us", "Beta", "admin@beta.test").await;
+    let mut b = Web::new(&stack);
+    b.sign_in_with_link(&w_ws).await;
+    stack.advance_clock("us", Duration::from_secs(8 * 3600 + 61));
+    assert_eq!(b.get(&home).await.status, 303, "idle for 8 h");
+}
+
+#[tokio::test]
+async fn the_okta_page_validates_each_field_and_is_for_admins_only() {
+    let stack = TestStack::start().await.unwrap();
+    let w = world(&stack, true).await;
+    let mut admin = w.admin;
+    let app = w.sim.app();
+    let domain = sim_domain(&w.sim);
+    let check = |page: &Page, field: &str, text: &str| {
+        assert_eq!(page.status, 422, "{}", page.body);
+        assert!(
+            page.body.contains(&format!("id=\"{field}-error\"")),
+            "{field}: {}",
+            page.body
+        );
+        assert!(page.body.contains(text), "{text}: {}", page.body);
+    };
+    let p = save_setup(
+        &mut admin,
+        &Setup {
+            domain: "acme-admin.okta.com",
+            client_id: app.client_id(),
+            secret: "",
+            enabled: true,
+            jit: true,
+        },
+    )
+    .await;
+    check(&p, "okta_domain", "acme.okta.com");
+    let p = save_setup(
+        &mut admin,
+        &Setup {
+            domain: "user@acme.okta.com",
+            client_id: app.client_id(),
+            secret: "",
+            enabled: true,
+            jit: true,
+        },
+    )
+    .await;
+    check(&p, "okta_domain", "without a user name");
+    let p = save_setup(
+        &mut admin,
+        &Setup {
+            domain: "acme.okta.invalid",
+            client_id: app.client_id(),
+            secret: "",
+            enabled: true,
+            jit: true,
+        },
+    )
+    .await;
+    check(&p, "okta_domain", "could not confirm the issuer");
+    assert!(
+        p.body.contains("value=\"acme.okta.invalid\""),
+        "entered values are kept"
+    );
+    let p = save_setup(
+        &mut admin,
+        &Setup {
+            domain: &domain,
+            client_id: "",
+            secret: "",
+            enabled: true,
+            jit: true,
+        },
+    )
+    .await;
+    check(&p, "client_id", "Client ID");
+    let p = save_setup(
+        &mut admin,
+        &Setup {
+            domain: &domain,
+            client_id: "0oa-other",
+            secret: "",
+            enabled: true,
+            jit: true,
+        },
+    )
+    .await;
+    check(&p, "client_secret", "Client ID changed");
+
+    // A discovery document naming another issuer (an org reached by another name).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let renamed = OktaSim::start_on(
+        listener,
+        SimConfig {
+            base_url: Some(format!("http://localhost:{port}")),
+            ..SimConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let p = save_setup(
+        &mut admin,
+        &Setup {
+            domain: &format!("127.0.0.1:{port}"),
+            client_id: app.client_id(),
+            secret: "x",
+            enabled: true,
+            jit: true,
+        },
+    )
+    .await;
+    check(&p, "okta_domain", "names the issuer http://localhost:");
+    drop(renamed);
+
+    // CSRF: a missing or foreign token is refused.
+    let p = admin
+        .post(
+            OKTA_PAGE,
+            &[
+                ("okta_domain", &domain),
+                ("client_id", app.client_id()),
+                ("csrf", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+
+    // A member (JIT-created) gets 403; a signed-out browser goes to /auth.
+    okta_user(&w.sim, "hal@acme.test").await;
+    let mut member = Web::new(&stack);
+    member
+        .go(&format!(
+            "{API}/api/okta/oidc/login?team_id={}",
+            w.ws.team_id
+        ))
+        .await;
+    assert_eq!(member.get(OKTA_PAGE).await.status, 403);
+    let p = Web::new(&stack).get(OKTA_PAGE).await;
+    assert_eq!(
+        p.location.as_deref(),
+        Some("http://app.closedloop.localhost/auth?return_to=%2Fintegrations%2Fokta")
+    );
+}
+
+#[tokio::test]
+async fn an_email_in_several_workspaces_lets_the_user_pick() {
+    let stack = TestStack::start().await.unwrap();
+    let w = world(&stack, false).await;
+    let ivy = okta_user(&w.sim, "ivy@acme.test").await;
+    provision(&stack, &w.ws, "ivy@acme.test", ivy.as_str()).await;
+    // A second workspace knows her too, without Okta.
+    let other = stack.workspace("us", "Zeta", "zeta-admin@acme.test").await;
+    provision(&stack, &other, "ivy@acme.test", "x").await;
+    let mut b = Web::new(&stack);
+    let p = b
+        .post(&format!("{APP}/auth"), &[("email", "ivy@acme.test")])
+        .await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("Sign in to Acme"));
+    assert!(p.body.contains("Zeta <small>(Okta sign-in is not enabled)"));
+    let p = b
+        .post(
+            &format!("{APP}/auth"),
+            &[("email", "ivy@acme.test"), ("team_id", &w.ws.team_id)],
+        )
+        .await;
+    assert!(b.follow(p).await.body.contains("ivy@acme.test"));
+    let p = b
+        .post(&format!("{APP}/auth"), &[("email", "nobody@acme.test")])
+        .await;
+    assert_eq!(p.status, 404);
+    assert!(
+        p.body
+            .contains("No ClosedLoop AI workspace in the US region")
+    );
+    let p = b
+        .post(&format!("{APP}/auth"), &[("email", "not an email")])
+        .await;
+    assert_eq!(p.status, 422);
+}
+
+/// The independent OpenID Provider (`tests/oidc-provider`), started with `node` on a
+/// free port, or `None` when Node is missing and the run does not require it.
+struct Provider {
+    child: tokio::process::Child,
+    issuer: String,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn start_provider(client_id: &str, secret: &str) -> Option<Provider> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("oidc-provider");
+    let required = std::env::var_os("CLOSEDLOOP_REQUIRE_NODE").is_some();
+    let node_ok = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node_ok {
+        assert!(
+            !required,
+            "node is required (CLOSEDLOOP_REQUIRE_NODE is set)"
+        );
+        eprintln!("skipped: node is not installed");
+        return None;
+    }
+    if !dir.join("node_modules/oidc-provider").exists() {
+        let status = tokio::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&dir)
+            .status()
+            .await
+            .expect("npm runs");
+        assert!(status.success(), "npm ci in {}", dir.display());
+    }
+    let mut child = tokio::process::Command::new("node")
+        .arg("provider.mjs")
+        .current_dir(&dir)
+        .env("CLIENT_ID", client_id)
+        .env("CLIENT_SECRET", secret)
+        .env("REDIRECT_URI", format!("{API}/api/okta/oidc/callback"))
+        .env("POST_LOGOUT_REDIRECT_URI", format!("{APP}/auth"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the provider reports in time")
+        .unwrap()
+        .expect("a ready line");
+    // Keep draining its output: a closed pipe would kill it on its next write.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("{line}"));
+    Some(Provider {
+        child,
+        issuer: ready["issuer"].as_str().unwrap().to_owned(),
+    })
+}
+
+#[tokio::test]
+async fn an_independent_certified_openid_provider_signs_a_user_in_and_out() {
+    let client_id = "closedloop-rp-test";
+    let secret = "an-independent-provider-client-secret-0123456789";
+    let Some(op) = start_provider(client_id, secret).await else {
+        return;
+    };
+    let stack = TestStack::start().await.unwrap();
+    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
+    let mut admin = Web::new(&stack);
+    admin.sign_in_with_link(&ws).await;
+    let saved = save_setup(
+        &mut admin,
+        &Setup {
+            domain: op.issuer.trim_start_matches("http://"),
+            client_id,
+            secret,
+            enabled: true,
+            jit: true,
+        },
+    )
+    .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+
+    // The provider signs in whoever `login_hint` names (its interaction is automatic),
+    // puts no email in the ID token (claims come from userinfo) and signs RS256.
+    let mut b = Web::new(&stack);
+    let p = b
+        .get(&format!(
+            "{API}/api/okta/oidc/login?team_id={}&login_hint=kim%40acme.test",
+            ws.team_id
+        ))
+        .await;
+    let (trail, home) = b.trail(p).await;
+    assert_eq!(home.status, 200, "{trail:?}\n{}", home.body);
+    assert!(
+        home.body
+            .contains("Signed in as <strong>kim@acme.test</strong>"),
+        "{}",
+        home.body
+    );
+    assert!(
+        trail
+            .iter()
+            .any(|u| u.starts_with(&format!("{}/oauth2/v1/authorize", op.issuer)))
+    );
+
+    // Sign-out through its end-session endpoint, confirmed on its page, back to /auth.
+    let csrf = hidden(&home.body, "csrf");
+    let out = b
+        .post(&format!("{APP}/auth/sign-out"), &[("csrf", &csrf)])
+        .await;
+    let logout = out.location.clone().unwrap();
+    assert!(
+        logout.starts_with(&format!("{}/oauth2/v1/logout?id_token_hint=", op.issuer)),
+        "{logout}"
+    );
+    let confirm = b.follow(out).await;
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    let xsrf = hidden(&confirm.body, "xsrf");
+    let action = confirm
+        .body
+        .split("action=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the confirmation form");
+    let action = url::Url::parse(&op.issuer)
+        .unwrap()
+        .join(action)
+        .unwrap()
+        .to_string();
+    let done = b.post(&action, &[("xsrf", &xsrf), ("logout", "yes")]).await;
+    let landed = b.follow(done).await;
+    assert!(
+        landed.url.starts_with(&format!("{APP}/auth")),
+        "{}",
+        landed.url
+    );
+    assert!(landed.body.contains("You are signed out"));
+    assert_eq!(b.get(&format!("{APP}/")).await.status, 303);
+}
