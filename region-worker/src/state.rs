@@ -8,6 +8,7 @@ use deadpool_postgres::Pool;
 use crate::config::WorkerConfig;
 use crate::okta::Okta;
 use crate::store::redis::Redis;
+use crate::store::roles::RoleCache;
 
 /// Cheap to clone: one `Arc`.
 #[derive(Debug, Clone)]
@@ -25,6 +26,9 @@ pub struct Inner {
     /// The HTTPS client to Okta orgs and its discovery and key caches (per worker
     /// process: each replica fetches for itself).
     pub okta: Okta,
+    /// Workspace roles, which never change once a workspace exists: read once per
+    /// workspace instead of on every SCIM write.
+    pub roles: RoleCache,
 }
 
 impl AppState {
@@ -36,6 +40,7 @@ impl AppState {
             pg,
             redis,
             okta,
+            roles: RoleCache::default(),
         }))
     }
 }

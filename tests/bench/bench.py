@@ -8,6 +8,7 @@ target/bench/, runs the chosen suites, and prints Markdown tables for BENCHMARKS
     python3 tests/bench/bench.py scim          # 100k users, 50k-member group
     python3 tests/bench/bench.py ping scim --duration 10
     python3 tests/bench/bench.py proxy         # gateway vs nginx (HTTP/1.1, TLS), failover
+    python3 tests/bench/bench.py tokens        # token checks, Universal Logout of 10k tokens
 
 Build first: cargo build --release --bins -p region-worker -p gateway -p deploy -p closedloop-tests
 """
@@ -25,10 +26,12 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = ROOT / "target" / "release"
-WORK = ROOT / "target" / "bench"
-GATEWAY_PORT = 18080
-BASE_PORT = 18400
+# Overridable so that a run can use another build and not collide with a stack already
+# running on the default ports.
+BIN = Path(os.environ.get("CLOSEDLOOP_BENCH_BIN", ROOT / "target" / "release"))
+WORK = Path(os.environ.get("CLOSEDLOOP_BENCH_WORK", ROOT / "target" / "bench"))
+GATEWAY_PORT = int(os.environ.get("CLOSEDLOOP_BENCH_PORT", "18080"))
+BASE_PORT = int(os.environ.get("CLOSEDLOOP_BENCH_BASE_PORT", "18400"))
 US_API = "api.closedloop.localhost"
 
 
@@ -465,21 +468,254 @@ def failover(stack, args, cert, key):
                 p.stop()
 
 
+# --- Tokens and Universal Logout (issue 7) -------------------------------------------
+
+def b64url(data):
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def new_token(region, kind):
+    """A token in the product's format and the hex SHA-256 the stores keep."""
+    import hashlib
+    secret = f"clk_{region}_{kind}_{b64url(os.urandom(32))}"
+    return secret, hashlib.sha256(secret.encode()).hexdigest()
+
+
+class OktaKeys:
+    """A stand-in Okta org for the benchmark: an RS256 key, its JWKS served on a loopback
+    port (the issuer), and Universal Logout JWTs signed with it. Needs `cryptography`."""
+
+    def __init__(self):
+        import http.server
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        numbers = self.key.public_key().public_numbers()
+        as_bytes = lambda i: i.to_bytes((i.bit_length() + 7) // 8, "big")
+        self.kid = "bench-" + b64url(os.urandom(6))
+        jwks = json.dumps({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid,
+                                     "n": b64url(as_bytes(numbers.n)), "e": b64url(as_bytes(numbers.e))}]}).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if not self.path.startswith("/oauth2/v1/keys"):
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Cache-Control", "max-age=3600")
+                self.send_header("Content-Length", str(len(jwks)))
+                self.end_headers()
+                self.wfile.write(jwks)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.issuer = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def logout_jwt(self, client_id, aud):
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        now = int(time.time())
+        header = {"alg": "RS256", "kid": self.kid, "typ": "global-token-revocation+jwt"}
+        claims = {"jti": b64url(os.urandom(16)), "iss": self.issuer, "sub": client_id, "aud": aud,
+                  "iat": now, "nbf": now - 300, "exp": now + 300}
+        signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+        sig = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input}.{b64url(sig)}"
+
+
+LOGOUT_SEED_SQL = """
+BEGIN;
+DELETE FROM tokens WHERE team_id = '{team}' AND created_by = 'bench';
+DELETE FROM users WHERE team_id = '{team}' AND user_name LIKE 'logout%@bench.test';
+DELETE FROM okta_settings WHERE team_id = '{team}';
+-- The org: only Universal Logout runs in this suite, so the sealed client secret is a
+-- placeholder that nothing opens.
+INSERT INTO okta_settings (team_id, okta_domain, issuer, client_id, client_secret_sealed, key_id)
+VALUES ('{team}', '{domain}', '{issuer}', '{client_id}', '\\x00', 'bench');
+INSERT INTO users (team_id, id, user_name, email, active, resource, source)
+SELECT '{team}', ('00000000-0000-4000-a000-' || lpad(n::text, 12, '0'))::uuid,
+       'logout' || n || '@bench.test', 'logout' || n || '@bench.test', true,
+       jsonb_build_object('schemas', jsonb_build_array('urn:ietf:params:scim:schemas:core:2.0:User'),
+                          'userName', 'logout' || n || '@bench.test', 'active', true), 'scim'
+FROM generate_series(1, {all_users}) AS n;
+-- Heavy users (1..{heavy}): {tokens} live API tokens and {sessions} live sessions each.
+INSERT INTO tokens (hash, team_id, kind, user_id, user_epoch, name, created_by, expires_at, id)
+SELECT sha256(('bench-api-' || u || '-' || t)::bytea), '{team}', 'api',
+       ('00000000-0000-4000-a000-' || lpad(u::text, 12, '0'))::uuid, 0, 'bench ' || t, 'bench',
+       now() + interval '30 days', gen_random_uuid()
+FROM generate_series(1, {heavy}) AS u, generate_series(1, {tokens}) AS t;
+INSERT INTO tokens (hash, team_id, kind, user_id, user_epoch, created_by, expires_at)
+SELECT sha256(('bench-ses-' || u || '-' || s)::bytea), '{team}', 'ses',
+       ('00000000-0000-4000-a000-' || lpad(u::text, 12, '0'))::uuid, 0, 'bench', now() + interval '12 hours'
+FROM generate_series(1, {heavy}) AS u, generate_series(1, {sessions}) AS s;
+INSERT INTO browser_sessions (token_hash, team_id, user_id, method, last_seen_at)
+SELECT sha256(('bench-ses-' || u || '-' || s)::bytea), '{team}',
+       ('00000000-0000-4000-a000-' || lpad(u::text, 12, '0'))::uuid, 'sign-in-link', now()
+FROM generate_series(1, {heavy}) AS u, generate_series(1, {sessions}) AS s;
+-- One known API token per user, to see it work before the logout and fail after.
+INSERT INTO tokens (hash, team_id, kind, user_id, user_epoch, name, created_by, expires_at, id) VALUES
+{known};
+COMMIT;
+VACUUM ANALYZE tokens; VACUUM ANALYZE users; VACUUM ANALYZE browser_sessions;
+"""
+
+
+def percentiles(samples_ms):
+    s = sorted(samples_ms)
+    pick = lambda q: s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    return pick(0.5), pick(0.99), s[-1]
+
+
+def tokens(stack, args):
+    """Token checks through the gateway, and Universal Logout of users holding 10,000
+    tokens and 100 sessions against users holding one."""
+    import http.client
+    us = stack.us
+    ws = us["demo_workspace"]
+    team, admin = ws["team_id"], ws["admin_user_id"]
+    pg = us["postgres_url"]
+    c, d = args.token_connections, args.duration
+    gateway = f"http://127.0.0.1:{GATEWAY_PORT}"
+
+    # 1. Checks: an API token and an MCP token of the demo admin (recorded as the product
+    # records them: hashes only), against /api/ping as the ceiling of the same path.
+    epoch = sh(["psql", pg, "-qtAc", f"SELECT token_epoch FROM users WHERE team_id = '{team}' AND id = '{admin}'"]).strip()
+    api, api_hash = new_token("us", "api")
+    mcp, mcp_hash = new_token("us", "mcp")
+    rows = ",".join(
+        f"('\\x{h}', '{team}', '{k}', '{admin}', {epoch}, 'bench {k}', 'bench', now() + interval '30 days', gen_random_uuid())"
+        for k, h in (("api", api_hash), ("mcp", mcp_hash)))
+    sh(["psql", pg, "-q", "-v", "ON_ERROR_STOP=1", "-c",
+        f"INSERT INTO tokens (hash, team_id, kind, user_id, user_epoch, name, created_by, expires_at, id) VALUES {rows}"])
+    print("\n### Token checks through the gateway\n")
+    print(f"{c} connections, {d} s each (1 s warm-up), HTTP/1.1 keep-alive, release build; "
+          f"each check reads the token entry and the user's revocation epoch in one Redis round trip.\n")
+    print("| endpoint | req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | worker RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    # This stack's worker (another stack may be running on other ports).
+    pid = int(sh(["pgrep", "-f", f"serve --config {WORK / 'stack' / 'regions.toml'} --region us"]).split()[0])
+    for rnd in range(args.rounds):
+        for name, path, token in (("GET /api/ping (no check)", "/api/ping", None),
+                                  ("GET /api/me (API token)", "/api/me", api),
+                                  ("GET /api/mcp/whoami (MCP token)", "/api/mcp/whoami", mcp)):
+            sampler = RssSampler(pid)
+            sampler.start()
+            headers = [f"Authorization: Bearer {token}"] if token else []
+            r = loadgen(f"{gateway}{path}", US_API, c, d, headers=headers)
+            sampler.stop_flag = True
+            sampler.join()
+            print(row(f"{name}, round {rnd + 1}", r, sampler.max_kb / 1024), flush=True)
+            if r["non_2xx"]:
+                print(f"<!-- {name}: status counts {r['status_counts']} -->")
+        # The target as a rate: latency at the required throughput rather than at
+        # saturation (open loop, late requests timed from their scheduled slot).
+        for name, path, token in (("GET /api/ping at 10,000 req/s (paced)", "/api/ping", None),
+                                  ("GET /api/me at 10,000 req/s (paced)", "/api/me", api)):
+            sampler = RssSampler(pid)
+            sampler.start()
+            headers = [f"Authorization: Bearer {token}"] if token else []
+            r = loadgen(f"{gateway}{path}", US_API, c, d, headers=headers, extra=["--rate", "10000"])
+            sampler.stop_flag = True
+            sampler.join()
+            print(row(f"{name}, round {rnd + 1}", r, sampler.max_kb / 1024), flush=True)
+
+    # 2. Universal Logout: heavy users hold N tokens and M sessions, light users one
+    # token; each is logged out once, sequentially, with a fresh signed JWT. The next
+    # request with the user's known token follows the 204 at once and must be refused.
+    okta = OktaKeys()
+    client_id = "0oabench" + b64url(os.urandom(4)).replace("-", "a").replace("_", "b")
+    heavy, light = args.logout_users, args.logout_users
+    known = {}
+    values = []
+    for n in range(1, heavy + light + 1):
+        secret, h = new_token("us", "api")
+        uid = f"00000000-0000-4000-a000-{n:012d}"
+        known[n] = secret
+        values.append(f"('\\x{h}', '{team}', 'api', '{uid}', 0, 'known', 'bench', now() + interval '30 days', gen_random_uuid())")
+    t0 = time.time()
+    sh(["psql", pg, "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+       input=LOGOUT_SEED_SQL.format(team=team, issuer=okta.issuer, domain=okta.issuer.removeprefix("http://"),
+                                    client_id=client_id, all_users=heavy + light, heavy=heavy,
+                                    tokens=args.logout_tokens, sessions=args.logout_sessions,
+                                    known=",\n".join(values)))
+    seeded = time.time() - t0
+    aud = f"{us['api_url']}/api/okta/universal-logout"
+    conn = http.client.HTTPConnection("127.0.0.1", GATEWAY_PORT, timeout=30)
+
+    def request(method, path, token=None, body=None):
+        headers = {"Host": US_API}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        start = time.perf_counter()
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, (time.perf_counter() - start) * 1000, time.perf_counter()
+
+    # Warm the worker's key cache and connections with one logout nobody answers to.
+    status, _, _ = request("POST", "/api/okta/universal-logout", okta.logout_jwt(client_id, aud),
+                           json.dumps({"sub_id": {"format": "email", "email": "nobody@bench.test"}}))
+    assert status == 404, status
+    results = {"heavy": [], "light": []}
+    gaps = []
+    refused_next = 0
+    order = [n for pair in zip(range(1, heavy + 1), range(heavy + 1, heavy + light + 1)) for n in pair]
+    for n in order:
+        kind = "heavy" if n <= heavy else "light"
+        before, _, _ = request("GET", "/api/me", known[n])
+        assert before == 200, f"user {n}: {before} before the logout"
+        jwt = okta.logout_jwt(client_id, aud)
+        body = json.dumps({"sub_id": {"format": "email", "email": f"logout{n}@bench.test"}})
+        status, ms, done = request("POST", "/api/okta/universal-logout", jwt, body)
+        assert status == 204, f"user {n}: {status}"
+        results[kind].append(ms)
+        after, _, refused_at = request("GET", "/api/me", known[n])
+        if after == 401:
+            refused_next += 1
+        gaps.append((refused_at - done) * 1000)
+    print(f"\n### Universal Logout: one request, whatever the user holds\n")
+    print(f"Sequential `POST /api/okta/universal-logout` through the gateway with a fresh RS256 JWT each "
+          f"(signed before timing), {heavy} users holding {args.logout_tokens:,} live API tokens and "
+          f"{args.logout_sessions} live sessions each, interleaved with {light} users holding one token; "
+          f"{heavy * (args.logout_tokens + args.logout_sessions + 1) + light:,} credentials seeded in {seeded:.0f} s.\n")
+    print("| users | logouts | p50 ms | p99 ms | max ms |")
+    print("|---|---|---|---|---|")
+    for kind, label in (("heavy", f"{args.logout_tokens:,} tokens + {args.logout_sessions} sessions each"),
+                        ("light", "1 token each")):
+        p50, p99, mx = percentiles(results[kind])
+        print(f"| {label} | {len(results[kind])} | {p50:.2f} | {p99:.2f} | {mx:.1f} |")
+    p50, p99, mx = percentiles(gaps)
+    print(f"\nThe request right after each `204` (`GET /api/me` with one of the user's API tokens) was refused "
+          f"{refused_next} times out of {len(order)}; from the `204` to that `401`: p50 {p50:.2f} ms, "
+          f"p99 {p99:.2f} ms, max {mx:.1f} ms (one request's round trip).")
+    okta.server.shutdown()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suites", nargs="+", choices=["ping", "scim", "proxy"])
+    p.add_argument("suites", nargs="+", choices=["ping", "scim", "proxy", "tokens"])
     p.add_argument("--duration", type=int, default=10)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--users", type=int, default=100_000)
     p.add_argument("--only", help="comma-separated scenario numbers of the scim suite")
     p.add_argument("--keep", action="store_true", help="reuse target/bench from an earlier run")
+    p.add_argument("--token-connections", type=int, default=64, help="connections of the tokens suite's check scenarios")
+    p.add_argument("--logout-users", type=int, default=50, help="users logged out per kind in the tokens suite")
+    p.add_argument("--logout-tokens", type=int, default=10_000, help="live API tokens each heavy user holds")
+    p.add_argument("--logout-sessions", type=int, default=100, help="live sessions each heavy user holds")
     p.add_argument("--hold", type=int, default=0, help="keep the stack up this many seconds after the suites (for EXPLAIN)")
     args = p.parse_args()
     stack = Stack(fresh=not args.keep)
     try:
         for suite in args.suites:
-            {"ping": ping, "scim": scim, "proxy": proxy}[suite](stack, args)
+            {"ping": ping, "scim": scim, "proxy": proxy, "tokens": tokens}[suite](stack, args)
         time.sleep(args.hold)
     finally:
         stack.stop()

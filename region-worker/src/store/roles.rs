@@ -7,6 +7,35 @@ use uuid::Uuid;
 use super::StoreError;
 use shared::ids::TeamId;
 
+/// The roles of each workspace seen by this process. Roles are created with their
+/// workspace and never change, so an entry never goes stale; a workspace that is
+/// deleted takes its id with it (ids are never reused).
+#[derive(Debug, Default)]
+pub struct RoleCache(
+    std::sync::RwLock<std::collections::HashMap<TeamId, std::sync::Arc<Vec<Role>>>>,
+);
+
+impl RoleCache {
+    /// The workspace's roles, read from `client` on first use.
+    pub async fn get(
+        &self,
+        client: &impl GenericClient,
+        team_id: TeamId,
+    ) -> Result<std::sync::Arc<Vec<Role>>, StoreError> {
+        if let Some(roles) = self.0.read().ok().and_then(|m| m.get(&team_id).cloned()) {
+            return Ok(roles);
+        }
+        let roles = std::sync::Arc::new(list(client, team_id).await?);
+        // An empty list means the workspace does not exist (yet): do not remember it.
+        if !roles.is_empty()
+            && let Ok(mut m) = self.0.write()
+        {
+            m.insert(team_id, roles.clone());
+        }
+        Ok(roles)
+    }
+}
+
 /// A workspace role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Role {

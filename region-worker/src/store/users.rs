@@ -353,25 +353,29 @@ impl Listed for UserRecord {
     }
 }
 
-/// Replaces the user's roles (no statement when they are unchanged).
+/// Replaces the user's roles. `fresh` says the user was just created and holds no
+/// role yet, which spares the removal.
 pub async fn set_roles(
     client: &impl GenericClient,
     team_id: TeamId,
     user_id: Uuid,
     role_ids: &[Uuid],
+    fresh: bool,
 ) -> Result<(), StoreError> {
-    let remove = client
-        .prepare_cached("DELETE FROM user_roles WHERE team_id = $1 AND user_id = $2 AND NOT (role_id = ANY($3))")
-        .await?;
+    let team = team_id.as_uuid();
+    let ids = role_ids.to_vec();
+    if !fresh {
+        let remove = client
+            .prepare_cached("DELETE FROM user_roles WHERE team_id = $1 AND user_id = $2 AND NOT (role_id = ANY($3))")
+            .await?;
+        client.execute(&remove, &[&team, &user_id, &ids]).await?;
+    }
     let add = client
         .prepare_cached(
             "INSERT INTO user_roles (team_id, user_id, role_id) SELECT $1, $2, unnest($3::uuid[])
              ON CONFLICT DO NOTHING",
         )
         .await?;
-    let team = team_id.as_uuid();
-    let ids = role_ids.to_vec();
-    client.execute(&remove, &[&team, &user_id, &ids]).await?;
     client.execute(&add, &[&team, &user_id, &ids]).await?;
     Ok(())
 }

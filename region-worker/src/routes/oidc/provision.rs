@@ -168,7 +168,7 @@ pub async fn resolve(
         .filter(|r| r.is_default)
         .map(|r| r.id)
         .collect();
-    users::set_roles(&tx, team_id, created.id, &defaults).await?;
+    users::set_roles(&tx, team_id, created.id, &defaults, true).await?;
     audit::record(
         &tx,
         &AuditEvent {

@@ -16,7 +16,7 @@ use super::listing::ListRequest;
 use super::users::base_url;
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::roles::{self, Role};
+use crate::store::roles::Role;
 
 type Result<T> = std::result::Result<T, ScimFailure>;
 
@@ -40,7 +40,9 @@ pub async fn list(
     let request = ListRequest::parse(query.as_deref(), &ROLE, state.config.scim_max_results)?;
     let client = state.pg.get().await.map_err(StoreError::from)?;
     let base = base_url(&state, caller.team_id);
-    let all: Vec<Value> = roles::list(&client, caller.team_id)
+    let all: Vec<Value> = state
+        .roles
+        .get(&client, caller.team_id)
         .await?
         .iter()
         .map(|r| render(r, &base))
@@ -69,15 +71,15 @@ pub async fn read(
     caller.require(Scope::EntitlementsRead)?;
     let client = state.pg.get().await.map_err(StoreError::from)?;
     let base = base_url(&state, caller.team_id);
-    let role = roles::list(&client, caller.team_id)
-        .await?
-        .into_iter()
+    let roles = state.roles.get(&client, caller.team_id).await?;
+    let role = roles
+        .iter()
         .find(|r| r.id.to_string().eq_ignore_ascii_case(id.trim()))
         .ok_or_else(|| ScimError::not_found("No role with this id in this workspace."))?;
     let location = format!("{base}/Roles/{}", role.id);
     Ok(reply(
         StatusCode::OK,
-        &render(&role, &base),
+        &render(role, &base),
         None,
         Some(&location),
     ))

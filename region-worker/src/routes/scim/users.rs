@@ -23,7 +23,7 @@ use super::listing::{self, ListRequest};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditEvent};
-use crate::store::roles::{self, Role};
+use crate::store::roles::Role;
 use crate::store::users::{self, UserColumns, UserRecord};
 use crate::store::{cursors, tokens};
 
@@ -251,7 +251,7 @@ pub async fn create(
     let team = caller.team_id;
     let mut client = state.pg.get().await.map_err(StoreError::from)?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
-    let roles = roles::list(&tx, team).await?;
+    let roles = state.roles.get(&tx, team).await?;
     let role_ids = match take_roles(&mut resource, &roles)? {
         Some(ids) => ids,
         None => roles
@@ -278,19 +278,21 @@ pub async fn create(
                 (rec, "scim.user.linked", bump)
             }
         };
-    users::set_roles(&tx, team, rec.id, &role_ids).await?;
     rec.roles = role_refs(&role_ids, &roles);
-    audit::record(
-        &tx,
-        &AuditEvent {
-            team_id: Some(team),
-            actor: &caller.actor,
-            action,
-            target: Some(&rec.id.to_string()),
-            detail: json!({ "userName": cols.user_name, "externalId": cols.external_id, "active": cols.active, "roles": role_ids }),
-        },
-    )
-    .await?;
+    let user_id = rec.id.to_string();
+    let event = AuditEvent {
+        team_id: Some(team),
+        actor: &caller.actor,
+        action,
+        target: Some(&user_id),
+        detail: json!({ "userName": cols.user_name, "externalId": cols.external_id, "active": cols.active, "roles": role_ids }),
+    };
+    // Both statements go out on the connection together (tokio-postgres pipelines
+    // concurrent queries): one round trip instead of two.
+    tokio::try_join!(
+        users::set_roles(&tx, team, rec.id, &role_ids, action == "scim.user.created"),
+        audit::record(&tx, &event),
+    )?;
     if deactivated {
         tokens::publish_user_epoch(&state.redis, team, rec.id, rec.token_epoch).await?;
     }
@@ -328,7 +330,7 @@ async fn save(
         .await?
         .ok_or_else(not_found)?;
     check_if_match(headers, existing.version)?;
-    let roles = roles::list(&tx, team).await?;
+    let roles = state.roles.get(&tx, team).await?;
     let (resource, role_ids) = change(&existing, &roles)?;
     let cols = columns(&resource)?;
     let deactivated = existing.active && !cols.active;
@@ -351,7 +353,7 @@ async fn save(
     let mut detail = changes(&existing.resource, &rec.resource);
     match role_ids {
         Some(ids) if ids != current_ids => {
-            users::set_roles(&tx, team, id, &ids).await?;
+            users::set_roles(&tx, team, id, &ids, false).await?;
             if let Some(obj) = detail.as_object_mut() {
                 obj.insert(
                     "roles".into(),
@@ -370,22 +372,25 @@ async fn save(
     } else {
         action
     };
-    audit::record(
-        &tx,
-        &AuditEvent {
-            team_id: Some(team),
-            actor: &caller.actor,
-            action,
-            target: Some(&id.to_string()),
-            detail,
-        },
-    )
-    .await?;
-    if deactivated {
-        // Published before the commit: if the commit then fails, tokens are refused
-        // needlessly until re-read, never accepted wrongly.
-        tokens::publish_user_epoch(&state.redis, team, id, rec.token_epoch).await?;
-    }
+    let target = id.to_string();
+    let event = AuditEvent {
+        team_id: Some(team),
+        actor: &caller.actor,
+        action,
+        target: Some(&target),
+        detail,
+    };
+    // The revocation epoch is published before the commit: if the commit then fails,
+    // tokens are refused needlessly until re-read, never accepted wrongly. It goes to
+    // Redis while the audit row goes to Postgres.
+    let publish = async {
+        if deactivated {
+            tokens::publish_user_epoch(&state.redis, team, id, rec.token_epoch).await
+        } else {
+            Ok(())
+        }
+    };
+    tokio::try_join!(audit::record(&tx, &event), publish)?;
     tx.commit().await.map_err(StoreError::from)?;
     let base = base_url(state, team);
     let location = format!("{base}/Users/{id}");

@@ -3,7 +3,8 @@
 //! - `GET /api/tokens[?limit=N&starting_after=ID]`: the caller's live tokens, newest
 //!   first (`limit` 1 to 1000, default 100), with `has_more`;
 //! - `POST /api/tokens` `{"name", "kind": "api"|"mcp", "expires_in_days"}`: `201` with
-//!   the new token's secret in `token`, shown this once (default lifetime 90 days);
+//!   the new token's secret in `token`, shown this once (default lifetime 90 days, and
+//!   never beyond the expiry of the token that authenticates the request);
 //! - `DELETE /api/tokens/{id}`: `204`; `404` when the caller has no such live token.
 //!
 //! A body that is not the expected JSON gets our error format, not the framework's.
@@ -111,6 +112,16 @@ pub async fn create(
         ));
     }
     let now = state.config.clock.now();
+    // A token made with a token never outlives it: a leaked API token cannot mint
+    // itself a longer life.
+    let mut expires_at = now + Duration::days(days);
+    if let Some(limit) = who
+        .record
+        .expires_at
+        .and_then(|e| time::OffsetDateTime::from_unix_timestamp(e).ok())
+    {
+        expires_at = expires_at.min(limit);
+    }
     let created = personal_tokens::create(
         &state.pg,
         &state.redis,
@@ -119,7 +130,7 @@ pub async fn create(
             owner: who.owner,
             kind,
             name,
-            expires_at: now + Duration::days(days),
+            expires_at,
             now,
         },
     )
