@@ -3,6 +3,7 @@
 # and Redis when they are missing and starts private instances for the tests; where a
 # PostgreSQL (5432) and a Redis (6379) already answer on localhost, it uses those.
 # Extra arguments go to `cargo test` (e.g. a test name filter).
+# CLOSEDLOOP_TEST_PRIVATE_STORES=1 always starts private stores, as on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -31,7 +32,8 @@ on_exit() { for c in "${cleanup[@]}"; do eval "$c" || true; done; }
 trap on_exit EXIT
 
 if [ -z "${CLOSEDLOOP_TEST_PG:-}" ]; then
-  if psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc 'select 1' >/dev/null 2>&1; then
+  if [ -z "${CLOSEDLOOP_TEST_PRIVATE_STORES:-}" ] &&
+    psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc 'select 1' >/dev/null 2>&1; then
     export CLOSEDLOOP_TEST_PG="postgres://postgres@127.0.0.1:5432/postgres"
   else
     bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
@@ -51,7 +53,7 @@ if [ -z "${CLOSEDLOOP_TEST_PG:-}" ]; then
 fi
 
 if [ -z "${CLOSEDLOOP_TEST_REDIS:-}" ]; then
-  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  if [ -z "${CLOSEDLOOP_TEST_PRIVATE_STORES:-}" ] && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     export CLOSEDLOOP_TEST_REDIS="redis://127.0.0.1:6379/"
   else
     port=56499
