@@ -20,11 +20,16 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# deploy/check.py reads the Kubernetes manifests with PyYAML.
+python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)
 if ((${#need[@]})); then
   echo "installing ${need[*]}…"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# Fast first: the deployment artefacts agree with regions.toml (no cluster needed).
+python3 deploy/check.py
 
 stores="$root/target/test-stores"
 cleanup=()

@@ -16,5 +16,5 @@ if ((${#need[@]})); then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-cargo build --release --bins -p region-worker -p gateway -p deploy
+cargo build --release --bins -p region-worker -p gateway -p deploy -p closedloop-tests
 exec target/release/closedloop-local "$@"

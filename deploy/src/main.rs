@@ -2,6 +2,10 @@
 //! and Redis per region (data kept in `.local/`, reused on the next run), one worker
 //! per region and the gateway, creates a demo workspace per region on first run,
 //! prints the URLs, writes them to `.local/stack.json`, and stops everything on Ctrl-C.
+//!
+//! `closedloop-local demo` runs the seed's Okta story against the stack already running
+//! (started by another `closedloop-local`): the `closedloop-story` binary of the same
+//! target directory, which prints each step with its result.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -24,7 +28,27 @@ struct Args {
     /// First of the ports used by stores and workers (each region takes ten).
     #[arg(long, default_value_t = 55400)]
     base_port: u16,
+    #[command(subcommand)]
+    command: Option<Cmd>,
 }
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// Run the seed's Okta story (both regions, a simulated Okta org each) against the
+    /// running local stack, printing each step with ✔ or ✘.
+    Demo,
+}
+
+/// Okta's SCIM OAuth callbacks (every Okta cell) and the same path on loopback: the
+/// `redirect_uris` of the local map's SCIM OAuth clients.
+const OKTA_CALLBACKS: [&str; 6] = [
+    "https://system-admin.okta.com",
+    "https://system-admin.okta-emea.com",
+    "https://system-admin.oktapreview.com",
+    "https://system-admin.trexcloud.com",
+    "http://127.0.0.1:*",
+    "http://localhost:*",
+];
 
 /// One region of the local stack.
 struct LocalRegion {
@@ -67,7 +91,12 @@ fn region_map(regions: &[LocalRegion], gateway_port: u16, gateway_admin: u16) ->
             "\n[regions.{id}]\napp_url = \"http://{app}:{gateway_port}\"\napi_url = \"http://{api}:{gateway_port}\"\n\
              workers = [\"127.0.0.1:{wp}\"]\nworker_listen = \"127.0.0.1:{wp}\"\nworker_admin_listen = \"127.0.0.1:{ap}\"\n\
              postgres = {{ env = \"{env}_DATABASE_URL\" }}\nredis = {{ env = \"{env}_REDIS_URL\" }}\n\
-             encryption_key = {{ env = \"{env}_ENCRYPTION_KEY\" }}\n",
+             encryption_key = {{ env = \"{env}_ENCRYPTION_KEY\" }}\n\
+             \n[regions.{id}.scim_oauth]\nclient_id = \"okta-scim-{id}\"\n\
+             client_secret = {{ env = \"{env}_SCIM_OAUTH_SECRET\" }}\nredirect_uris = [{redirects}]\n",
+            redirects = OKTA_CALLBACKS
+                .map(|o| format!("\"{o}/admin/app/cpc/{{appName}}/oauth/callback\""))
+                .join(", "),
             id = r.id,
             app = r.app_host,
             api = r.api_host,
@@ -78,9 +107,9 @@ fn region_map(regions: &[LocalRegion], gateway_port: u16, gateway_admin: u16) ->
     text
 }
 
-/// The region's encryption key (64 hex digits) from `path`, made from 32 bytes of the
-/// OS's randomness on first run and kept there: Okta client secrets sealed under it
-/// must open on the next run too.
+/// A region secret (64 hex digits) from `path`, made from 32 bytes of the OS's
+/// randomness on first run and kept there: the encryption key (Okta client secrets
+/// sealed under it must open on the next run too) and the SCIM OAuth client secret.
 fn region_key(path: &Path) -> anyhow::Result<String> {
     use std::io::Read;
     if let Ok(text) = std::fs::read_to_string(path) {
@@ -122,6 +151,9 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Cmd::Demo) = args.command {
+        return demo(&args.dir).await;
+    }
     std::fs::create_dir_all(&args.dir)?;
     let dir = std::fs::canonicalize(&args.dir)?;
     let regions = [
@@ -154,6 +186,10 @@ async fn main() -> anyhow::Result<()> {
         envs.push((
             format!("{}_ENCRYPTION_KEY", r.env_prefix()),
             region_key(&dir.join(r.id).join("encryption-key"))?,
+        ));
+        envs.push((
+            format!("{}_SCIM_OAUTH_SECRET", r.env_prefix()),
+            region_key(&dir.join(r.id).join("scim-oauth-secret"))?,
         ));
         stores.push((pg, redis));
     }
@@ -211,6 +247,9 @@ async fn main() -> anyhow::Result<()> {
                     // Local stack only: the operator commands need the key too.
                     format!("{}_ENCRYPTION_KEY", r.env_prefix()):
                         region_key(&dir.join(r.id).join("encryption-key"))?,
+                    // Okta's SCIM OAuth client secret: the demo plays Okta.
+                    format!("{}_SCIM_OAUTH_SECRET", r.env_prefix()):
+                        region_key(&dir.join(r.id).join("scim-oauth-secret"))?,
                 },
                 "demo_workspace": workspace,
             }),
@@ -248,6 +287,23 @@ async fn main() -> anyhow::Result<()> {
         let _ = c.kill().await;
     }
     drop(stores);
+    Ok(())
+}
+
+/// `closedloop-local demo`: runs `closedloop-story` on the stack recorded in
+/// `dir/stack.json` and exits with its status.
+async fn demo(dir: &Path) -> anyhow::Result<()> {
+    let story = sibling_binary("closedloop-story").context(
+        "the demo needs closedloop-story: cargo build --release -p closedloop-tests --bin closedloop-story",
+    )?;
+    let status = Command::new(story)
+        .arg("--stack")
+        .arg(dir.join("stack.json"))
+        .status()
+        .await?;
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
     Ok(())
 }
 

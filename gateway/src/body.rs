@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 
 use crate::connection::ActiveRequest;
 use crate::routing::Outstanding;
+use crate::upstream::Checkin;
 
 /// The error type of [`UpstreamBody`]: the client's own error, or the size limit.
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
@@ -183,6 +184,8 @@ pub(crate) struct ResponseBody {
     source: Source,
     /// Counts the request as in flight on its worker until the body ends.
     outstanding: Option<Outstanding>,
+    /// The worker connection, back to its pool when the body has ended.
+    checkin: Option<Checkin>,
     /// Counts the request as in flight on its client connection until the body ends.
     active: Option<ActiveRequest>,
 }
@@ -201,17 +204,25 @@ impl ResponseBody {
         Self {
             source: Source::Full(Some(bytes.into())),
             outstanding: None,
+            checkin: None,
             active: None,
         }
     }
 
-    /// A worker's body; `outstanding` ends when it does.
-    pub(crate) fn upstream(body: Incoming, outstanding: Outstanding) -> Self {
-        Self {
+    /// A worker's body; `outstanding` ends when it does, and the connection it came on
+    /// goes back to its pool if it ends whole.
+    pub(crate) fn upstream(body: Incoming, outstanding: Outstanding, checkin: Checkin) -> Self {
+        let mut this = Self {
             source: Source::Upstream(body),
             outstanding: Some(outstanding),
+            checkin: Some(checkin),
             active: None,
+        };
+        // A body without content (a 204, a `Content-Length: 0`) is never polled.
+        if this.is_end_stream() {
+            this.finished(true);
         }
+        this
     }
 
     /// Ties the client connection's in-flight count to this body.
@@ -220,8 +231,14 @@ impl ResponseBody {
     }
 
     /// Releases the guards as soon as the last frame is out, rather than whenever the
-    /// connection gets round to dropping the body.
-    fn finished(&mut self) {
+    /// connection gets round to dropping the body; `whole` returns the worker
+    /// connection to its pool, else it is closed.
+    fn finished(&mut self, whole: bool) {
+        if let Some(checkin) = self.checkin.take()
+            && whole
+        {
+            checkin.release();
+        }
         self.outstanding = None;
         self.active = None;
     }
@@ -240,8 +257,11 @@ impl Body for ResponseBody {
             Source::Upstream(body) => Pin::new(body).poll_frame(cx),
             Source::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         };
-        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
-            this.finished();
+        match &polled {
+            Poll::Ready(None) => this.finished(true),
+            Poll::Ready(Some(Err(_))) => this.finished(false),
+            Poll::Ready(Some(Ok(_))) if this.is_end_stream() => this.finished(true),
+            _ => {}
         }
         polled
     }

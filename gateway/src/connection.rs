@@ -67,6 +67,10 @@ impl Activity {
     /// `None` while a request is in flight. Before the first request the allowance is
     /// `first` (the header read timeout: a connection that never completes a request is
     /// a slow loris); after it, `idle`.
+    ///
+    /// On HTTP/1.1 `idle` is the shorter of the idle and header read timeouts: the next
+    /// request's head is awaited from the end of the last response, so a client slowly
+    /// sending it is cut off like one that sends nothing.
     fn idle_deadline(&self, first: Duration, idle: Duration) -> Option<Instant> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
@@ -161,6 +165,7 @@ pub(crate) async fn serve(
             let sni = session.server_name().map(Box::from);
             let h2 = session.alpn_protocol() == Some(ALPN_H2);
             let builder = if h2 { &live.h2 } else { &live.h1 };
+            let multiplexed = h2;
             let info = ConnInfo {
                 client,
                 sni,
@@ -170,7 +175,16 @@ pub(crate) async fn serve(
             if shed {
                 serve_shed(builder, io, &live).await;
             } else {
-                drive(shared.clone(), &live, builder, io, info, shutdown).await;
+                drive(
+                    shared.clone(),
+                    &live,
+                    builder,
+                    io,
+                    info,
+                    multiplexed,
+                    shutdown,
+                )
+                .await;
             }
         }
         _ => {
@@ -183,7 +197,17 @@ pub(crate) async fn serve(
             if shed {
                 serve_shed(&live.plain, io, &live).await;
             } else {
-                drive(shared.clone(), &live, &live.plain, io, info, shutdown).await;
+                // HTTP/1.1 or, rarely, h2c: HTTP/1.1's stricter idle rule for both.
+                drive(
+                    shared.clone(),
+                    &live,
+                    &live.plain,
+                    io,
+                    info,
+                    false,
+                    shutdown,
+                )
+                .await;
             }
         }
     }
@@ -199,12 +223,18 @@ async fn drive<I>(
     builder: &auto::Builder<TokioExecutor>,
     io: TokioIo<I>,
     info: ConnInfo,
+    multiplexed: bool,
     mut shutdown: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = &live.config.map.gateway.limits;
-    let (first, idle) = (live.config.header_read_timeout, limits.idle_timeout);
+    let first = live.config.header_read_timeout;
+    let idle = if multiplexed {
+        limits.idle_timeout
+    } else {
+        limits.idle_timeout.min(first)
+    };
     let ctx = Arc::new(ConnCtx { shared, info });
     let service_ctx = ctx.clone();
     let service = service_fn(move |request: hyper::Request<Incoming>| {

@@ -14,10 +14,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response, StatusCode};
-use hyper_util::client::legacy::Error as ClientError;
 use serde::Serialize;
 
 use crate::body::ResponseBody;
+use crate::upstream::SendError;
 
 /// Why the gateway answered a request itself instead of relaying a worker's response.
 #[derive(Debug, thiserror::Error)]
@@ -55,10 +55,10 @@ pub(crate) enum ProxyError {
     Overloaded,
     /// No connection to any tried worker could be made: the request reached no worker.
     #[error("could not connect to the worker")]
-    Connect(#[source] ClientError),
+    Connect(#[source] SendError),
     /// A connection was made but the exchange failed before a response head arrived.
     #[error("the worker failed before answering")]
-    Upstream(#[source] ClientError),
+    Upstream(#[source] SendError),
     /// No response head arrived within the upstream timeout.
     #[error("the worker did not answer within {0:?}")]
     Timeout(Duration),
@@ -113,8 +113,8 @@ const GATEWAY_TIMEOUT: &str =
     r#"{"error":"gateway_timeout","message":"the service did not answer in time; try again"}"#;
 
 impl ProxyError {
-    /// Classifies an upstream client error.
-    pub(crate) fn from_client(err: ClientError) -> Self {
+    /// Classifies an upstream error.
+    pub(crate) fn from_client(err: SendError) -> Self {
         if err.is_connect() {
             ProxyError::Connect(err)
         } else {

@@ -51,8 +51,18 @@ impl ForwardedProto {
     }
 }
 
+/// Whether `name` is `Connection` or one of the fixed hop-by-hop headers.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == CONNECTION || HOP_BY_HOP.contains(name)
+}
+
 /// Removes `Connection`, every header it names, and the fixed hop-by-hop headers.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // The common case has none: one pass over the few names present is cheaper than
+    // seven hashed removals.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(CONNECTION) {
         // `close` and `keep-alive` are the usual tokens and name no header to remove
         // besides `Keep-Alive`, which goes anyway; so the common case allocates nothing.

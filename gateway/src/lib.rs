@@ -17,8 +17,9 @@
 //! - [`GatewayConfig`] (`config.rs`): what a gateway needs to run: a
 //!   [`RegionMap`](shared::regions::RegionMap), whose `[gateway]` table carries the
 //!   listeners, certificates and limits, plus the upstream tuning.
-//! - `server.rs`: [`Gateway`], [`run`]; the accept loops of the listeners and graceful
-//!   shutdown.
+//! - `server.rs`: [`Gateway`], [`run`]; the accept loops of the listeners (serving on
+//!   the caller's runtime, or handing connections to one single-threaded runtime per
+//!   core), the admin listener and health checks, and graceful shutdown.
 //! - `connection.rs`: one client connection: admission, TLS handshake, protocol choice,
 //!   the idle timeout.
 //! - `middleware.rs` and `middleware/`: the limits and edge policies, each in its own
@@ -28,6 +29,8 @@
 //! - `routing.rs`: the host → region table and `Upstreams`, the worker replicas of one
 //!   region with their health and the balancer.
 //! - `health.rs`: active health checks.
+//! - `upstream.rs`: the pooled HTTP/1.1 connections to the workers, one pool per
+//!   serving thread.
 //! - `proxy.rs`: one request's way through the gateway: limits, route, policies, rewrite
 //!   headers, forward with the retry policy and the deadline, answer, count and log.
 //! - `headers.rs`: hop-by-hop stripping and the `X-Forwarded-*` headers.
@@ -57,6 +60,7 @@ mod request_id;
 mod routing;
 mod server;
 mod tls;
+mod upstream;
 
 pub use config::GatewayConfig;
 pub use reload::{GatewayHandle, ReloadError};

@@ -7,6 +7,7 @@
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -34,6 +35,10 @@ struct Args {
     /// Admin listen address (`/healthz`, `/metrics`); overrides `[gateway] admin_listen`.
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<SocketAddr>,
+    /// Threads serving client connections, each with its own event loop (default: one
+    /// per CPU).
+    #[arg(long, env = "GATEWAY_THREADS", value_name = "N")]
+    threads: Option<NonZeroUsize>,
     /// Log line format. The level filter comes from `RUST_LOG` (default `info`; the
     /// access log is the `gateway::access` target, e.g. `RUST_LOG=info,gateway::access=off`).
     #[arg(
@@ -100,7 +105,9 @@ fn init_tracing(format: LogFormat) -> WorkerGuard {
     guard
 }
 
-#[tokio::main]
+/// The caller's runtime is single-threaded: it accepts, and runs the admin listener,
+/// health checks and signals. Client connections run on the gateway's own threads.
+#[tokio::main(flavor = "current_thread")]
 async fn serve(args: &Args, map: RegionMap) -> anyhow::Result<()> {
     let settings = &map.gateway;
     let plain = args.listen.or(settings.listen);
@@ -122,9 +129,15 @@ async fn serve(args: &Args, map: RegionMap) -> anyhow::Result<()> {
         },
         admin: bind(admin_listen, "admin").await?,
     };
+    let threads = args
+        .threads
+        .or_else(|| std::thread::available_parallelism().ok())
+        .unwrap_or(NonZeroUsize::MIN);
     let gateway = Gateway::new(GatewayConfig::new(map)).context("starting the gateway")?;
     tokio::spawn(reload_on_sighup(args.config.clone(), gateway.handle()));
-    gateway.serve(listeners, shutdown_signal()).await
+    gateway
+        .serve_on_threads(listeners, threads, shutdown_signal())
+        .await
 }
 
 /// Re-reads the map (and through it the certificates) on every SIGHUP.

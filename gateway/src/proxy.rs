@@ -24,13 +24,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::request::Parts;
-use http::uri::{self, PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, header::HOST};
 use http_body::Body as _;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::body::{BodyProgress, ResponseBody, UpstreamBody};
 use crate::config::GatewayConfig;
@@ -42,14 +39,15 @@ use crate::middleware::{limits, redirect, sni};
 use crate::reload::Live;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::routing::{Outstanding, Upstreams, Worker};
+use crate::upstream::{Checkin, Pools};
 
-/// The proxy: the pooled upstream client. Built once and shared by every connection;
-/// the routing table and limits come with each request's [`Live`] generation.
+/// The proxy: the pooled connections to the workers. One per serving thread, shared by
+/// its connections; the routing table and limits come with each request's [`Live`]
+/// generation.
 #[derive(Debug)]
 pub(crate) struct Proxy {
-    /// Pooled HTTP/1.1 keep-alive client to the workers. Cheap to share: it is a handle
-    /// to one pool, which outlives reloads.
-    client: Client<HttpConnector, UpstreamBody>,
+    /// Pooled HTTP/1.1 keep-alive connections to the workers; they outlive reloads.
+    pools: Arc<Pools>,
     /// Metrics of requests that no region serves (`region="none"`).
     unrouted: RegionMetrics,
     /// The HTTPS port that redirects point to; `None` without a TLS listener.
@@ -79,21 +77,14 @@ struct Exchange<'a> {
 }
 
 impl Proxy {
-    /// Builds the upstream client.
+    /// Builds the upstream pools.
     pub(crate) fn new(config: &GatewayConfig, https_port: Option<u16>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.upstream_connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            // We always set `Host` ourselves, to the host the request was routed by.
-            .set_host(false)
-            .build(connector);
         Self {
-            client,
+            pools: Pools::new(
+                config.upstream_connect_timeout,
+                config.pool_max_idle_per_host,
+                config.pool_idle_timeout,
+            ),
             unrouted: RegionMetrics::unrouted(),
             https_port,
         }
@@ -207,7 +198,9 @@ impl Proxy {
         exchange.worker = tried.map(|w| &**w);
 
         let response = match forwarded {
-            Ok((response, outstanding)) => relay(response, exchange.version, outstanding),
+            Ok((response, outstanding, checkin)) => {
+                relay(response, exchange.version, outstanding, checkin)
+            }
             Err(err) => upstream_failed(&err, upstreams, &exchange),
         };
         self.finish(response, &exchange)
@@ -224,7 +217,7 @@ impl Proxy {
         max_body: u64,
         progress: Option<&Arc<BodyProgress>>,
         tried: &mut Option<&'s Arc<Worker>>,
-    ) -> Result<(Response<Incoming>, Outstanding), ProxyError> {
+    ) -> Result<(Response<Incoming>, Outstanding, Checkin), ProxyError> {
         let mut candidates = upstreams.candidates();
         if candidates.remaining() == 0 {
             return Err(ProxyError::Unavailable);
@@ -252,9 +245,9 @@ impl Proxy {
                 }
             };
             let request = match (last, outgoing.take()) {
-                (true, Some(o)) => o.into_request(worker, upstream_body),
+                (true, Some(o)) => o.into_request(upstream_body),
                 (false, Some(o)) => {
-                    let request = o.to_request(worker, upstream_body);
+                    let request = o.to_request(upstream_body);
                     outgoing = Some(o);
                     request
                 }
@@ -264,11 +257,11 @@ impl Proxy {
             };
             let outstanding = worker.begin();
             let sent = Instant::now();
-            let err = match self.client.request(request).await {
-                Ok(response) => {
+            let err = match self.pools.send(worker, request).await {
+                Ok((response, checkin)) => {
                     worker.metrics.answered(sent.elapsed());
                     worker.succeeded();
-                    return Ok((response, outstanding));
+                    return Ok((response, outstanding, checkin));
                 }
                 Err(err) => err,
             };
@@ -295,8 +288,8 @@ impl Proxy {
                     "worker unreachable; ejected"
                 );
             }
-            // The client drops the request before reporting a connect failure, so an
-            // unread body is already back; if it is not, it may have been sent.
+            // A failed connect drops the request unsent, so an unread body is already
+            // back; if it is not, it may have been sent.
             let mut intact = true;
             if let Some((mut rx, p)) = giveback {
                 match rx.try_recv() {
@@ -368,8 +361,9 @@ fn relay(
     response: Response<Incoming>,
     version: Version,
     outstanding: Outstanding,
+    checkin: Checkin,
 ) -> Response<ResponseBody> {
-    let mut response = response.map(|body| ResponseBody::upstream(body, outstanding));
+    let mut response = response.map(|body| ResponseBody::upstream(body, outstanding, checkin));
     strip_hop_by_hop(response.headers_mut());
     *response.version_mut() = version;
     response
@@ -407,23 +401,22 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    /// A request to `worker`, copying the parts (for an attempt that may be retried).
-    /// The copy (one header map) is the price of being able to retry: the upstream
-    /// client consumes the request even when it never reaches a worker. It is paid only
+    /// A request, copying the parts (for an attempt that may be retried).
+    /// The copy (one header map) is the price of being able to retry: a failed attempt
+    /// consumes the request even when it never reaches a worker. It is paid only
     /// when a retry is allowed and another replica is available.
-    fn to_request(&self, worker: &Worker, body: UpstreamBody) -> Request<UpstreamBody> {
+    fn to_request(&self, body: UpstreamBody) -> Request<UpstreamBody> {
         build_request(
             self.method.clone(),
             self.path_and_query.clone(),
             self.headers.clone(),
-            worker,
             body,
         )
     }
 
-    /// A request to `worker`, moving the parts (for the final attempt).
-    fn into_request(self, worker: &Worker, body: UpstreamBody) -> Request<UpstreamBody> {
-        build_request(self.method, self.path_and_query, self.headers, worker, body)
+    /// A request, moving the parts (for the final attempt).
+    fn into_request(self, body: UpstreamBody) -> Request<UpstreamBody> {
+        build_request(self.method, self.path_and_query, self.headers, body)
     }
 }
 
@@ -431,16 +424,12 @@ fn build_request(
     method: Method,
     path_and_query: PathAndQuery,
     headers: HeaderMap,
-    worker: &Worker,
     body: UpstreamBody,
 ) -> Request<UpstreamBody> {
-    let mut uri = uri::Parts::default();
-    uri.scheme = Some(Scheme::HTTP);
-    uri.authority = Some(worker.authority.clone());
-    uri.path_and_query = Some(path_and_query);
+    // Origin form (`/path?query`) on the wire: the connection already names the worker.
     let mut request = Request::new(body);
     *request.method_mut() = method;
-    *request.uri_mut() = Uri::from_parts(uri).expect("scheme, authority and path form a URI");
+    *request.uri_mut() = Uri::from(path_and_query);
     *request.headers_mut() = headers;
     // `Request::new` is HTTP/1.1, the upstream protocol, whatever the client spoke.
     request

@@ -61,19 +61,19 @@ impl Live {
 }
 
 /// The connection builder, with the limits that apply below the request level: the
-/// header read timeout (slow loris), the header size (hyper answers `431` when a head
+/// header size (hyper answers `431` when a head
 /// does not fit its buffer; the exact limit is checked per request, see
 /// `middleware::limits`), and HTTP/2's concurrency and header list size.
 fn builder(config: &GatewayConfig) -> auto::Builder<TokioExecutor> {
     let limits = &config.map.gateway.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // hyper's header read timer also runs while a keep-alive connection waits for its
-    // next request, so it bounds HTTP/1.1 idleness too: take the shorter of the two.
-    let header_read = config.header_read_timeout.min(limits.idle_timeout);
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read)
+        // The header read timeout is the connection's own timer (`connection.rs`): one
+        // timer per connection, re-armed once per idle period, instead of hyper's, which
+        // is set and cleared for every request.
+        .header_read_timeout(None)
         // hyper refuses buffers below 8 KiB; smaller limits are enforced per request.
         .max_buf_size(limits.max_header_bytes.max(8192));
     builder

@@ -242,13 +242,24 @@ impl WorkerConfig {
             .encryption_key
             .as_ref()
             .ok_or_else(|| ConfigError::MissingEncryptionKey(region.clone()))?;
-        let encryption_key = RegionKey::parse(
-            resolve_secret("encryption_key", key_source, env)?.expose(),
-        )
-        .map_err(|source| ConfigError::BadEncryptionKey {
+        let bad_key = |source| ConfigError::BadEncryptionKey {
             region: region.clone(),
             source,
-        })?;
+        };
+        // The keys of earlier rotations open what they sealed until `keys reencrypt`
+        // has moved every row to the current key; only the current key seals.
+        let previous = r
+            .previous_encryption_keys
+            .iter()
+            .map(|source| {
+                RegionKey::parse(resolve_secret("previous_encryption_keys", source, env)?.expose())
+                    .map_err(bad_key)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let encryption_key =
+            RegionKey::parse(resolve_secret("encryption_key", key_source, env)?.expose())
+                .map_err(bad_key)?
+                .with_previous(previous);
         Ok(Self {
             development: map.development,
             listen: r.worker_listen,
@@ -400,6 +411,34 @@ encryption_key = { env = "US_KEY" }
             !format!("{c:?}").contains(KEY),
             "the region key must not print"
         );
+    }
+
+    #[test]
+    fn previous_keys_open_what_they_sealed() {
+        const OLD: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let map = RegionMap::parse(&MAP.replace(
+            "encryption_key = { env = \"US_KEY\" }\n",
+            "encryption_key = { env = \"US_KEY\" }\n\
+             previous_encryption_keys = [{ env = \"US_OLD_KEY\" }]\n",
+        ))
+        .unwrap();
+        let us = RegionId::parse("us").unwrap();
+        let env = |old: &'static str| {
+            move |k: &str| match k {
+                "US_PG" | "US_REDIS" => Some("x://y".to_owned()),
+                "US_KEY" => Some(KEY.to_owned()),
+                "US_OLD_KEY" => Some(old.to_owned()),
+                _ => None,
+            }
+        };
+        let c = WorkerConfig::from_map(&map, &us, &env(OLD)).unwrap();
+        let old = RegionKey::parse(OLD).unwrap();
+        assert!(c.encryption_key.holds(old.id()));
+        assert_eq!(c.encryption_key.id(), RegionKey::parse(KEY).unwrap().id());
+        assert!(matches!(
+            WorkerConfig::from_map(&map, &us, &env("short")),
+            Err(ConfigError::BadEncryptionKey { .. })
+        ));
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! [`Purpose`] and the row it lives in, e.g. the workspace's `team_id`), so a ciphertext
 //! copied into another row or used for another purpose does not open. The key id
 //! stored beside each ciphertext ([`RegionKey::id`], derived from the key) names the key
-//! that sealed it, so that keys can be rotated later by re-sealing row by row.
+//! that sealed it, so that keys can be rotated by re-sealing row by row: during a
+//! rotation the region holds its current key (which seals) and its previous keys (which
+//! only open), and `region-worker keys reencrypt` ([`crate::rekey`]) moves every row to
+//! the current key.
 
 use std::fmt;
 
@@ -62,12 +65,19 @@ pub struct RegionKey {
     /// `k1-` and the first 8 bytes of `SHA-256("closedloop-region-key-id" ‖ key)` in hex:
     /// names the key without revealing anything about it.
     id: String,
+    /// Keys the region sealed with before a rotation, by id: they still open what they
+    /// sealed until every row is re-sealed, but never seal anything new.
+    previous: Vec<(String, Aes256Gcm)>,
 }
 
 impl fmt::Debug for RegionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RegionKey")
             .field("id", &self.id)
+            .field(
+                "previous",
+                &self.previous.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            )
             .field("key", &"[redacted]")
             .finish()
     }
@@ -99,12 +109,32 @@ impl RegionKey {
         h.update(b"closedloop-region-key-id\n");
         h.update(bytes);
         let id = format!("k1-{}", hex::encode(&h.finalize()[..8]));
-        Ok(Self { cipher, id })
+        Ok(Self {
+            cipher,
+            id,
+            previous: Vec::new(),
+        })
+    }
+
+    /// This key, also able to open values sealed under `previous` keys (a rotation in
+    /// progress). A previous key equal to the current one is ignored.
+    pub fn with_previous(mut self, previous: impl IntoIterator<Item = RegionKey>) -> Self {
+        for key in previous {
+            if !self.holds(&key.id) {
+                self.previous.push((key.id, key.cipher));
+            }
+        }
+        self
     }
 
     /// The key id stored beside every value this key seals.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Whether a value sealed under `key_id` opens: the current or a previous key.
+    pub fn holds(&self, key_id: &str) -> bool {
+        key_id == self.id || self.previous.iter().any(|(id, _)| id == key_id)
     }
 
     /// Seals `plaintext` for `purpose` in the row named by `context` (e.g. a team id).
@@ -130,8 +160,8 @@ impl RegionKey {
         out
     }
 
-    /// Opens a value sealed with [`RegionKey::seal`] under the key `key_id`, for the
-    /// same `purpose` and `context`.
+    /// Opens a value sealed with [`RegionKey::seal`] under the key `key_id` (the current
+    /// or a previous one), for the same `purpose` and `context`.
     pub fn open(
         &self,
         key_id: &str,
@@ -139,16 +169,22 @@ impl RegionKey {
         context: &str,
         sealed: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        if key_id != self.id {
-            return Err(CryptoError::UnknownKey(key_id.to_owned()));
-        }
+        let cipher = if key_id == self.id {
+            &self.cipher
+        } else {
+            self.previous
+                .iter()
+                .find(|(id, _)| id == key_id)
+                .map(|(_, cipher)| cipher)
+                .ok_or_else(|| CryptoError::UnknownKey(key_id.to_owned()))?
+        };
         if sealed.len() < NONCE_LEN + TAG_LEN {
             return Err(CryptoError::Open);
         }
         let (nonce_bytes, body) = sealed.split_at(NONCE_LEN);
         let nonce_array: [u8; NONCE_LEN] = nonce_bytes.try_into().map_err(|_| CryptoError::Open)?;
         let aad = associated_data(purpose, context);
-        self.cipher
+        cipher
             .decrypt(
                 &Nonce::from(nonce_array),
                 Payload {
@@ -237,5 +273,28 @@ mod tests {
             key.seal(Purpose::OktaClientSecret, "team-1", b"s3cret"),
             sealed
         );
+    }
+
+    #[test]
+    fn previous_keys_open_but_never_seal() {
+        let old = RegionKey::from_bytes(&[1u8; 32]).unwrap();
+        let sealed_old = old.seal(Purpose::OktaClientSecret, "team-1", b"old");
+        let current = RegionKey::from_bytes(&[2u8; 32])
+            .unwrap()
+            .with_previous([old.clone(), RegionKey::from_bytes(&[2u8; 32]).unwrap()]);
+        assert!(current.holds(old.id()) && current.holds(current.id()));
+        assert_eq!(
+            current
+                .open(old.id(), Purpose::OktaClientSecret, "team-1", &sealed_old)
+                .unwrap(),
+            b"old"
+        );
+        // New values are sealed under the current key only.
+        let sealed_new = current.seal(Purpose::OktaClientSecret, "team-1", b"new");
+        assert_eq!(
+            old.open(old.id(), Purpose::OktaClientSecret, "team-1", &sealed_new),
+            Err(CryptoError::Open)
+        );
+        assert!(format!("{current:?}").contains(old.id()));
     }
 }

@@ -12,7 +12,8 @@
 //!   absolute lifetimes); [`csrf`]: the tokens that bind a page's forms to its session.
 //! - [`okta`]: the workspace's Okta org as OIDC relying party (domain, settings,
 //!   discovery, keys, the code flow); [`crypto`]: sealing secrets under the region key.
-//! - [`cli`]: the operator commands (`workspace create`, `token issue`, …).
+//! - [`cli`]: the operator commands (`workspace create`, `token issue`, …);
+//!   [`rekey`]: `keys reencrypt`, the last step of a region key rotation.
 //! - [`error`], [`html`], [`metrics`], [`state`], [`clock`]: shared plumbing.
 //!
 //! [`connect`] prepares the stores (migrations, region stamps) and [`run`] serves on
@@ -30,6 +31,7 @@ pub mod html;
 pub mod metrics;
 pub mod okta;
 pub mod rate_limit;
+pub mod rekey;
 pub mod routes;
 pub mod session;
 pub mod state;

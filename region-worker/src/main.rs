@@ -58,6 +58,19 @@ enum Command {
     /// Tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The region encryption key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-seal every sealed value under the current `encryption_key` (after a rotation
+    /// moved the old key to `previous_encryption_keys`) and print the counts.
+    Reencrypt {
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(Subcommand)]
@@ -187,6 +200,10 @@ async fn main() -> anyhow::Result<()> {
         }) => {
             let state = region_worker::connect(load(&target)?).await?;
             print(&region_worker::cli::token_issue(&state, &team, &kind, &scopes, ttl_days).await?)
+        }
+        Command::Keys(KeysCommand::Reencrypt { target }) => {
+            let state = region_worker::connect(load(&target)?).await?;
+            print(&region_worker::rekey::reencrypt(&state).await?)
         }
     }
 }

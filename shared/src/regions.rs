@@ -199,6 +199,10 @@ pub struct Region {
     pub redis: SecretSource,
     /// Where the worker finds its 32-byte encryption key (hex or base64); optional.
     pub encryption_key: Option<SecretSource>,
+    /// Where the worker finds the keys the region used before a rotation
+    /// (`previous_encryption_keys`): they only open values sealed under them, until
+    /// `region-worker keys reencrypt` has re-sealed every row under `encryption_key`.
+    pub previous_encryption_keys: Vec<SecretSource>,
     /// The region's SCIM OAuth server (`[regions.<id>.scim_oauth]`): the one client
     /// Okta uses to obtain SCIM bearer tokens. `None` leaves the endpoints answering
     /// that the server is not configured.
@@ -607,6 +611,12 @@ impl RegionMap {
                     .encryption_key
                     .map(|k| k.into_source("encryption_key", &err))
                     .transpose()?,
+                previous_encryption_keys: r
+                    .previous_encryption_keys
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|k| k.into_source("previous_encryption_keys", &err))
+                    .collect::<Result<_, _>>()?,
                 scim_oauth: r
                     .scim_oauth
                     .map(|o| parse_scim_oauth(o, development, &err))
@@ -722,6 +732,7 @@ struct RawRegion {
     postgres: Spanned<RawSecret>,
     redis: Spanned<RawSecret>,
     encryption_key: Option<Spanned<RawSecret>>,
+    previous_encryption_keys: Option<Vec<Spanned<RawSecret>>>,
     scim_oauth: Option<Spanned<RawScimOAuth>>,
     introspection: Option<Spanned<RawIntrospection>>,
 }

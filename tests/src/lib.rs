@@ -8,8 +8,11 @@
 //!   stack behind a gateway.
 //! - [`okta_sim`]: a simulated Okta org (OIDC server, SCIM provisioning client, SCIM
 //!   OAuth client, Universal Logout sender); the `okta-sim` binary serves one.
+//! - [`story`]: the seed's whole story through the gateway, step by step, for the e2e
+//!   suite and the launcher's `demo`.
 
 #![forbid(unsafe_code)]
 
 pub mod harness;
 pub mod okta_sim;
+pub mod story;

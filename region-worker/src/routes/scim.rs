@@ -131,7 +131,7 @@ async fn authenticate(
         .unwrap_or_default();
     let not_found = || {
         ScimFailure::from(ScimError::not_found(
-            "No workspace with this id in this region.",
+            "No workspace with this id in this region. Confirm the SCIM base URL is the region's '…/api/scim/v2/' + app.team_id and the tenant setting team_id holds the workspace ID.",
         ))
         .into_response()
     };

@@ -28,6 +28,7 @@ pub mod verify;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -213,10 +214,11 @@ fn truncate(s: &str) -> String {
 pub async fn universal_logout(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let mut trail = Trail::default();
-    let outcome = run(&state, &headers, &body, &mut trail).await;
+    // A body over the limit is answered by us (and audited), not by the extractor.
+    let outcome = run(&state, &headers, body.as_deref().ok(), &mut trail).await;
     let (status, reason) = match &outcome {
         Ok(_) => (StatusCode::NO_CONTENT, "revoked"),
         Err(e) => (e.status(), e.reason()),
@@ -265,7 +267,7 @@ async fn audit_refusal(state: &AppState, trail: &Trail, status: StatusCode, reas
 async fn run(
     state: &AppState,
     headers: &HeaderMap,
-    body: &[u8],
+    body: Option<&[u8]>,
     trail: &mut Trail,
 ) -> Result<Vec<Uuid>, LogoutError> {
     let token = bearer(headers).ok_or(LogoutError::Unauthenticated("missing_token"))?;
@@ -279,6 +281,9 @@ async fn run(
     trail.jti_digest = Some(TokenHash::of(&authenticated.jti).to_hex()[..16].to_owned());
     rate_limit(state, team_id).await?;
     claim_jti(state, &authenticated).await?;
+    let body = body.ok_or(LogoutError::BadRequest(SubjectError::Malformed(
+        "the body is too large or unreadable",
+    )))?;
     let subject = subject::parse(body).map_err(LogoutError::BadRequest)?;
     trail.subject = Some(subject.clone());
     let users = resolve(state, &authenticated, &subject).await?;
