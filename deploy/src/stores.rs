@@ -112,6 +112,21 @@ impl PostgresServer {
         Ok(server)
     }
 
+    /// Like [`start`](Self::start) on a free port, retrying with another port when
+    /// the one picked was taken in the meantime (ports are found by binding port 0
+    /// and releasing it, so another process can take one first).
+    pub fn start_on_free_port(dir: &Path, durable: bool) -> anyhow::Result<Self> {
+        let mut last = None;
+        for _ in 0..5 {
+            match Self::start(dir, free_port()?, durable) {
+                Ok(server) => return Ok(server),
+                Err(e) if format!("{e:#}").contains("could not start server") => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no free port for PostgreSQL")))
+    }
+
     fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
         if self.as_postgres {

@@ -87,7 +87,9 @@ impl Activity {
 /// Everything a request of this connection needs: the gateway and the connection.
 #[derive(Debug)]
 pub(crate) struct ConnCtx {
+    /// The serving thread's gateway state.
     shared: Arc<Shared>,
+    /// This connection.
     info: ConnInfo,
 }
 
@@ -254,7 +256,13 @@ async fn drive<I>(
     if closing {
         connection.as_mut().graceful_shutdown();
     }
-    let mut check = tokio::time::Instant::now() + first;
+    // The first look comes at the shorter allowance; each look schedules the next one
+    // at the earliest moment the connection could be idle long enough.
+    let mut check = tokio::time::Instant::now() + first.min(idle);
+    // Set once an idle connection was told to close: a client in the middle of a slow
+    // request head has no request in flight but keeps HTTP/1.1's graceful close waiting
+    // for it, so the connection is dropped if it has not closed by then.
+    let mut cut_off: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             served = connection.as_mut() => {
@@ -272,12 +280,29 @@ async fn drive<I>(
                     Some(deadline) if deadline <= Instant::now() => {
                         closing = true;
                         connection.as_mut().graceful_shutdown();
+                        cut_off = Some(tokio::time::Instant::now() + first.min(IDLE_CLOSE_GRACE));
                     }
                     Some(deadline) => check = deadline.into(),
                     None => check = tokio::time::Instant::now() + idle,
                 }
             }
+            () = sleep_until_some(cut_off) => {
+                tracing::debug!("idle connection did not close; dropping it");
+                return;
+            }
         }
+    }
+}
+
+/// How long an idle connection told to close may take to do so (HTTP/2 sends GOAWAY
+/// and closes at once; HTTP/1.1 mid-head would wait forever).
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Sleeps until `at`, or forever when there is no deadline.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

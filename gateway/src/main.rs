@@ -89,10 +89,13 @@ fn read_map(path: &Path) -> anyhow::Result<RegionMap> {
 /// Reads `RUST_LOG` (default `info`) and installs the global subscriber. Lines are
 /// written by a background thread (the access log writes one per request, and a
 /// request must not wait for the terminal or the pipe); the guard flushes it at exit.
+/// The thread buffers what it has queued and flushes whenever the queue runs dry, so a
+/// busy gateway writes its log in large writes rather than one system call per line.
 fn init_tracing(format: LogFormat) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::stdout().is_terminal();
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    let (writer, guard) = tracing_appender::non_blocking(stdout);
     // Colours only for a person at a terminal, never in files or log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -102,6 +102,7 @@ pub enum ReloadError {
 /// gateway.
 #[derive(Debug, Clone)]
 pub struct GatewayHandle {
+    /// What a reload replaces, shared with the running gateway.
     pub(crate) inner: Arc<Swap>,
 }
 

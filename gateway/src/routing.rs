@@ -181,6 +181,7 @@ impl Upstreams {
 /// The try order of one request; see [`Upstreams::candidates`].
 #[derive(Debug)]
 pub(crate) struct Candidates<'a> {
+    /// The region's workers.
     workers: &'a [Arc<Worker>],
     /// The balancer's choice, yielded first; `None` when no worker is available.
     first: Option<usize>,

@@ -49,7 +49,9 @@ pub struct Listeners {
 /// A gateway ready to serve: configuration validated, certificates loaded.
 #[derive(Debug)]
 pub struct Gateway {
+    /// The configuration it started with (the upstream tuning, which reloads keep).
     config: GatewayConfig,
+    /// The live configuration and certificates, shared with every [`GatewayHandle`].
     swap: Arc<Swap>,
 }
 
@@ -263,14 +265,19 @@ struct ShardHandle {
     tx: tokio::sync::mpsc::UnboundedSender<Handoff>,
     /// Its open connections, for choosing the least busy thread.
     open: Arc<AtomicUsize>,
+    /// Joined at shutdown, once it has drained its connections.
     thread: std::thread::JoinHandle<()>,
 }
 
 /// The parts of [`Shared`] common to every thread.
 struct Common {
+    /// The configuration, swapped by reloads.
     swap: Arc<Swap>,
+    /// The connection limits count across threads.
     admission: Arc<Admission>,
+    /// The TLS acceptor (its certificate table is shared and reloadable).
     tls: Option<TlsAcceptor>,
+    /// Where redirects to HTTPS point.
     https_port: Option<u16>,
 }
 

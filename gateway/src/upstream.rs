@@ -50,7 +50,9 @@ struct Pool {
 
 #[derive(Debug)]
 struct Idle {
+    /// The connection's request side; its driver task runs on this thread.
     sender: SendRequest<UpstreamBody>,
+    /// When it went idle, for `idle_timeout`.
     since: Instant,
 }
 
@@ -76,8 +78,11 @@ impl SendError {
 /// the response body has ended, closed if dropped before that.
 #[derive(Debug)]
 pub(crate) struct Checkin {
+    /// The pool it goes back to.
     pools: Arc<Pools>,
+    /// The worker it is connected to (the pool's key).
     worker: Arc<Worker>,
+    /// The connection.
     sender: SendRequest<UpstreamBody>,
 }
 

@@ -353,8 +353,10 @@ def wrk(url, host, connections, duration):
     out = sh(["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--latency",
               "-H", f"Host: {host}", url])
     def ms(text):
-        value, unit = float(text[:-2] if text.endswith(("us", "ms")) else text[:-1]), text[-2:]
-        return value / 1000 if unit == "us" else value * 1000 if not unit.endswith("ms") else value
+        for unit, scale in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+            if text.endswith(unit):
+                return float(text[: -len(unit)]) * scale
+        return float(text)
     r = {"rps": 0.0, "p50_ms": 0.0, "p99_ms": 0.0, "errors": 0}
     for line in out.splitlines():
         parts = line.split()
@@ -367,6 +369,15 @@ def wrk(url, host, connections, duration):
         elif "Non-2xx" in line or line.strip().startswith("Socket errors"):
             r["errors"] += sum(int(x.strip(",")) for x in parts if x.strip(",").isdigit())
     return r
+
+
+def cpu_seconds(pids):
+    """User + system CPU time of `pids`, in seconds."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def proxy(stack, args):
@@ -412,6 +423,37 @@ def proxy(stack, args):
         for kind in ("HTTP/1.1", "TLS + HTTP/1.1"):
             g, n = mean(f"gateway, {kind}", "rps"), mean(f"nginx, {kind}", "rps")
             print(f"| gateway / nginx, {kind} | {g / n:.2f} | {(mean(f'gateway, {kind}', 'p50_ms') - mean(f'nginx, {kind}', 'p50_ms')) * 1000:+.0f} (vs nginx) |")
+
+        print("\n### Latency of one request at a time (1 connection), loadgen\n")
+        print("What the hop itself adds, without queueing behind other requests.\n")
+        print("| path | req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors |")
+        print("|---|---|---|---|---|---|---|")
+        single = {}
+        for rnd in range(args.rounds):
+            for name, url, extra in targets:
+                r = loadgen(url, US_API, 1, d, extra=extra)
+                single.setdefault(name, []).append(r)
+                print(row(f"{name} (round {rnd + 1})", r), flush=True)
+        p50 = lambda name: sum(r["p50_ms"] for r in single[name]) / args.rounds
+        print("\n| added p50 over the worker directly, 1 connection | µs |")
+        print("|---|---|")
+        for name, _, _ in targets[1:]:
+            print(f"| {name} | {(p50(name) - p50('worker directly')) * 1000:.0f} |")
+
+        print("\n### CPU per request at a fixed 6,000 req/s (plain HTTP/1.1, loadgen --rate)\n")
+        print("The proxy's own CPU time (user + system, from /proc) over the run.\n")
+        print("| proxy | round | req/s | p50 ms | CPU µs per request |")
+        print("|---|---|---|---|---|")
+        nginx_pids = [int(p) for p in sh(["pgrep", "-P", str(ng.proc.pid)]).split()]
+        for rnd in range(args.rounds + 1):
+            for name, url, pids in (("gateway", targets[1][1], [gw.proc.pid]),
+                                    ("nginx", targets[2][1], nginx_pids)):
+                before = cpu_seconds(pids)
+                r = loadgen(url, US_API, c, 5, extra=["--rate", "6000"])
+                used = cpu_seconds(pids) - before
+                # loadgen's 1 s warm-up is inside the CPU interval too.
+                per = used / (r["requests"] + r["rps"]) * 1e6
+                print(f"| {name} | {rnd + 1} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {per:.1f} |", flush=True)
 
         if shutil.which("wrk"):
             print("\n### Second opinion: wrk (2 threads, plain HTTP/1.1)\n")
@@ -599,13 +641,15 @@ def tokens(stack, args):
     # This stack's worker (another stack may be running on other ports).
     pid = int(sh(["pgrep", "-f", f"serve --config {WORK / 'stack' / 'regions.toml'} --region us"]).split()[0])
     for rnd in range(args.rounds):
-        for name, path, token in (("GET /api/ping (no check)", "/api/ping", None),
-                                  ("GET /api/me (API token)", "/api/me", api),
-                                  ("GET /api/mcp/whoami (MCP token)", "/api/mcp/whoami", mcp)):
+        direct = f"http://{us['worker']}"
+        for name, base, path, token in (("GET /api/ping (no check)", gateway, "/api/ping", None),
+                                        ("GET /api/me (API token)", gateway, "/api/me", api),
+                                        ("GET /api/mcp/whoami (MCP token)", gateway, "/api/mcp/whoami", mcp),
+                                        ("GET /api/me, worker directly", direct, "/api/me", api)):
             sampler = RssSampler(pid)
             sampler.start()
             headers = [f"Authorization: Bearer {token}"] if token else []
-            r = loadgen(f"{gateway}{path}", US_API, c, d, headers=headers)
+            r = loadgen(f"{base}{path}", US_API, c, d, headers=headers)
             sampler.stop_flag = True
             sampler.join()
             print(row(f"{name}, round {rnd + 1}", r, sampler.max_kb / 1024), flush=True)

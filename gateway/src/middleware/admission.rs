@@ -86,7 +86,9 @@ impl Admission {
 /// An admitted connection's place.
 #[derive(Debug)]
 pub(crate) struct Admitted {
+    /// The counters to release.
     admission: Arc<Admission>,
+    /// The client address it counts against.
     ip: IpAddr,
 }
 

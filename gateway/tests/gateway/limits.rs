@@ -132,8 +132,15 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
         .write_all(b"GET / HTTP/1.1\r\nHost: api.closedloop.localhost\r\n\r\n")
         .await
         .unwrap();
+    let started = tokio::time::Instant::now();
     let answer = read_until_closed(&mut stream).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Closed at the idle timeout, not at some later timer (generous for a busy machine).
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 
     // HTTP/2: the connection ends (GOAWAY) once idle.
     let stream = TcpStream::connect(gw.addr).await.unwrap();
@@ -147,7 +154,13 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
         .unwrap();
     let response = within(sender.send_request(request)).await.unwrap();
     Answer::collect(response).await;
+    let started = tokio::time::Instant::now();
     within(driver).await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -30,8 +30,8 @@ async fn ready(worker: &TestWorker) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_means_503_and_recovery_without_restart() {
     let dir = std::env::temp_dir().join(format!("clt-pg-{}", uuid::Uuid::new_v4().simple()));
-    let port = free_port().unwrap();
-    let mut pg = tokio::task::block_in_place(|| PostgresServer::start(&dir, port, false)).unwrap();
+    let mut pg =
+        tokio::task::block_in_place(|| PostgresServer::start_on_free_port(&dir, false)).unwrap();
     let admin = pg.url("postgres");
     let template = ensure_template(&admin).await.unwrap();
     let db = fresh_database_on(&admin, &template).await.unwrap();
@@ -66,6 +66,8 @@ async fn postgres_down_means_503_and_recovery_without_restart() {
     assert_eq!(scim_users(&worker, &team, "non-token").await.status(), 401);
     assert_eq!(ready(&worker).await, 200);
     worker.stop().await.unwrap();
+    drop(pg);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 
 mod browser;
 mod faults;
+mod gateway_e2e;
 mod isolation;
 mod oauth;
 mod oidc;
