@@ -94,12 +94,14 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
             &format!(
                 "<h1>ClosedLoop AI</h1><p>Signed in as <strong>{}</strong> in workspace \
                  <strong>{}</strong> (region {}, <code>{}</code>).</p>\
-                 <p><a href=\"{}\">Integrations &gt; Okta</a></p>{}",
+                 <nav><ul><li><a href=\"{}\">Integrations &gt; Okta</a></li>\
+                 <li><a href=\"{}\">API and MCP tokens</a></li></ul></nav>{}",
                 escape(&user),
                 escape(&workspace),
                 escape(state.config.region_id().as_str()),
                 session.team_id,
                 super::integrations::PATH,
+                super::tokens::page::PATH,
                 super::oidc::sign_out::button(&state, &headers),
             ),
         ),
