@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use shared::ids::TeamId;
 use shared::scim::definitions::{GROUP, GROUP_URN};
 use shared::scim::error::{ScimError, ScimType};
-use shared::scim::filter_sql::{self, GROUPS};
+use shared::scim::filter_sql::GROUPS;
 use shared::scim::patch::{MemberOp, PatchRequest};
 use shared::scim::value::canonicalize_resource;
 use shared::scope::Scope;
@@ -102,20 +102,9 @@ pub async fn list(
 ) -> Result<Response> {
     caller.require(Scope::ScimRead)?;
     let request = ListRequest::parse(query.as_deref(), &GROUP, state.config.scim_max_results)?;
-    let sql = request
-        .filter
-        .as_ref()
-        .map(|f| filter_sql::to_sql(f, &GROUPS, "r", 2))
-        .transpose()?;
     let client = state.pg.get().await.map_err(StoreError::from)?;
-    let (total, records) = listing::page::<GroupRecord>(
-        &state,
-        &client,
-        caller.team_id,
-        sql.as_ref(),
-        &request.paging,
-    )
-    .await?;
+    let (total, records) =
+        listing::run::<GroupRecord>(&state, &client, caller.team_id, &request, &GROUPS).await?;
     let base = base_url(&state, caller.team_id);
     let resources = render_all(&client, caller.team_id, &records, &base, &request).await?;
     Ok(request.respond(total, resources))

@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde_json::Value;
 use shared::ids::TeamId;
 use shared::scim::filter::Filter;
-use shared::scim::filter_sql::SqlFilter;
+use shared::scim::filter_sql::{self, SqlFilter, TableMapping};
 use shared::scim::list::{ListResponse, Paging};
 use shared::scim::projection::Projection;
 use shared::scim::schema::ResourceType;
@@ -81,6 +81,22 @@ impl ListRequest {
             .into_json();
         reply(StatusCode::OK, &body, None, None)
     }
+}
+
+/// Runs a parsed list request: its filter translated for `mapping`, then the page.
+pub async fn run<R: Listed>(
+    state: &AppState,
+    client: &deadpool_postgres::Client,
+    team_id: TeamId,
+    request: &ListRequest,
+    mapping: &TableMapping,
+) -> Result<(i64, Vec<R>), ScimFailure> {
+    let sql = request
+        .filter
+        .as_ref()
+        .map(|f| filter_sql::to_sql(f, mapping, "r", 2))
+        .transpose()?;
+    page::<R>(state, client, team_id, sql.as_ref(), &request.paging).await
 }
 
 /// Reads the requested page and its total. An unfiltered list starts from the nearest

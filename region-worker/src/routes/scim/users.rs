@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use shared::ids::TeamId;
 use shared::scim::definitions::{USER, USER_URN};
 use shared::scim::error::{ScimError, ScimType};
-use shared::scim::filter_sql::{self, USERS};
+use shared::scim::filter_sql::USERS;
 use shared::scim::patch::PatchRequest;
 use shared::scim::value::canonicalize_resource;
 use shared::scope::Scope;
@@ -99,20 +99,9 @@ pub async fn list(
 ) -> Result<Response> {
     caller.require(Scope::ScimRead)?;
     let request = ListRequest::parse(query.as_deref(), &USER, state.config.scim_max_results)?;
-    let sql = request
-        .filter
-        .as_ref()
-        .map(|f| filter_sql::to_sql(f, &USERS, "r", 2))
-        .transpose()?;
     let client = state.pg.get().await.map_err(StoreError::from)?;
-    let (total, records) = listing::page::<UserRecord>(
-        &state,
-        &client,
-        caller.team_id,
-        sql.as_ref(),
-        &request.paging,
-    )
-    .await?;
+    let (total, records) =
+        listing::run::<UserRecord>(&state, &client, caller.team_id, &request, &USERS).await?;
     let base = base_url(&state, caller.team_id);
     let resources = records
         .into_iter()
