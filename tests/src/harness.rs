@@ -157,6 +157,16 @@ pub fn region_map_at(
     eu_workers: &[SocketAddr],
     port: Option<u16>,
 ) -> RegionMap {
+    RegionMap::parse(&region_map_text(us_workers, eu_workers, port)).expect("the test map is valid")
+}
+
+/// The text of the test region map (see [`region_map_at`]), for the real binaries'
+/// `--config`. Credentials are named by the variables [`worker_env`] sets.
+pub fn region_map_text(
+    us_workers: &[SocketAddr],
+    eu_workers: &[SocketAddr],
+    port: Option<u16>,
+) -> String {
     let port = port.map(|p| format!(":{p}")).unwrap_or_default();
     let list = |ws: &[SocketAddr]| {
         if ws.is_empty() {
@@ -179,7 +189,7 @@ pub fn region_map_at(
     ]
     .map(|origin| format!("\"{origin}{OKTA_CALLBACK_PATH}\""))
     .join(", ");
-    let text = format!(
+    format!(
         r#"development = true
 [gateway]
 listen = "127.0.0.1:0"
@@ -221,8 +231,36 @@ client_secret = {{ env = "EU_INTROSPECTION_SECRET" }}
 "#,
         list(us_workers),
         list(eu_workers)
-    );
-    RegionMap::parse(&text).expect("the test map is valid")
+    )
+}
+
+/// The environment a `region-worker` process needs for the test map: each region's
+/// stores and the test credentials.
+pub fn worker_env(region: &str, stores: &RegionStores) -> Vec<(String, String)> {
+    let r = region.to_uppercase();
+    let (scim, introspection, key) = if region == "eu" {
+        (
+            EU_SCIM_CLIENT_SECRET,
+            EU_INTROSPECTION_SECRET,
+            EU_ENCRYPTION_KEY,
+        )
+    } else {
+        (
+            US_SCIM_CLIENT_SECRET,
+            US_INTROSPECTION_SECRET,
+            US_ENCRYPTION_KEY,
+        )
+    };
+    [
+        ("PG", stores.pg_url.as_str()),
+        ("REDIS", stores.redis_url.as_str()),
+        ("SCIM_OAUTH_SECRET", scim),
+        ("INTROSPECTION_SECRET", introspection),
+        ("ENCRYPTION_KEY", key),
+    ]
+    .into_iter()
+    .map(|(name, value)| (format!("{r}_{name}"), value.to_owned()))
+    .collect()
 }
 
 /// The stores one region of a test uses.
