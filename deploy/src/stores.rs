@@ -158,6 +158,37 @@ impl PostgresServer {
         wait_for_port(self.port, Duration::from_secs(30))
     }
 
+    /// Serves TLS with `cert_pem` (chain) and `key_pem`, and refuses plain-text TCP
+    /// connections (the Unix socket stays open to the superuser); restarts the server.
+    pub fn require_tls(&mut self, cert_pem: &str, key_pem: &str) -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let cert = self.data_dir.join("server.crt");
+        let key = self.data_dir.join("server.key");
+        std::fs::write(&cert, cert_pem)?;
+        std::fs::write(&key, key_pem)?;
+        // Postgres refuses a key others can read.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+        let conf_path = self.data_dir.join("postgresql.conf");
+        let mut conf = std::fs::read_to_string(&conf_path)?;
+        conf.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf_path, conf)?;
+        std::fs::write(
+            self.data_dir.join("pg_hba.conf"),
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 trust\n\
+             hostnossl all all 127.0.0.1/32 reject\n",
+        )?;
+        if self.as_postgres {
+            run(Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&cert)
+                .arg(&key)
+                .arg(self.data_dir.join("pg_hba.conf")))?;
+        }
+        self.stop(false)?;
+        self.resume()
+    }
+
     /// Stops the server now (`immediate`: like a crash; else a fast clean shutdown).
     pub fn stop(&mut self, immediate: bool) -> anyhow::Result<()> {
         let mode = if immediate { "immediate" } else { "fast" };

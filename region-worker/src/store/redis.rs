@@ -1,46 +1,168 @@
 //! Redis, the token store: a multiplexed, self-reconnecting connection and the key
 //! space of this worker (a prefix, empty in production, unique per test).
+//!
+//! Two ways to find the server:
+//! - `redis://[[user]:password@]host:port[/db]`: one server;
+//! - `redis+sentinel://[[user]:password@]host:port[,host:port…]/service[/db]`: Redis
+//!   Sentinel. The worker asks the sentinels for the master of `service` at start, and
+//!   asks again every [`SENTINEL_POLL`]: after a failover it connects to the new master
+//!   (requests in between answer `503`, as with any Redis outage). The credentials are
+//!   the master's; sentinels are reached without them.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{Client, IntoConnectionInfo as _};
 use shared::ids::RegionId;
 
 use super::StoreError;
 use super::pg::StampMismatch;
 
+/// How often the worker asks the sentinels which server is the master.
+pub const SENTINEL_POLL: Duration = Duration::from_millis(500);
+
+/// The URL scheme for Redis Sentinel.
+const SENTINEL_SCHEME: &str = "redis+sentinel://";
+
 /// A handle on the region's Redis; cheap to clone.
 #[derive(Clone)]
 pub struct Redis {
-    /// Reconnects by itself after Redis restarts, so the worker recovers unaided.
-    conn: ConnectionManager,
+    /// Reconnects by itself after Redis restarts, so the worker recovers unaided;
+    /// replaced when Sentinel names a new master.
+    conn: Arc<RwLock<Master>>,
     /// Prepended to every key.
     prefix: Arc<str>,
+}
+
+/// The connection in use and the server it goes to.
+struct Master {
+    conn: ConnectionManager,
+    addr: String,
 }
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Redis")
             .field("prefix", &self.prefix)
+            .field("server", &self.read().addr)
             .finish()
     }
 }
 
+/// What a `redis+sentinel://` URL names.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SentinelUrl {
+    /// `redis://host:port` of each sentinel.
+    pub sentinels: Vec<String>,
+    /// The monitored master's name.
+    pub service: String,
+    /// `redis://[user:password@]x/db`: the master's credentials and database.
+    pub node: String,
+}
+
+/// Reads a `redis+sentinel://` URL; `None` for any other scheme.
+pub fn parse_sentinel_url(url: &str) -> Option<Result<SentinelUrl, String>> {
+    let rest = url.strip_prefix(SENTINEL_SCHEME)?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let mut parts = path.split('/');
+    let service = parts.next().unwrap_or_default();
+    let db = parts.next().filter(|d| !d.is_empty()).unwrap_or("0");
+    if service.is_empty() || parts.next().is_some() {
+        return Some(Err(
+            "a Sentinel URL names the monitored master: redis+sentinel://host:port/service[/db]"
+                .into(),
+        ));
+    }
+    if db.parse::<u16>().is_err() {
+        return Some(Err(format!("invalid database number {db:?}")));
+    }
+    let mut sentinels = Vec::new();
+    for host in hosts.split(',') {
+        if host.is_empty() {
+            return Some(Err("a Sentinel URL lists at least one sentinel".into()));
+        }
+        let with_port = if host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            host.to_owned()
+        } else {
+            format!("{host}:26379")
+        };
+        sentinels.push(format!("redis://{with_port}"));
+    }
+    let node = match userinfo {
+        Some(u) => format!("redis://{u}@sentinel-master/{db}"),
+        None => format!("redis://sentinel-master/{db}"),
+    };
+    Some(Ok(SentinelUrl {
+        sentinels,
+        service: service.to_owned(),
+        node,
+    }))
+}
+
 impl Redis {
-    /// Connects to `url`. Fails when Redis cannot be reached now.
+    /// Connects to `url` (one server, or the master Sentinel names). Fails when Redis
+    /// cannot be reached now.
     pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_with_config(client, config).await?;
+        let Some(sentinel) = parse_sentinel_url(url) else {
+            let client = Client::open(url)?;
+            let addr = client.get_connection_info().addr().to_string();
+            let conn = ConnectionManager::new_with_config(client, config).await?;
+            return Ok(Self {
+                conn: Arc::new(RwLock::new(Master { conn, addr })),
+                prefix: prefix.into(),
+            });
+        };
+        let sentinel = sentinel.map_err(|e| {
+            StoreError::Redis(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "invalid Redis Sentinel URL",
+                e,
+            )))
+        })?;
+        let node = sentinel.node.as_str().into_connection_info()?;
+        let mut client = SentinelClient::build(
+            sentinel.sentinels,
+            sentinel.service,
+            Some(
+                SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(node.redis_settings().clone()),
+            ),
+            SentinelServerType::Master,
+        )?;
+        let master = tokio::time::timeout(timeout, client.async_get_client())
+            .await
+            .map_err(|_| StoreError::Timeout)??;
+        let addr = master.get_connection_info().addr().to_string();
+        let conn = ConnectionManager::new_with_config(master, config.clone()).await?;
+        let shared = Arc::new(RwLock::new(Master { conn, addr }));
+        tokio::spawn(follow_master(
+            Arc::downgrade(&shared),
+            client,
+            config,
+            timeout,
+        ));
         Ok(Self {
-            conn,
+            conn: shared,
             prefix: prefix.into(),
         })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Master> {
+        self.conn.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The full key for `name` in this worker's key space.
@@ -53,7 +175,7 @@ impl Redis {
 
     /// A connection to run commands on (a clone of the multiplexed handle).
     pub fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
+        self.read().conn.clone()
     }
 
     /// Round trip, for `/readyz`.
@@ -82,5 +204,72 @@ impl Redis {
             .into());
         }
         Ok(())
+    }
+}
+
+/// Asks the sentinels for the master every [`SENTINEL_POLL`] and moves the worker to a
+/// new one after a failover. Ends when the last handle on the connection is dropped.
+async fn follow_master(
+    shared: Weak<RwLock<Master>>,
+    mut client: SentinelClient,
+    config: ConnectionManagerConfig,
+    timeout: Duration,
+) {
+    loop {
+        tokio::time::sleep(SENTINEL_POLL).await;
+        let Some(current) = shared.upgrade() else {
+            return;
+        };
+        let master = match tokio::time::timeout(timeout, client.async_get_client()).await {
+            Ok(Ok(master)) => master,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "Redis Sentinel did not name a master");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let addr = master.get_connection_info().addr().to_string();
+        let old = current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .addr
+            .clone();
+        if addr == old {
+            continue;
+        }
+        match ConnectionManager::new_with_config(master, config.clone()).await {
+            Ok(conn) => {
+                tracing::warn!(from = %old, to = %addr, "Redis Sentinel names a new master; moving to it");
+                *current.write().unwrap_or_else(|e| e.into_inner()) = Master { conn, addr };
+            }
+            Err(e) => {
+                tracing::warn!(to = %addr, error = %e, "could not connect to the new Redis master")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_urls_name_sentinels_service_and_credentials() {
+        let url = parse_sentinel_url("redis+sentinel://:pw@s1:26380,s2/main/2")
+            .unwrap()
+            .unwrap();
+        assert_eq!(url.sentinels, ["redis://s1:26380", "redis://s2:26379"]);
+        assert_eq!(url.service, "main");
+        assert_eq!(url.node, "redis://:pw@sentinel-master/2");
+        assert!(parse_sentinel_url("redis://127.0.0.1:6379/").is_none());
+        for bad in [
+            "redis+sentinel://s1:26379",
+            "redis+sentinel://s1:26379/",
+            "redis+sentinel://s1,/main",
+            "redis+sentinel://s1/main/x",
+            "redis+sentinel://s1/main/0/extra",
+        ] {
+            assert!(parse_sentinel_url(bad).unwrap().is_err(), "{bad}");
+        }
     }
 }

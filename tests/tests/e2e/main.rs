@@ -12,6 +12,7 @@ mod rekey;
 mod routing;
 mod scim;
 mod scim_agreement;
+mod stores;
 mod story;
 mod tokens;
 mod troubleshooting;

@@ -1,0 +1,320 @@
+//! The stores as operators run them in production: Postgres over TLS (verified, and
+//! enforced by the server), and Redis behind Sentinel, followed through a failover.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use closedloop_tests::harness::{
+    RegionStores, Scim, TestWorker, US_API, client, fresh_database, redis_prefix, worker_config,
+};
+use deploy::stores::{PostgresServer, free_port, wait_for_port};
+
+/// A CA and a server certificate it signed, as PEM.
+struct Pki {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn pki(hosts: &[&str]) -> Pki {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Managed Postgres test CA");
+    let ca =
+        rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("clt-{name}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stores_with_pg(pg_url: String) -> RegionStores {
+    RegionStores {
+        pg_url,
+        redis_url: closedloop_tests::harness::redis_url(),
+        redis_prefix: redis_prefix(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls_is_verified_and_plain_text_is_refused() {
+    let dir = temp_dir("pg-tls");
+    let mut pg =
+        tokio::task::block_in_place(|| PostgresServer::start_on_free_port(&dir.join("pg"), false))
+            .unwrap();
+    let server = pki(&["localhost"]);
+    tokio::task::block_in_place(|| pg.require_tls(&server.cert_pem, &server.key_pem)).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &server.ca_pem).unwrap();
+    let other_ca = dir.join("other-ca.pem");
+    std::fs::write(&other_ca, pki(&["localhost"]).ca_pem).unwrap();
+    let port = pg.port();
+    // The name the certificate carries, at the address the server listens on.
+    let url = |host: &str, query: &str| {
+        format!("postgres://postgres@{host}:{port}/postgres?hostaddr=127.0.0.1&{query}")
+    };
+
+    let worker = TestWorker::start(worker_config(
+        "us",
+        &stores_with_pg(url(
+            "localhost",
+            &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+        )),
+    ))
+    .await
+    .unwrap();
+    let conn = worker.state.pg.get().await.unwrap();
+    let ssl: bool = conn
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ssl, "the worker's connection is encrypted");
+    drop(conn);
+    // Serving over it: a workspace and a SCIM read.
+    let created = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test")
+        .await
+        .unwrap();
+    let team = created["team_id"].as_str().unwrap().to_owned();
+    let token = region_worker::cli::token_issue(&worker.state, &team, "scim", "", 1)
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let scim = Scim {
+        http: client(),
+        gateway: worker.url(),
+        host: US_API.to_owned(),
+        team_id: team,
+        token,
+    };
+    assert_eq!(scim.get("/Users").await.0, 200);
+    worker.stop().await.unwrap();
+
+    // Each way of connecting that must not work, and what the operator reads.
+    let refused = [
+        (
+            url(
+                "localhost",
+                &format!("sslmode=verify-full&sslrootcert={}", other_ca.display()),
+            ),
+            "invalid peer certificate",
+        ),
+        (
+            url(
+                "127.0.0.1",
+                &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+            ),
+            "certificate not valid for name \"127.0.0.1\"",
+        ),
+        (
+            url("localhost", "sslmode=require"),
+            "invalid peer certificate: UnknownIssuer",
+        ),
+        (url("localhost", "sslmode=disable"), "no encryption"),
+    ];
+    for (url, expected) in refused {
+        let err = region_worker::connect(worker_config("us", &stores_with_pg(url.clone())))
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains(expected), "{url}: {msg}");
+    }
+    drop(pg);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `redis-server` child process, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(dir: &Path, args: &[&str]) -> Self {
+        let port = free_port().unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        let child = Command::new("redis-server")
+            .args(args)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir)
+            .args(["--logfile", "redis.log"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port, Duration::from_secs(15)).unwrap();
+        Self { child, port }
+    }
+
+    async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    async fn info(&self, section: &str) -> String {
+        redis::cmd("INFO")
+            .arg(section)
+            .query_async(&mut self.conn().await)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` (pausing between tries) until it holds; panics with `what` after 30 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_failover_moves_the_worker_to_the_new_master() {
+    let dir = temp_dir("sentinel");
+    let mut master = Server::start(&dir.join("a"), &[]);
+    let master_port = master.port.to_string();
+    let replica = Server::start(&dir.join("b"), &["--replicaof", "127.0.0.1", &master_port]);
+    eventually("the replica to sync", || async {
+        replica
+            .info("replication")
+            .await
+            .contains("master_link_status:up")
+    })
+    .await;
+    // One sentinel (quorum 1) that calls the master down after half a second.
+    let sentinel_dir = dir.join("s");
+    std::fs::create_dir_all(&sentinel_dir).unwrap();
+    let conf = sentinel_dir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "sentinel monitor closedloop-us 127.0.0.1 {master_port} 1\n\
+             sentinel down-after-milliseconds closedloop-us 500\n\
+             sentinel failover-timeout closedloop-us 5000\n"
+        ),
+    )
+    .unwrap();
+    let sentinel = Server::start(&sentinel_dir, &[conf.to_str().unwrap(), "--sentinel"]);
+    eventually("the sentinel to see the replica", || async {
+        let replicas: Vec<redis::Value> = redis::cmd("SENTINEL")
+            .arg("replicas")
+            .arg("closedloop-us")
+            .query_async(&mut sentinel.conn().await)
+            .await
+            .unwrap_or_default();
+        !replicas.is_empty()
+    })
+    .await;
+
+    let stores = RegionStores {
+        pg_url: fresh_database().await.unwrap().url,
+        redis_url: format!("redis+sentinel://127.0.0.1:{}/closedloop-us", sentinel.port),
+        redis_prefix: redis_prefix(),
+    };
+    let worker = TestWorker::start(worker_config("us", &stores))
+        .await
+        .unwrap();
+    let created = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test")
+        .await
+        .unwrap();
+    let team = created["team_id"].as_str().unwrap().to_owned();
+    let token = region_worker::cli::token_issue(&worker.state, &team, "scim", "", 1)
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let scim = Scim {
+        http: client(),
+        gateway: worker.url(),
+        host: US_API.to_owned(),
+        team_id: team.clone(),
+        token,
+    };
+    assert_eq!(scim.get("/Users").await.0, 200);
+    assert!(master.info("keyspace").await.contains("db0:keys="));
+
+    // The master dies; Sentinel promotes the replica; the worker follows by itself.
+    master.child.kill().unwrap();
+    master.child.wait().unwrap();
+    let seen = std::sync::Mutex::new(Vec::new());
+    eventually("the worker to serve from the new master", || async {
+        let status = scim.get("/Users").await.0;
+        seen.lock().unwrap().push(status);
+        status == 200
+    })
+    .await;
+    let seen = seen.into_inner().unwrap();
+    assert!(
+        seen.iter().all(|s| *s == 200 || *s == 503),
+        "only 503 during the failover: {seen:?}"
+    );
+    let role: Vec<redis::Value> = redis::cmd("ROLE")
+        .query_async(&mut replica.conn().await)
+        .await
+        .unwrap();
+    assert_eq!(role[0], redis::Value::BulkString(b"master".to_vec()));
+    // New writes land on the promoted server: a token issued now is found there.
+    let fresh = region_worker::cli::token_issue(&worker.state, &team, "scim", "", 1)
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hash = shared::token::TokenHash::of(&fresh).to_hex();
+    let key = format!("{}tok:{hash}", stores.redis_prefix);
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async(&mut replica.conn().await)
+        .await
+        .unwrap();
+    assert!(exists, "{key} on the new master");
+    let after = Scim {
+        token: fresh,
+        ..scim.clone()
+    };
+    assert_eq!(after.get("/Users").await.0, 200);
+    worker.stop().await.unwrap();
+    drop((sentinel, replica, master));
+    let _ = std::fs::remove_dir_all(&dir);
+}
