@@ -93,7 +93,9 @@ fn region_map(regions: &[LocalRegion], gateway_port: u16, gateway_admin: u16) ->
              postgres = {{ env = \"{env}_DATABASE_URL\" }}\nredis = {{ env = \"{env}_REDIS_URL\" }}\n\
              encryption_key = {{ env = \"{env}_ENCRYPTION_KEY\" }}\n\
              \n[regions.{id}.scim_oauth]\nclient_id = \"okta-scim-{id}\"\n\
-             client_secret = {{ env = \"{env}_SCIM_OAUTH_SECRET\" }}\nredirect_uris = [{redirects}]\n",
+             client_secret = {{ env = \"{env}_SCIM_OAUTH_SECRET\" }}\nredirect_uris = [{redirects}]\n\
+             \n[regions.{id}.introspection]\nclient_id = \"closedloop-introspection-{id}\"\n\
+             client_secret = {{ env = \"{env}_INTROSPECTION_SECRET\" }}\n",
             redirects = OKTA_CALLBACKS
                 .map(|o| format!("\"{o}/admin/app/cpc/{{appName}}/oauth/callback\""))
                 .join(", "),
@@ -191,6 +193,10 @@ async fn main() -> anyhow::Result<()> {
             format!("{}_SCIM_OAUTH_SECRET", r.env_prefix()),
             region_key(&dir.join(r.id).join("scim-oauth-secret"))?,
         ));
+        envs.push((
+            format!("{}_INTROSPECTION_SECRET", r.env_prefix()),
+            region_key(&dir.join(r.id).join("introspection-secret"))?,
+        ));
         stores.push((pg, redis));
     }
 
@@ -250,7 +256,11 @@ async fn main() -> anyhow::Result<()> {
                     // Okta's SCIM OAuth client secret: the demo plays Okta.
                     format!("{}_SCIM_OAUTH_SECRET", r.env_prefix()):
                         region_key(&dir.join(r.id).join("scim-oauth-secret"))?,
+                    // The product API's and MCP server's introspection credentials.
+                    format!("{}_INTROSPECTION_SECRET", r.env_prefix()):
+                        region_key(&dir.join(r.id).join("introspection-secret"))?,
                 },
+                "introspection_client_id": format!("closedloop-introspection-{}", r.id),
                 "demo_workspace": workspace,
             }),
         );
@@ -359,4 +369,24 @@ fn print_summary(stack: &Value, dir: &Path) {
         "  details: {}\n  Ctrl-C stops everything.",
         dir.join("stack.json").display()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_map_is_accepted_and_configures_every_region_fully() {
+        let regions = [
+            LocalRegion::new("us", "", 55400),
+            LocalRegion::new("eu", "eu.", 55410),
+        ];
+        let map = shared::regions::RegionMap::parse(&region_map(&regions, 8080, 8090)).unwrap();
+        assert!(map.development);
+        assert_eq!(map.regions().len(), 2);
+        for r in map.regions() {
+            assert!(r.scim_oauth.is_some(), "{}", r.id);
+            assert!(r.introspection.is_some(), "{}", r.id);
+        }
+    }
 }
