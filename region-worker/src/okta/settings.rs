@@ -130,8 +130,7 @@ pub async fn by_client(
     let row = client
         .query_opt(
             &format!(
-                "SELECT {COLUMNS} FROM okta_settings WHERE issuer = $1 AND client_id = $2 \
-                 ORDER BY team_id LIMIT 1"
+                "SELECT {COLUMNS} FROM okta_settings WHERE issuer = $1 AND client_id = $2"
             ),
             &[&issuer, &client_id],
         )

@@ -344,6 +344,29 @@ async fn save(
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
         }
+        // The unique index on (issuer, client_id): another workspace has this app.
+        Err(e) if e.is_unique_violation() => {
+            let errors = FieldErrors {
+                client_id: Some(
+                    "This Okta app is already connected to another ClosedLoop workspace. \
+                     Each workspace needs its own ClosedLoop AI app in Okta: add the app \
+                     again from the Okta Integration Network and use its Client ID."
+                        .into(),
+                ),
+                ..FieldErrors::default()
+            };
+            render(
+                &state,
+                &headers,
+                &admin,
+                saved.as_ref(),
+                &grants,
+                &values,
+                &errors,
+                "",
+                StatusCode::CONFLICT,
+            )
+        }
         Err(e) => unavailable(e),
     }
 }

@@ -1257,3 +1257,41 @@ async fn an_independent_certified_openid_provider_signs_a_user_in_and_out() {
     assert!(landed.body.contains("You are signed out"));
     assert_eq!(b.get(&format!("{APP}/")).await.status, 303);
 }
+
+#[tokio::test]
+async fn an_okta_app_connects_to_one_workspace_only() {
+    let stack = TestStack::start().await.unwrap();
+    let w = world(&stack, false).await;
+    let other = stack.workspace("us", "Beta", "admin@beta.test").await;
+    let mut admin = Web::new(&stack);
+    admin.sign_in_with_link(&other).await;
+    let app = w.sim.app();
+    let secret = app.client_secret();
+    let domain = sim_domain(&w.sim);
+    let setup = |client_id| Setup {
+        domain: &domain,
+        client_id,
+        secret: &secret,
+        enabled: true,
+        jit: false,
+    };
+    // The app Acme connected: refused, with what to do instead, and nothing saved.
+    let page = save_setup(&mut admin, &setup(app.client_id())).await;
+    assert_eq!(page.status, 409, "{}", page.body);
+    assert!(
+        page.body
+            .contains("already connected to another ClosedLoop workspace"),
+        "{}",
+        page.body
+    );
+    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
+    let team = uuid::Uuid::parse_str(&other.team_id).unwrap();
+    let saved = db
+        .query_opt("SELECT 1 FROM okta_settings WHERE team_id = $1", &[&team])
+        .await
+        .unwrap();
+    assert!(saved.is_none());
+    // Its own app (another client id of the same org) is fine.
+    let page = save_setup(&mut admin, &setup("0oa-beta-own-app")).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+}
