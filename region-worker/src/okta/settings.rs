@@ -129,9 +129,7 @@ pub async fn by_client(
 ) -> Result<Option<OktaSettings>, StoreError> {
     let row = client
         .query_opt(
-            &format!(
-                "SELECT {COLUMNS} FROM okta_settings WHERE issuer = $1 AND client_id = $2"
-            ),
+            &format!("SELECT {COLUMNS} FROM okta_settings WHERE issuer = $1 AND client_id = $2"),
             &[&issuer, &client_id],
         )
         .await?;
