@@ -12,7 +12,8 @@
 //! 1. the bearer JWT ([`verify`]): missing or invalid → `401`; the org's keys
 //!    unreachable → `422`;
 //! 2. the workspace's rate limit (token bucket in Redis) → `429` with `Retry-After`;
-//! 3. `jti` single use until `exp` (plus skew), per issuer, in Redis → `401`;
+//! 3. `jti` single use until `exp` (plus skew), per issuer, in Redis and durably in
+//!    Postgres (in the revoking transaction) → `401`;
 //! 4. the body ([`subject`]): malformed or unknown format → `400`;
 //! 5. the user: an `iss_sub` naming another issuer → `403`; nobody → `404`;
 //! 6. the revocation; a store failure anywhere → `422` (unable to log out).
@@ -287,7 +288,7 @@ async fn run(
     let subject = subject::parse(body).map_err(LogoutError::BadRequest)?;
     trail.subject = Some(subject.clone());
     let users = resolve(state, &authenticated, &subject).await?;
-    revoke(state, team_id, &users, trail).await?;
+    revoke(state, &authenticated, &users, trail).await?;
     Ok(users)
 }
 
@@ -321,15 +322,18 @@ async fn resolve(
 
 /// Ends everything the users hold and audits it, in one transaction: the epochs are
 /// published to Redis before the commit, and a failure to publish rolls it back, so
-/// that a `204` always means the next request is refused.
+/// that a `204` always means the next request is refused. The `jti` is recorded in the
+/// same transaction ([`claim_jti_durably`]).
 async fn revoke(
     state: &AppState,
-    team_id: TeamId,
+    authenticated: &Authenticated,
     users: &[Uuid],
     trail: &Trail,
 ) -> Result<(), LogoutError> {
+    let team_id = authenticated.settings.team_id;
     let mut client = state.pg.get().await.map_err(StoreError::from)?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
+    claim_jti_durably(state, &tx, authenticated).await?;
     let raised = personal_tokens::revoke_users(&tx, &state.redis, team_id, users).await?;
     if raised.is_empty() {
         // Deleted between the lookup and now.
@@ -353,13 +357,50 @@ async fn revoke(
     Ok(())
 }
 
+/// The digest a `jti` is remembered by: per issuer, never the `jti` itself.
+fn jti_digest(a: &Authenticated) -> TokenHash {
+    TokenHash::of(&format!("{}\n{}", a.settings.issuer, a.jti))
+}
+
+/// Records the `jti` in Postgres until `exp` plus the skew, inside the revoking
+/// transaction: a replay that got past Redis (flushed, or replaced by an empty one)
+/// is refused here (`401`) and revokes nothing. Also drops a few expired entries.
+async fn claim_jti_durably(
+    state: &AppState,
+    tx: &deadpool_postgres::Transaction<'_>,
+    a: &Authenticated,
+) -> Result<(), LogoutError> {
+    let skew = state.config.sign_in.clock_skew.whole_seconds();
+    let now = state.config.clock.now().unix_timestamp();
+    tx.execute(
+        "DELETE FROM logout_jtis WHERE digest IN
+             (SELECT digest FROM logout_jtis WHERE expires_at < to_timestamp($1) LIMIT 100)",
+        &[&(now as f64)],
+    )
+    .await
+    .map_err(StoreError::from)?;
+    let fresh = tx
+        .execute(
+            "INSERT INTO logout_jtis (digest, expires_at) VALUES ($1, to_timestamp($2))
+             ON CONFLICT (digest) DO NOTHING",
+            &[&jti_digest(a).0.as_slice(), &((a.exp + skew) as f64)],
+        )
+        .await
+        .map_err(StoreError::from)?;
+    if fresh == 0 {
+        return Err(LogoutError::Unauthenticated("replayed_jti"));
+    }
+    Ok(())
+}
+
 /// Claims the JWT's `jti` for its issuer until its `exp` plus the skew: a second
-/// request with the same `jti` is a replay (`401`).
+/// request with the same `jti` is a replay (`401`). Redis answers first and cheaply;
+/// Postgres keeps the record durably ([`claim_jti_durably`]).
 async fn claim_jti(state: &AppState, a: &Authenticated) -> Result<(), LogoutError> {
     let now = state.config.clock.now().unix_timestamp();
     let skew = state.config.sign_in.clock_skew.whole_seconds();
     let ttl = (a.exp + skew - now).max(1);
-    let digest = TokenHash::of(&format!("{}\n{}", a.settings.issuer, a.jti)).to_hex();
+    let digest = jti_digest(a).to_hex();
     let fresh: Option<String> = redis::cmd("SET")
         .arg(state.redis.key(&format!("ulo_jti:{digest}")))
         .arg(1)

@@ -717,3 +717,32 @@ async fn an_unreachable_okta_is_unable_to_log_out_not_unauthorized() {
     assert_eq!(body["error"], "unable_to_logout");
     assert_eq!(me(&f.stack, US, &f.jane_token).await, 200);
 }
+
+#[tokio::test]
+async fn a_replay_after_redis_forgot_the_jti_is_refused_by_postgres() {
+    let f = fixture().await;
+    let sent =
+        f.t.app
+            .universal_logout(&f.endpoint(), &Subject::Email(BOB.into()))
+            .await
+            .unwrap();
+    assert_eq!(sent.status, 204, "{}", sent.body);
+    // Redis flushed (or replaced by an empty one): its record of the jti is gone.
+    flush_redis(&f.stack, US).await;
+    let replayed = f.t.app.replay_last_logout().await.unwrap();
+    assert_eq!(replayed.status, 401, "{}", replayed.body);
+    let body: Value = serde_json::from_str(&replayed.body).unwrap();
+    assert_eq!(body["error"], "invalid_token");
+    // Revoked once, not twice.
+    let db = pg_connect(&f.stack.us_stores.pg_url).await.unwrap();
+    let logouts: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE action = 'okta.universal_logout'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(logouts, 1);
+    f.jane_untouched().await;
+}
