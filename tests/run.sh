@@ -85,3 +85,8 @@ export CLOSEDLOOP_REQUIRE_BROWSER=1 CLOSEDLOOP_REQUIRE_NODE=1
 echo "test stores: postgres ${CLOSEDLOOP_TEST_PG%%/postgres}, redis $CLOSEDLOOP_TEST_REDIS"
 cargo build --workspace --bins
 cargo test --workspace "$@"
+
+# --- schemathesis (issue 10, hostile input): begin ---
+# The worker's OpenAPI document against real answers, fuzzed (a few minutes on 2 cores).
+tests/schemathesis/run.sh
+# --- schemathesis: end ---

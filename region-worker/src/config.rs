@@ -40,6 +40,11 @@ pub struct WorkerConfig {
     /// verified): generous, as Okta logs users out in bursts when an admin acts on a
     /// group; it stops a runaway client from monopolising the stores.
     pub universal_logout_rate_limit: RateLimit,
+    /// The per-client limit of each endpoint that checks a credential or starts a
+    /// sign-in before any is presented (`POST /auth`, `/auth/link`, OIDC login, the
+    /// OAuth token endpoint, introspection): it slows guessing down. Generous, because
+    /// Okta calls from a few shared addresses on behalf of many workspaces.
+    pub auth_rate_limit: RateLimit,
     /// The largest `count` a SCIM list returns (advertised as `filter.maxResults`).
     pub scim_max_results: u32,
     /// The region's SCIM OAuth server, resolved (client secret hashed); `None` when the
@@ -278,6 +283,10 @@ impl WorkerConfig {
             universal_logout_rate_limit: RateLimit {
                 per_second: 50,
                 burst: 1000,
+            },
+            auth_rate_limit: RateLimit {
+                per_second: 20,
+                burst: 200,
             },
             scim_oauth: r
                 .scim_oauth

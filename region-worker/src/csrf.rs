@@ -56,6 +56,27 @@ pub fn for_request(state: &AppState, headers: &HeaderMap, purpose: &str) -> Opti
     session_secret(state, headers).map(|s| token(s, purpose))
 }
 
+/// Checks that a form was not posted from another origin: the `Origin` (when the
+/// browser sends one) is the app host's. The only check for the forms that come
+/// before a session exists (`/auth`, `/auth/link`).
+pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), CsrfError> {
+    match headers.get(header::ORIGIN) {
+        Some(origin) if origin.to_str().ok() != Some(state.config.region.app_base()) => {
+            Err(CsrfError::ForeignOrigin)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The page refusing a form posted from another origin.
+pub fn foreign_origin_page() -> axum::response::Response {
+    crate::html::error_page(
+        axum::http::StatusCode::FORBIDDEN,
+        "This form cannot be accepted",
+        "The form did not come from a ClosedLoop AI page. Open the sign-in page and try again.",
+    )
+}
+
 /// Checks a submitted form: the `Origin` (when the browser sends one) is the app
 /// host's, and `presented` is the token for `purpose` in the request's session.
 pub fn check(
@@ -64,12 +85,7 @@ pub fn check(
     purpose: &str,
     presented: &str,
 ) -> Result<(), CsrfError> {
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let ours = state.config.region.app_base();
-        if origin.to_str().ok() != Some(ours) {
-            return Err(CsrfError::ForeignOrigin);
-        }
-    }
+    check_origin(state, headers)?;
     let secret = session_secret(state, headers).ok_or(CsrfError::NoSession)?;
     if verify(secret, purpose, presented) {
         Ok(())

@@ -41,3 +41,144 @@ pub async fn take(redis: &Redis, name: &str, limit: RateLimit) -> Result<Option<
         u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1),
     ))
 }
+
+/// The client a per-client limit counts against: the address in `X-Forwarded-For` when
+/// the request comes from the region's private network (the gateway, which always
+/// *replaces* that header with the address it saw), else the peer address itself. A
+/// client that reaches a worker directly cannot choose its bucket with the header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let forwarded = || {
+            parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .next_back()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+        };
+        let ip = match peer {
+            Some(p) if is_internal(p) => forwarded().unwrap_or(p),
+            Some(p) => p,
+            None => return Ok(Self("unknown".to_owned())),
+        };
+        Ok(Self(ip.to_string()))
+    }
+}
+
+/// Loopback and private addresses: where the gateway runs.
+fn is_internal(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00 || v6.is_unicast_link_local()
+        }
+    }
+}
+
+/// Takes one token of `endpoint`'s bucket for `client` under the per-client limit of
+/// the credential-checking endpoints ([`crate::config::WorkerConfig::auth_rate_limit`]).
+/// A store failure lets the request through (logged): the endpoint itself then decides
+/// how to answer the outage.
+pub async fn take_for_client(
+    state: &crate::state::AppState,
+    endpoint: &str,
+    client: &ClientIp,
+) -> Option<u64> {
+    let bucket = format!("rl:{endpoint}:{}", client.0);
+    match take(&state.redis, &bucket, state.config.auth_rate_limit).await {
+        Ok(wait) => wait,
+        Err(e) => {
+            tracing::warn!(error = %e, endpoint, "rate limit unavailable; request let through");
+            None
+        }
+    }
+}
+
+fn retry_after(mut response: axum::response::Response, wait: u64) -> axum::response::Response {
+    if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, v);
+    }
+    response
+}
+
+/// `429` in the OAuth error format (RFC 6749 §5.2 shape), `no-store`, integer
+/// `Retry-After`.
+pub fn oauth_too_many(wait: u64) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut r = (
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(serde_json::json!({
+            "error": "too_many_requests",
+            "error_description": "too many requests from this client; retry later",
+        })),
+    )
+        .into_response();
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    retry_after(r, wait)
+}
+
+/// `429` as a page of the sign-in flow, with an integer `Retry-After`.
+pub fn page_too_many(wait: u64) -> axum::response::Response {
+    retry_after(
+        crate::html::error_page(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-in attempts",
+            "Too many sign-in attempts came from your network. Wait a moment and try again.",
+        ),
+        wait,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::extract::FromRequestParts;
+
+    async fn client_of(peer: &str, forwarded: Option<&str>) -> ClientIp {
+        let mut req = axum::http::Request::builder().uri("/");
+        if let Some(f) = forwarded {
+            req = req.header("x-forwarded-for", f);
+        }
+        let (mut parts, ()) = req.body(()).unwrap().into_parts();
+        parts.extensions.insert(axum::extract::ConnectInfo(
+            peer.parse::<std::net::SocketAddr>().unwrap(),
+        ));
+        ClientIp::from_request_parts(&mut parts, &()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_the_gateways_network_may_name_the_client() {
+        // Behind the gateway (a private or loopback peer): its X-Forwarded-For.
+        let c = client_of("10.1.2.3:4000", Some("203.0.113.9")).await;
+        assert_eq!(c.0, "203.0.113.9");
+        let c = client_of("127.0.0.1:4000", Some("6.6.6.6, 203.0.113.9")).await;
+        assert_eq!(c.0, "203.0.113.9");
+        let c = client_of("[::1]:4000", None).await;
+        assert_eq!(c.0, "::1");
+        // A public peer cannot choose its bucket.
+        let c = client_of("198.51.100.1:4000", Some("203.0.113.9")).await;
+        assert_eq!(c.0, "198.51.100.1");
+        // Garbage in the header falls back to the peer.
+        let c = client_of("10.0.0.1:1", Some("not-an-ip")).await;
+        assert_eq!(c.0, "10.0.0.1");
+    }
+}

@@ -8,6 +8,7 @@ pub mod introspect;
 pub mod me;
 pub mod oauth;
 pub mod oidc;
+pub mod openapi;
 pub mod pages;
 pub mod scim;
 pub mod tokens;
@@ -47,6 +48,7 @@ struct Hosts {
 pub fn public(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/ping", get(ping))
+        .route(openapi::PATH, openapi::route(&state))
         .nest("/api/scim/v2", scim::router(state.clone()))
         .nest("/api/okta/scim/oauth", oauth::api_router())
         .merge(oidc::api_router())

@@ -12,7 +12,7 @@
 //! token's last use.
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -21,8 +21,10 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use serde_json::json;
 use shared::token::{self, TokenHash};
 
+use crate::body::BodyError;
 use crate::config::IntrospectionConfig;
 use crate::error::ApiError;
+use crate::rate_limit::{self, ClientIp};
 use crate::state::AppState;
 use crate::store::personal_tokens::{self, LAST_USED_RESOLUTION_SECS, PersonalKind};
 use crate::store::tokens;
@@ -42,6 +44,9 @@ pub enum IntrospectError {
     /// The form is malformed or lacks `token`.
     #[error("{0}")]
     InvalidRequest(&'static str),
+    /// The body is over the endpoint's limit.
+    #[error("the request body is too large")]
+    TooLarge,
     /// A store is unavailable.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -54,6 +59,7 @@ impl IntoResponse for IntrospectError {
             IntrospectError::NotConfigured => (StatusCode::NOT_FOUND, "not_found"),
             IntrospectError::InvalidClient => (StatusCode::UNAUTHORIZED, "invalid_client"),
             IntrospectError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            IntrospectError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request"),
         };
         let mut response = (
             status,
@@ -138,9 +144,19 @@ fn token_param(body: &[u8]) -> Result<String, IntrospectError> {
 /// `POST /api/tokens/introspect`.
 pub async fn introspect(
     State(state): State<AppState>,
+    client: ClientIp,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, IntrospectError> {
+    if let Some(wait) = rate_limit::take_for_client(&state, "introspect", &client).await {
+        return Ok(rate_limit::oauth_too_many(wait));
+    }
+    let body = crate::body::read_limited(body, crate::body::MAX_SMALL_BODY)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => IntrospectError::TooLarge,
+            BodyError::Unreadable => IntrospectError::InvalidRequest("the body could not be read"),
+        })?;
     let config = state
         .config
         .introspection

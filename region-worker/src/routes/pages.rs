@@ -13,7 +13,9 @@ use serde::Deserialize;
 use shared::token::{self, TokenHash, TokenKind};
 use uuid::Uuid;
 
+use crate::csrf;
 use crate::html::{error_page, escape, page};
+use crate::rate_limit::{self, ClientIp};
 use crate::session;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -217,8 +219,18 @@ fn link_code(pasted: &str) -> &str {
 
 async fn link_redeem(
     State(state): State<AppState>,
+    client: ClientIp,
+    headers: HeaderMap,
     axum::Form(form): axum::Form<LinkForm>,
 ) -> Response {
+    // No session exists yet to bind a CSRF token to: the Origin check stops a foreign
+    // page from signing the browser into someone else's workspace (login CSRF).
+    if csrf::check_origin(&state, &headers).is_err() {
+        return csrf::foreign_origin_page();
+    }
+    if let Some(wait) = rate_limit::take_for_client(&state, "sign-in", &client).await {
+        return rate_limit::page_too_many(wait);
+    }
     let code = link_code(&form.code);
     match token::parse_prefix(code) {
         Some(p)

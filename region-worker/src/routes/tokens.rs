@@ -59,6 +59,9 @@ pub enum TokenApiError {
     /// No such token of the caller's.
     #[error("no such token")]
     NotFound,
+    /// The body is over the endpoint's limit.
+    #[error("the request body is too large")]
+    TooLarge,
     /// The caller holds as many live tokens as allowed.
     #[error("too many live tokens: revoke some first")]
     TooMany,
@@ -79,6 +82,7 @@ impl IntoResponse for TokenApiError {
             TokenApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             TokenApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             TokenApiError::TooMany => (StatusCode::CONFLICT, "too_many_tokens"),
+            TokenApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             TokenApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
         };
         let mut response = (

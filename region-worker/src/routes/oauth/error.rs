@@ -39,6 +39,9 @@ pub enum OAuthError {
     /// A grant type other than `authorization_code` and `refresh_token`.
     #[error("{0}")]
     UnsupportedGrantType(&'static str),
+    /// The body is over the endpoint's limit (`413`).
+    #[error("the request body is too large")]
+    PayloadTooLarge,
     /// This region's map has no `scim_oauth` table.
     #[error("the SCIM OAuth server is not configured in this region")]
     NotConfigured,
@@ -55,6 +58,7 @@ impl OAuthError {
             OAuthError::InvalidClient(_) => ("invalid_client", StatusCode::UNAUTHORIZED),
             OAuthError::InvalidGrant(_) => ("invalid_grant", StatusCode::BAD_REQUEST),
             OAuthError::InvalidScope(_) => ("invalid_scope", StatusCode::BAD_REQUEST),
+            OAuthError::PayloadTooLarge => ("invalid_request", StatusCode::PAYLOAD_TOO_LARGE),
             OAuthError::UnsupportedGrantType(_) => {
                 ("unsupported_grant_type", StatusCode::BAD_REQUEST)
             }

@@ -3,7 +3,7 @@
 //! Every answer carries `Cache-Control: no-store`; every error is an
 //! [`OAuthError`](super::error::OAuthError).
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -12,10 +12,27 @@ use super::error::OAuthError;
 use super::issue::TokenResponse;
 use super::params::Params;
 use super::{client_auth, code_grant, refresh_grant};
+use crate::body::BodyError;
+use crate::rate_limit::{self, ClientIp};
 use crate::state::AppState;
 
 /// The token endpoint.
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    client: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Some(wait) = rate_limit::take_for_client(&state, "oauth-token", &client).await {
+        return rate_limit::oauth_too_many(wait);
+    }
+    let body = match crate::body::read_limited(body, crate::body::MAX_SMALL_BODY).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return OAuthError::PayloadTooLarge.into_response(),
+        Err(BodyError::Unreadable) => {
+            return OAuthError::InvalidRequest("the body could not be read").into_response();
+        }
+    };
     match exchange(&state, &headers, &body).await {
         Ok(tokens) => tokens.into_response(),
         Err(e) => e.into_response(),

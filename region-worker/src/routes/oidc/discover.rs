@@ -4,14 +4,16 @@
 //! and the page says why when there is nothing to continue with.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use shared::ids::TeamId;
 use uuid::Uuid;
 
 use super::LOGIN_PATH;
+use crate::csrf;
 use crate::html::{escape, page};
+use crate::rate_limit::{self, ClientIp};
 use crate::routes::pages::{safe_return_to, unavailable};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -138,8 +140,16 @@ fn form_page(
 /// The email form's handler.
 pub async fn submit(
     State(state): State<AppState>,
+    client: ClientIp,
+    headers: HeaderMap,
     axum::Form(form): axum::Form<EmailForm>,
 ) -> Response {
+    if csrf::check_origin(&state, &headers).is_err() {
+        return csrf::foreign_origin_page();
+    }
+    if let Some(wait) = rate_limit::take_for_client(&state, "sign-in", &client).await {
+        return rate_limit::page_too_many(wait);
+    }
     let email = form.email.trim();
     let return_to = form.return_to.as_deref().and_then(safe_return_to);
     if email.len() > 254 || !looks_like_email(email) {

@@ -20,6 +20,7 @@ use super::pending::{self, PendingSignIn};
 use super::{LOGIN_PATH, no_store, redirect_uri};
 use crate::okta::oidc::{self, AuthorizeRequest};
 use crate::okta::settings::{self, OktaSettings};
+use crate::rate_limit::{self, ClientIp};
 use crate::routes::pages::safe_return_to;
 use crate::session::cookie_value;
 use crate::state::AppState;
@@ -120,9 +121,13 @@ async fn workspace(
 /// The login endpoint.
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientIp,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
+    if let Some(wait) = rate_limit::take_for_client(&state, "oidc-login", &client).await {
+        return rate_limit::page_too_many(wait);
+    }
     let p = LoginParams::parse(query.as_deref().unwrap_or_default());
     let (team_id, settings) = match workspace(&state, &p).await {
         Ok(w) => w,

@@ -10,7 +10,7 @@
 //! A body that is not the expected JSON gets our error format, not the framework's.
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -48,9 +48,16 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, TokenApiError> {
     let who = caller(&state, &headers, PersonalKind::Api).await?;
+    // A repeated parameter gets our error format (after authentication), not the
+    // framework's plain-text rejection.
+    let Ok(Query(q)) = query else {
+        return Err(TokenApiError::BadRequest(
+            "send limit and starting_after at most once each",
+        ));
+    };
     let limit = match q.limit.as_deref() {
         None => DEFAULT_LIMIT,
         Some(s) => s
@@ -92,9 +99,17 @@ struct CreateBody {
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, TokenApiError> {
     let who = caller(&state, &headers, PersonalKind::Api).await?;
+    let body = crate::body::read_limited(body, crate::body::MAX_SMALL_BODY)
+        .await
+        .map_err(|e| match e {
+            crate::body::BodyError::TooLarge => TokenApiError::TooLarge,
+            crate::body::BodyError::Unreadable => {
+                TokenApiError::BadRequest("the body could not be read")
+            }
+        })?;
     let body: CreateBody = serde_json::from_slice(&body).map_err(|_| {
         TokenApiError::BadRequest(
             "send a JSON object {\"name\": …, \"kind\": \"api\"|\"mcp\", \"expires_in_days\": 1-366}",
@@ -157,10 +172,14 @@ pub async fn create(
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, TokenApiError> {
     let who = caller(&state, &headers, PersonalKind::Api).await?;
-    let id = Uuid::parse_str(&id).map_err(|_| TokenApiError::NotFound)?;
+    // An id that does not even decode (`%FF`) names no token either.
+    let id = id
+        .ok()
+        .and_then(|Path(id)| Uuid::parse_str(&id).ok())
+        .ok_or(TokenApiError::NotFound)?;
     if personal_tokens::revoke(&state.pg, &state.redis, who.owner, id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
