@@ -555,6 +555,32 @@ pub struct Scim {
 }
 
 impl Scim {
+    /// A new workspace ("Acme") made by the operator command on `state`, and a SCIM
+    /// client for it with an operator-issued token, sent to `base` (a worker's or the
+    /// gateway's URL) with the US API host.
+    pub async fn operator_workspace(state: &region_worker::state::AppState, base: &str) -> Self {
+        let created = region_worker::cli::workspace_create(state, "Acme", "a@acme.test")
+            .await
+            .expect("workspace created");
+        let team_id = created["team_id"].as_str().expect("team_id").to_owned();
+        let token = operator_token(state, &team_id).await;
+        Self {
+            http: client(),
+            gateway: base.to_owned(),
+            host: US_API.to_owned(),
+            team_id,
+            token,
+        }
+    }
+
+    /// The same client with another bearer token.
+    pub fn with_token(&self, token: &str) -> Self {
+        Self {
+            token: token.to_owned(),
+            ..self.clone()
+        }
+    }
+
     /// A request to `path` under the workspace's SCIM base URL (with the bearer token
     /// unless it is empty).
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -812,4 +838,13 @@ impl TestStack {
             .unwrap_or_default()
             .to_owned()
     }
+}
+
+/// A new SCIM token (all scopes, one day) for `team_id`, as `region-worker token issue`
+/// makes it.
+pub async fn operator_token(state: &region_worker::state::AppState, team_id: &str) -> String {
+    let issued = region_worker::cli::token_issue(state, team_id, "scim", "", 1)
+        .await
+        .expect("token issued");
+    issued["token"].as_str().expect("token").to_owned()
 }

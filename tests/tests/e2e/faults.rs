@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use closedloop_tests::harness::{
     RegionStores, Scim, TestGateway, TestWorker, US_API, binary, client, ensure_template,
-    fresh_database_on, region_map, region_map_text, with_database, worker_config, worker_env,
+    fresh_database_on, operator_token, region_map, region_map_text, with_database, worker_config,
+    worker_env,
 };
 use deploy::stores::{PostgresServer, RedisServer, free_port};
 use reqwest::Method;
@@ -328,11 +329,12 @@ async fn load_client(n: usize, scim: Scim, run: Arc<Run>) -> Outcome {
             let (token, revoked_at) = &revoked[j % revoked.len()];
             let sent_at = Instant::now();
             let started = now();
-            let probe = Scim {
-                token: token.clone(),
-                ..scim.clone()
-            };
-            match probe.request(Method::GET, "/Users?count=1").send().await {
+            match scim
+                .with_token(token)
+                .request(Method::GET, "/Users?count=1")
+                .send()
+                .await
+            {
                 Ok(r) if r.status().is_success() => {
                     if sent_at > *revoked_at {
                         out.revoked_accepted.push(format!("{}…", &token[..16]));
@@ -469,24 +471,43 @@ async fn until_ready(worker: &TestWorker) {
 /// A workspace on `worker` with a SCIM client straight to the worker, and two more
 /// live tokens.
 async fn load_workspace(worker: &TestWorker) -> (Scim, [String; 2]) {
-    let created = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test")
-        .await
-        .unwrap();
-    let team = created["team_id"].as_str().unwrap().to_owned();
-    let issue = || region_worker::cli::token_issue(&worker.state, &team, "scim", "", 1);
-    let token = issue().await.unwrap()["token"].as_str().unwrap().to_owned();
-    let mut spare = [String::new(), String::new()];
-    for t in &mut spare {
-        *t = issue().await.unwrap()["token"].as_str().unwrap().to_owned();
-    }
-    let scim = Scim {
-        http: client(),
-        gateway: worker.url(),
-        host: US_API.to_owned(),
-        team_id: team,
-        token,
-    };
+    let scim = Scim::operator_workspace(&worker.state, &worker.url()).await;
+    let spare = [
+        operator_token(&worker.state, &scim.team_id).await,
+        operator_token(&worker.state, &scim.team_id).await,
+    ];
     (scim, spare)
+}
+
+/// The fault's middle: it strikes (`stop`), lasts until 16 requests have failed, and
+/// ends (`resume`) when `/readyz` is green again; then 200 more requests succeed.
+/// Returns how long the service was out.
+async fn outage<S>(
+    run: &Run,
+    worker: &TestWorker,
+    server: &mut S,
+    stop: impl FnOnce(&mut S),
+    resume: impl FnOnce(&mut S),
+) -> Duration {
+    run.enter(Phase::Fault);
+    let down = Instant::now();
+    tokio::task::block_in_place(|| stop(server));
+    run.failures_after(16).await;
+    tokio::task::block_in_place(|| resume(server));
+    until_ready(worker).await;
+    let outage = down.elapsed();
+    run.enter(Phase::After);
+    run.successes_after(200).await;
+    outage
+}
+
+/// Audits and reports a store fault, whose only failures may be `503`s.
+async fn store_fault_report(fault: &str, scim: &Scim, out: &Outcome, outage: Duration) {
+    let audit = audit(scim, out).await;
+    report(fault, out, &audit, outage);
+    for failure in out.failures.values().flatten() {
+        assert!(failure.ends_with(" 503"), "only 503 while down: {failure}");
+    }
 }
 
 async fn revoke(state: &region_worker::state::AppState, run: &Run, token: &str) {
@@ -535,27 +556,23 @@ async fn redis_flushed_then_restarted_under_load_loses_nothing_and_revokes_stay_
         run.successes_after(200).await;
 
         // Killed, then started again empty.
-        run.enter(Phase::Fault);
-        let down = Instant::now();
-        tokio::task::block_in_place(|| redis.stop()).unwrap();
-        run.failures_after(16).await;
-        tokio::task::block_in_place(|| redis.resume()).unwrap();
-        until_ready(&worker).await;
-        outage = down.elapsed();
-        run.enter(Phase::After);
-        run.successes_after(200).await;
+        outage = self::outage(
+            &run,
+            &worker,
+            &mut redis,
+            |r| r.stop().unwrap(),
+            |r| r.resume().unwrap(),
+        )
+        .await;
     })
     .await;
-    let audit = audit(&scim, &out).await;
-    report(
+    store_fault_report(
         "Redis flushed, then killed and restarted empty",
+        &scim,
         &out,
-        &audit,
         outage,
-    );
-    for failure in out.failures.values().flatten() {
-        assert!(failure.ends_with(" 503"), "only 503 while down: {failure}");
-    }
+    )
+    .await;
     worker.stop().await.unwrap();
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
@@ -584,28 +601,24 @@ async fn postgres_crashed_and_restarted_under_load_loses_and_tears_nothing() {
     let mut outage = Duration::ZERO;
     let out = under_load(8, &scim, &run, async {
         run.successes_after(200).await;
-        run.enter(Phase::Fault);
-        let down = Instant::now();
         // `immediate`: no checkpoint, in-flight transactions cut off, as in a crash.
-        tokio::task::block_in_place(|| pg.stop(true)).unwrap();
-        run.failures_after(16).await;
-        tokio::task::block_in_place(|| pg.resume()).unwrap();
-        until_ready(&worker).await;
-        outage = down.elapsed();
-        run.enter(Phase::After);
-        run.successes_after(200).await;
+        outage = self::outage(
+            &run,
+            &worker,
+            &mut pg,
+            |p| p.stop(true).unwrap(),
+            |p| p.resume().unwrap(),
+        )
+        .await;
     })
     .await;
-    let audit = audit(&scim, &out).await;
-    report(
+    store_fault_report(
         "Postgres crashed (immediate stop) and restarted",
+        &scim,
         &out,
-        &audit,
         outage,
-    );
-    for failure in out.failures.values().flatten() {
-        assert!(failure.ends_with(" 503"), "only 503 while down: {failure}");
-    }
+    )
+    .await;
     worker.stop().await.unwrap();
     drop(pg);
     let _ = std::fs::remove_dir_all(&dir);
@@ -693,20 +706,8 @@ async fn a_replica_killed_mid_request_applies_no_scim_write_twice() {
     let state = region_worker::connect(worker_config("us", &stores))
         .await
         .unwrap();
-    let created = region_worker::cli::workspace_create(&state, "Acme", "a@acme.test")
-        .await
-        .unwrap();
-    let team = created["team_id"].as_str().unwrap().to_owned();
-    let issue = || region_worker::cli::token_issue(&state, &team, "scim", "", 1);
-    let token = issue().await.unwrap()["token"].as_str().unwrap().to_owned();
-    let revoked = issue().await.unwrap()["token"].as_str().unwrap().to_owned();
-    let scim = Scim {
-        http: client(),
-        gateway: gateway.url(),
-        host: US_API.to_owned(),
-        team_id: team,
-        token,
-    };
+    let scim = Scim::operator_workspace(&state, &gateway.url()).await;
+    let revoked = operator_token(&state, &scim.team_id).await;
 
     // The clients also read (with a revoked token): reads in flight are retried.
     let run = Run::new();

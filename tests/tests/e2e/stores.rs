@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use closedloop_tests::harness::{
-    RegionStores, Scim, TestWorker, US_API, client, fresh_database, redis_prefix, worker_config,
+    RegionStores, Scim, TestWorker, fresh_database, operator_token, redis_prefix, worker_config,
 };
 use deploy::stores::{PostgresServer, free_port, wait_for_port};
 
@@ -90,23 +90,7 @@ async fn postgres_over_tls_is_verified_and_plain_text_is_refused() {
     assert!(ssl, "the worker's connection is encrypted");
     drop(conn);
     // Serving over it: a workspace and a SCIM read.
-    let created = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test")
-        .await
-        .unwrap();
-    let team = created["team_id"].as_str().unwrap().to_owned();
-    let token = region_worker::cli::token_issue(&worker.state, &team, "scim", "", 1)
-        .await
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let scim = Scim {
-        http: client(),
-        gateway: worker.url(),
-        host: US_API.to_owned(),
-        team_id: team,
-        token,
-    };
+    let scim = Scim::operator_workspace(&worker.state, &worker.url()).await;
     assert_eq!(scim.get("/Users").await.0, 200);
     worker.stop().await.unwrap();
 
@@ -254,23 +238,7 @@ async fn redis_sentinel_failover_moves_the_worker_to_the_new_master() {
     let worker = TestWorker::start(worker_config("us", &stores))
         .await
         .unwrap();
-    let created = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test")
-        .await
-        .unwrap();
-    let team = created["team_id"].as_str().unwrap().to_owned();
-    let token = region_worker::cli::token_issue(&worker.state, &team, "scim", "", 1)
-        .await
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let scim = Scim {
-        http: client(),
-        gateway: worker.url(),
-        host: US_API.to_owned(),
-        team_id: team.clone(),
-        token,
-    };
+    let scim = Scim::operator_workspace(&worker.state, &worker.url()).await;
     assert_eq!(scim.get("/Users").await.0, 200);
     assert!(master.info("keyspace").await.contains("db0:keys="));
 
@@ -295,12 +263,7 @@ async fn redis_sentinel_failover_moves_the_worker_to_the_new_master() {
         .unwrap();
     assert_eq!(role[0], redis::Value::BulkString(b"master".to_vec()));
     // New writes land on the promoted server: a token issued now is found there.
-    let fresh = region_worker::cli::token_issue(&worker.state, &team, "scim", "", 1)
-        .await
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let fresh = operator_token(&worker.state, &scim.team_id).await;
     let hash = shared::token::TokenHash::of(&fresh).to_hex();
     let key = format!("{}tok:{hash}", stores.redis_prefix);
     let exists: bool = redis::cmd("EXISTS")
@@ -309,11 +272,7 @@ async fn redis_sentinel_failover_moves_the_worker_to_the_new_master() {
         .await
         .unwrap();
     assert!(exists, "{key} on the new master");
-    let after = Scim {
-        token: fresh,
-        ..scim.clone()
-    };
-    assert_eq!(after.get("/Users").await.0, 200);
+    assert_eq!(scim.with_token(&fresh).get("/Users").await.0, 200);
     worker.stop().await.unwrap();
     drop((sentinel, replica, master));
     let _ = std::fs::remove_dir_all(&dir);
