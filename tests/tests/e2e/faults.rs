@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,11 +39,11 @@ async fn ready(worker: &TestWorker) -> u16 {
         .as_u16()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_down_means_503_and_recovery_without_restart() {
+/// A US worker whose Postgres is a private server (in `dir`) the test may stop.
+async fn worker_on_private_postgres(durable: bool) -> (PathBuf, PostgresServer, TestWorker) {
     let dir = std::env::temp_dir().join(format!("clt-pg-{}", uuid::Uuid::new_v4().simple()));
-    let mut pg =
-        tokio::task::block_in_place(|| PostgresServer::start_on_free_port(&dir, false)).unwrap();
+    let pg =
+        tokio::task::block_in_place(|| PostgresServer::start_on_free_port(&dir, durable)).unwrap();
     let admin = pg.url("postgres");
     let template = ensure_template(&admin).await.unwrap();
     let db = fresh_database_on(&admin, &template).await.unwrap();
@@ -54,6 +55,31 @@ async fn postgres_down_means_503_and_recovery_without_restart() {
     let worker = TestWorker::start(worker_config("us", &stores))
         .await
         .unwrap();
+    (dir, pg, worker)
+}
+
+/// A US worker whose Redis is a private server (in `dir`) the test may kill or flush.
+async fn worker_on_private_redis() -> (PathBuf, RedisServer, TestWorker) {
+    let dir = std::env::temp_dir().join(format!("clt-redis-{}", uuid::Uuid::new_v4().simple()));
+    let port = free_port().unwrap();
+    let redis = tokio::task::block_in_place(|| RedisServer::start(&dir, port, false)).unwrap();
+    let stores = RegionStores {
+        pg_url: closedloop_tests::harness::fresh_database()
+            .await
+            .unwrap()
+            .url,
+        redis_url: redis.url(),
+        redis_prefix: String::new(),
+    };
+    let worker = TestWorker::start(worker_config("us", &stores))
+        .await
+        .unwrap();
+    (dir, redis, worker)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_means_503_and_recovery_without_restart() {
+    let (dir, mut pg, worker) = worker_on_private_postgres(false).await;
     let created = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test")
         .await
         .unwrap();
@@ -83,20 +109,7 @@ async fn postgres_down_means_503_and_recovery_without_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_means_503_and_recovery_without_restart() {
-    let dir = std::env::temp_dir().join(format!("clt-redis-{}", uuid::Uuid::new_v4().simple()));
-    let port = free_port().unwrap();
-    let mut redis = tokio::task::block_in_place(|| RedisServer::start(&dir, port, false)).unwrap();
-    let stores = RegionStores {
-        pg_url: closedloop_tests::harness::fresh_database()
-            .await
-            .unwrap()
-            .url,
-        redis_url: redis.url(),
-        redis_prefix: String::new(),
-    };
-    let worker = TestWorker::start(worker_config("us", &stores))
-        .await
-        .unwrap();
+    let (dir, mut redis, worker) = worker_on_private_redis().await;
     let created = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test")
         .await
         .unwrap();
@@ -128,6 +141,9 @@ async fn redis_down_means_503_and_recovery_without_restart() {
         "token accepted again, got {status}"
     );
     assert_eq!(ready(&worker).await, 200);
+    worker.stop().await.unwrap();
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---------------------------------------------------------------------------------
@@ -522,20 +538,7 @@ async fn revoke(state: &region_worker::state::AppState, run: &Run, token: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_flushed_then_restarted_under_load_loses_nothing_and_revokes_stay_revoked() {
-    let dir = std::env::temp_dir().join(format!("clt-redis-{}", uuid::Uuid::new_v4().simple()));
-    let port = free_port().unwrap();
-    let mut redis = tokio::task::block_in_place(|| RedisServer::start(&dir, port, false)).unwrap();
-    let stores = RegionStores {
-        pg_url: closedloop_tests::harness::fresh_database()
-            .await
-            .unwrap()
-            .url,
-        redis_url: redis.url(),
-        redis_prefix: String::new(),
-    };
-    let worker = TestWorker::start(worker_config("us", &stores))
-        .await
-        .unwrap();
+    let (dir, mut redis, worker) = worker_on_private_redis().await;
     let (scim, [early, spare]) = load_workspace(&worker).await;
     // One token revoked before the run; the clients present it throughout.
     let run = Run::new();
@@ -580,20 +583,7 @@ async fn redis_flushed_then_restarted_under_load_loses_nothing_and_revokes_stay_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_crashed_and_restarted_under_load_loses_and_tears_nothing() {
-    let dir = std::env::temp_dir().join(format!("clt-pg-{}", uuid::Uuid::new_v4().simple()));
-    let mut pg =
-        tokio::task::block_in_place(|| PostgresServer::start_on_free_port(&dir, true)).unwrap();
-    let admin = pg.url("postgres");
-    let template = ensure_template(&admin).await.unwrap();
-    let db = fresh_database_on(&admin, &template).await.unwrap();
-    let stores = RegionStores {
-        pg_url: with_database(&admin, &db.name),
-        redis_url: closedloop_tests::harness::redis_url(),
-        redis_prefix: closedloop_tests::harness::redis_prefix(),
-    };
-    let worker = TestWorker::start(worker_config("us", &stores))
-        .await
-        .unwrap();
+    let (dir, mut pg, worker) = worker_on_private_postgres(true).await;
     let (scim, [spare, _]) = load_workspace(&worker).await;
     let run = Run::new();
     revoke(&worker.state, &run, &spare).await;
