@@ -1162,7 +1162,8 @@ async fn start_provider(client_id: &str, secret: &str) -> Option<Provider> {
         .expect("node starts");
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+    // Node.js starts in a second or two; a loaded CI machine may take far longer.
+    let line = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
         .await
         .expect("the provider reports in time")
         .unwrap()

@@ -64,7 +64,8 @@ async fn reencrypt_moves_every_secret_to_the_current_key() {
                 team_id,
                 okta_domain: "acme.okta.com",
                 issuer: "https://acme.okta.com",
-                client_id: "0oa-client",
+                // One Okta app per workspace (unique issuer and client id).
+                client_id: &format!("0oa-client-{name}"),
                 client_secret: Some(secret_text),
                 sign_in_enabled: true,
                 jit_provisioning: false,
