@@ -70,6 +70,7 @@ pub fn public(state: AppState) -> Router {
         .merge(integrations::router())
         .merge(tokens::app_router())
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
+        .fallback(app_not_found)
         .with_state(state.clone());
     let hosts = Arc::new(Hosts {
         api,
@@ -77,7 +78,40 @@ pub fn public(state: AppState) -> Router {
         api_host: state.config.region.api_host().to_owned(),
         app_host: state.config.region.app_host().to_owned(),
     });
-    Router::new().fallback(dispatch).with_state(hosts)
+    Router::new()
+        .fallback(dispatch)
+        .with_state(hosts)
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Headers on every answer: no MIME sniffing, no `Referer` to other sites (sign-in
+/// URLs carry one-time codes; `no-referrer` would also blank the `Origin` of the
+/// pages' own form posts, which the CSRF check reads); on pages also the Content-Security-Policy ([`crate::html`]) and a
+/// refusal to be framed, for browsers that predate `frame-ancestors`.
+async fn security_headers(mut response: Response) -> Response {
+    use axum::http::HeaderValue;
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if is_html {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(crate::html::content_security_policy()),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    response
 }
 
 /// The host a request names: `:authority` for HTTP/2, else the `Host` header.
@@ -107,6 +141,15 @@ async fn dispatch(State(hosts): State<Arc<Hosts>>, req: Request) -> Response {
 /// A cheap public endpoint: which region answered. Used by probes and benchmarks.
 async fn ping(State(state): State<AppState>) -> Response {
     axum::Json(json!({ "status": "ok", "region": state.config.region.id })).into_response()
+}
+
+async fn app_not_found() -> Response {
+    crate::html::page(
+        axum::http::StatusCode::NOT_FOUND,
+        "Page not found",
+        "<h1>Page not found</h1><p>There is no page at this address.</p>\
+         <p><a class=\"button\" href=\"/\">Go to the home page</a></p>",
+    )
 }
 
 async fn api_not_found() -> ApiError {

@@ -441,18 +441,19 @@ fn checkbox(id: &str, label: &str, checked: bool, hint: &str) -> String {
     )
 }
 
-/// Styles of this page only (the shared layout is narrow and has no tables).
-const PAGE_STYLE: &str = "<style>main{max-width:52rem}dt{font-weight:600;margin-top:.8rem}\
+/// Styles of this page only (the shared layout is narrow and has no tables); allowed by
+/// its hash in the pages' CSP (`html.rs`).
+pub(crate) const PAGE_STYLE: &str = "main{max-width:52rem}dt{font-weight:600;margin-top:.8rem}\
 dd{margin:.2rem 0 0 0}code{word-break:break-all}.ok{color:#0a6b2d}small{color:#4a4f57}\
 input[type=text],input[type=password]{font-size:1rem;padding:.4rem}\
 section{border-top:1px solid #dde1e6;margin-top:1.5rem}form.inline{display:inline}\
 button.copy{background:#eef0f3;color:#1c1e21;padding:.15rem .6rem;font-size:.85rem}\
 table{border-collapse:collapse}th,td{text-align:left;padding:.3rem .5rem;vertical-align:top}\
-input[type=checkbox]:focus{outline:3px solid #f5a623;outline-offset:2px}</style>";
+input[type=checkbox]:focus{outline:3px solid #f5a623;outline-offset:2px}";
 
-/// Progressive enhancement: copy buttons, shown only when the clipboard works.
-const COPY_SCRIPT: &str = "<script>if(navigator.clipboard){for(const b of document.querySelectorAll('button.copy')){b.hidden=false;b.addEventListener('click',()=>{navigator.clipboard.writeText(document.getElementById(b.dataset.copy).textContent).then(()=>{b.textContent='Copied';setTimeout(()=>{b.textContent='Copy'},1500)})})}}</script>";
-
+/// Progressive enhancement: copy buttons, shown only when the clipboard works; allowed
+/// by its hash in the pages' CSP (`html.rs`).
+pub(crate) const COPY_SCRIPT_BODY: &str = "if(navigator.clipboard){for(const b of document.querySelectorAll('button.copy')){b.hidden=false;b.addEventListener('click',()=>{navigator.clipboard.writeText(document.getElementById(b.dataset.copy).textContent).then(()=>{b.textContent='Copied';setTimeout(()=>{b.textContent='Copy'},1500)})})}}";
 #[allow(clippy::too_many_arguments)]
 fn render(
     state: &AppState,
@@ -617,14 +618,14 @@ fn render(
         ),
     );
     let body = format!(
-        "{PAGE_STYLE}<nav aria-label=\"Breadcrumb\"><a href=\"/\">Home</a> › Integrations › Okta</nav>\
+        "<style>{PAGE_STYLE}</style><nav aria-label=\"Breadcrumb\"><a href=\"/\">Home</a> › Integrations › Okta</nav>\
          <h1>Okta</h1>{status_html}\
          <p>Connect the workspace <strong>{workspace}</strong> (region {region}) to Okta.</p>\
          <dl>{team_id}</dl>\
          <p><small>In Okta, enter it as the tenant setting <code>team_id</code> (label \
          ClosedLoop AI workspace ID).</small></p>\
          {form}{setup}{grants}\
-         <p>{sign_out}</p>{COPY_SCRIPT}",
+         <p>{sign_out}</p><script>{COPY_SCRIPT_BODY}</script>",
         workspace = escape(&admin.workspace),
         team_id = copyable("team-id", "Workspace ID (team_id)", &team),
         grants = grants_section(grants, &grants_csrf, PATH),

@@ -1936,3 +1936,79 @@ async fn forwarded_headers_sent_by_clients_steer_nothing() {
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["region"], "eu");
 }
+
+/// Every inline `<tag>…</tag>` block of `html`.
+fn inline_blocks<'a>(html: &'a str, tag: &str) -> Vec<&'a str> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut blocks = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find(&open) {
+        let after = &rest[start + open.len()..];
+        let end = after.find(&close).expect("closed block");
+        blocks.push(&after[..end]);
+        rest = &after[end + close.len()..];
+    }
+    blocks
+}
+
+#[tokio::test]
+async fn pages_allow_only_their_own_inline_code_and_refuse_framing() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let stack = TestStack::start().await.unwrap();
+    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
+    let cookie = stack.sign_in_with_link("us", &ws).await;
+    let mut seen_script = false;
+    for path in [
+        "/auth",
+        "/",
+        "/integrations/okta",
+        "/tokens",
+        "/no-such-page",
+    ] {
+        let r = stack
+            .get(US_APP, path)
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        let expected = if path == "/no-such-page" { 404 } else { 200 };
+        assert_eq!(r.status(), expected, "{path}");
+        let h = r.headers().clone();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+        let html = h
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("text/html"));
+        assert!(html, "{path} answers a page: {h:?}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap().to_owned();
+        for directive in [
+            "default-src 'none'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+            "object-src 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        // Each inline stylesheet and script of the page is one the policy allows.
+        let body = r.text().await.unwrap();
+        for tag in ["style", "script"] {
+            for block in inline_blocks(&body, tag) {
+                let hash = base64::engine::general_purpose::STANDARD
+                    .encode(sha2::Sha256::digest(block.as_bytes()));
+                assert!(
+                    csp.contains(&format!("'sha256-{hash}'")),
+                    "{path}: a <{tag}> the policy does not allow: {block}"
+                );
+                seen_script |= tag == "script";
+            }
+        }
+    }
+    assert!(seen_script, "the Okta page's copy script was checked");
+    // JSON answers carry the plain headers, not a page policy.
+    let r = stack.get(US_API, "/api/ping").send().await.unwrap();
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert!(r.headers().get("content-security-policy").is_none());
+}
