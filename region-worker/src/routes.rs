@@ -78,17 +78,25 @@ pub fn public(state: AppState) -> Router {
         api_host: state.config.region.api_host().to_owned(),
         app_host: state.config.region.app_host().to_owned(),
     });
-    Router::new()
-        .fallback(dispatch)
-        .with_state(hosts)
-        .layer(axum::middleware::map_response(security_headers))
+    Router::new().fallback(dispatch).with_state(hosts).layer(
+        axum::middleware::map_response_with_state(
+            Hsts(state.config.region.app_base().starts_with("https://")),
+            security_headers,
+        ),
+    )
 }
+
+/// Whether answers carry `Strict-Transport-Security`: when the region's URLs are
+/// HTTPS (production; the gateway redirects plain HTTP before it reaches a worker).
+#[derive(Debug, Clone, Copy)]
+struct Hsts(bool);
 
 /// Headers on every answer: no MIME sniffing, no `Referer` to other sites (sign-in
 /// URLs carry one-time codes; `no-referrer` would also blank the `Origin` of the
 /// pages' own form posts, which the CSRF check reads); on pages also the Content-Security-Policy ([`crate::html`]) and a
-/// refusal to be framed, for browsers that predate `frame-ancestors`.
-async fn security_headers(mut response: Response) -> Response {
+/// refusal to be framed, for browsers that predate `frame-ancestors`; HTTPS only from
+/// then on, where the region is served over HTTPS.
+async fn security_headers(State(hsts): State<Hsts>, mut response: Response) -> Response {
     use axum::http::HeaderValue;
     let is_html = response
         .headers()
@@ -104,6 +112,13 @@ async fn security_headers(mut response: Response) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
+    if hsts.0 {
+        // A year, the region's hosts only (api.* and app.* each send their own).
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     if is_html {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,

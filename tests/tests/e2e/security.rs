@@ -1066,6 +1066,8 @@ async fn cookies_carry_exactly_the_flags_they_need() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
+    // An HTTPS region tells browsers to stay on HTTPS.
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
     let cookies = set_cookies(&r);
     assert_eq!(cookies.len(), 1);
     let session = value(&cookies[0]);
@@ -1977,6 +1979,8 @@ async fn pages_allow_only_their_own_inline_code_and_refuse_framing() {
         let h = r.headers().clone();
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+        // Plain-HTTP development URLs: no HSTS (it would pin localhost to HTTPS).
+        assert!(h.get("strict-transport-security").is_none(), "{path}");
         let html = h
             .get("content-type")
             .is_some_and(|v| v.to_str().unwrap().starts_with("text/html"));
