@@ -34,6 +34,8 @@
 //! - `proxy.rs`: one request's way through the gateway: limits, route, policies, rewrite
 //!   headers, forward with the retry policy and the deadline, answer, count and log.
 //! - `headers.rs`: hop-by-hop stripping and the `X-Forwarded-*` headers.
+//! - [`edge`]: the request-path decisions about client-controlled text (host, route,
+//!   SNI, redirect, upstream headers) as pure public functions, for fuzzing.
 //! - `request_id.rs`: `RequestId`, kept from the client when well-formed, else generated.
 //! - `body.rs`: the request body sent upstream (counted against the body limit, and
 //!   handed back for a retry when it was never sent) and the response body sent
@@ -49,6 +51,7 @@ mod admin;
 mod body;
 mod config;
 mod connection;
+pub mod edge;
 mod error;
 mod headers;
 mod health;

@@ -438,7 +438,7 @@ fn build_request(
 /// The host a request is for: the URI's authority when present (HTTP/2 `:authority`,
 /// or an HTTP/1.1 absolute-form target, which RFC 9112 §3.2.2 says wins over `Host`),
 /// else the `Host` header.
-fn request_host(parts: &Parts) -> Option<HeaderValue> {
+pub(crate) fn request_host(parts: &Parts) -> Option<HeaderValue> {
     match parts.uri.authority() {
         Some(authority) => {
             let text = authority.as_str();

@@ -139,7 +139,11 @@ pub fn request_host(req: &Request) -> Option<&str> {
 }
 
 async fn dispatch(State(hosts): State<Arc<Hosts>>, req: Request) -> Response {
-    let host = request_host(&req).map(|h| strip_port(h).trim_end_matches('.'));
+    // One trailing dot (the root label), as the gateway allows.
+    let host = request_host(&req).map(|h| {
+        let name = strip_port(h);
+        name.strip_suffix('.').unwrap_or(name)
+    });
     let router = match host {
         Some(h) if h.eq_ignore_ascii_case(&hosts.api_host) => &hosts.api,
         Some(h) if h.eq_ignore_ascii_case(&hosts.app_host) => &hosts.app,

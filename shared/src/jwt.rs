@@ -464,7 +464,13 @@ fn check_claims(claims: &Map<String, Value>, expect: &Expectations<'_>) -> Resul
     }
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::String(a)) => vec![a.as_str()],
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<Vec<_>>>()
+            .ok_or(JwtError::Malformed(
+                "aud holds something other than strings",
+            ))?,
         None => return Err(JwtError::MissingClaim("aud")),
         Some(_) => return Err(JwtError::Malformed("aud is neither a string nor an array")),
     };

@@ -651,7 +651,9 @@ impl RegionMap {
 
     /// The region serving `host` (a `Host` header or `:authority`: port ignored, any case).
     pub fn region_for_host(&self, host: &str) -> Option<&Region> {
-        let name = strip_port(host).trim_end_matches('.').to_ascii_lowercase();
+        let name = strip_port(host);
+        // One trailing dot (the root label), as the gateway allows; not several.
+        let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
         self.hosts.get(&name).map(|&i| &self.regions[i])
     }
 }
@@ -659,7 +661,15 @@ impl RegionMap {
 /// Removes a `:port` suffix from a host (also from a bracketed IPv6 literal).
 pub fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
+        // An IP literal, then nothing or `:port`; anything else is no host we serve.
+        let port_ok = |p: &str| {
+            p.strip_prefix(':')
+                .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        return match rest.split_once(']') {
+            Some((inside, after)) if after.is_empty() || port_ok(after) => inside,
+            _ => host,
+        };
     }
     match host.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
@@ -1223,6 +1233,9 @@ redis = { env = "CLOSEDLOOP_EU_REDIS_URL" }
         assert_eq!(map.region_for_host("eu.app.closedloop.sh.").unwrap().id, eu);
         assert!(map.region_for_host("closedloop.sh").is_none());
         assert!(map.region_for_host("").is_none());
+        // One trailing dot is the root label; more is no host (as at the gateway).
+        assert!(map.region_for_host("api.closedloop.sh..").is_none());
+        assert!(map.region_for_host("[api.closedloop.sh]x").is_none());
         assert_eq!(map.region(&us).unwrap().workers.len(), 2);
         assert_eq!(
             map.region(&us).unwrap().redis,
@@ -1781,5 +1794,12 @@ redis = { env = "CLOSEDLOOP_EU_REDIS_URL" }
         assert_eq!(strip_port("a.b:80"), "a.b");
         assert_eq!(strip_port("a.b"), "a.b");
         assert_eq!(strip_port("[::1]:80"), "::1");
+        assert_eq!(strip_port("[::1]"), "::1");
+        // Found by the gateway_headers fuzz target: text after the brackets is no port.
+        assert_eq!(
+            strip_port("[api.closedloop.sh]anything"),
+            "[api.closedloop.sh]anything"
+        );
+        assert_eq!(strip_port("[::1]:8x"), "[::1]:8x");
     }
 }

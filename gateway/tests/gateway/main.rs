@@ -870,19 +870,27 @@ impl std::io::Write for LogSink {
     }
 }
 
+/// The process-wide log sink: the subscriber is global, because a thread-local one
+/// misses events whose callsites other tests of this binary registered first (tracing
+/// caches a callsite's interest process-wide). Tests find their own lines by request id.
+fn log_sink() -> &'static LogSink {
+    static SINK: std::sync::OnceLock<LogSink> = std::sync::OnceLock::new();
+    SINK.get_or_init(|| {
+        let sink = LogSink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        sink
+    })
+}
+
 #[tokio::test]
 async fn the_access_log_has_one_line_per_request_without_query_or_secrets() {
-    let sink = LogSink::default();
-    let writer = sink.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    // A current-thread test runtime: every gateway task runs on this thread, so a
-    // thread-local default subscriber sees them all without touching global state.
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let sink = log_sink();
     let (us0, _) = FakeWorker::start("us-0").await;
     let gw = TestGateway::start(region_map(&[us0.addr], &[us0.addr])).await;
     let request = gw
@@ -898,7 +906,16 @@ async fn the_access_log_has_one_line_per_request_without_query_or_secrets() {
         .unwrap();
     assert_eq!(gw.send(request).await.status, StatusCode::OK);
 
-    let logs = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    // The line is written once the answer's body has been sent, which may be just
+    // after the client has it: wait for it (bounded) rather than race it.
+    let read = || String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    for _ in 0..500 {
+        if read().contains("log-test-1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let logs = read();
     let lines: Vec<&str> = logs.lines().filter(|l| l.contains("log-test-1")).collect();
     assert_eq!(lines.len(), 1, "{logs}");
     let line = lines[0];

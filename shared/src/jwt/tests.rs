@@ -258,6 +258,11 @@ fn every_claim_is_checked() {
             with(|c| c["aud"] = json!([CLIENT, "other"])),
             JwtError::WrongAuthorizedParty,
         ),
+        // RFC 7519 §4.1.3: an array of strings; found by the jwt fuzz target.
+        (
+            with(|c| c["aud"] = json!([CLIENT, 5])),
+            JwtError::Malformed("aud holds something other than strings"),
+        ),
         (
             with(|c| c["azp"] = json!("other")),
             JwtError::WrongAuthorizedParty,
