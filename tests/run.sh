@@ -90,3 +90,7 @@ cargo test --workspace "$@"
 # The worker's OpenAPI document against real answers, fuzzed (a few minutes on 2 cores).
 tests/schemathesis/run.sh
 # --- schemathesis: end ---
+
+# Fuzzing, CI-sized (issue 10): every cargo-fuzz target for FUZZ_SECONDS (default 20)
+# over its committed seeds; fails on any crash. Long runs: fuzz/README.md.
+fuzz/ci.sh

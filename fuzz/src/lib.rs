@@ -11,12 +11,21 @@
 //! - [`scim_projection`]: `attributes` / `excludedAttributes`.
 //! - [`regions_toml`]: the region map.
 //! - [`token_prefix`]: presented-token prefixes.
+//! - [`json_body`]: SCIM request bodies (and key-set documents) as raw bytes.
+//! - [`jwt`]: ID tokens and Universal Logout JWTs, as text and built from parts
+//!   ([`jwt_keys`]: its fixed test keys; [`draw`]: structured choices from bytes).
+//! - [`gateway_headers`]: the gateway's host routing and upstream header rewriting.
 //!
 //! The binaries in `fuzz_targets/` are one line each around these functions; the
 //! integration test `tests/seeds.rs` replays `seeds/` through them on stable Rust.
 
 #![forbid(unsafe_code)]
 
+pub mod draw;
+pub mod gateway_headers;
+pub mod json_body;
+pub mod jwt;
+pub mod jwt_keys;
 pub mod regions_toml;
 pub mod samples;
 pub mod scim_filter;

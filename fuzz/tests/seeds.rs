@@ -46,3 +46,18 @@ fn regions_toml_seeds() {
 fn token_prefix_seeds() {
     replay("token_prefix", closedloop_fuzz::token_prefix::check);
 }
+
+#[test]
+fn json_body_seeds() {
+    replay("json_body", closedloop_fuzz::json_body::check);
+}
+
+#[test]
+fn jwt_seeds() {
+    replay("jwt", closedloop_fuzz::jwt::check);
+}
+
+#[test]
+fn gateway_headers_seeds() {
+    replay("gateway_headers", closedloop_fuzz::gateway_headers::check);
+}

@@ -1,0 +1,6 @@
+//! Fuzz target `gateway_headers`. The checks live in the library, so that
+//! `tests/seeds.rs` replays the seeds through them on stable.
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| closedloop_fuzz::gateway_headers::check(data));
