@@ -41,9 +41,10 @@ pub struct WorkerConfig {
     /// group; it stops a runaway client from monopolising the stores.
     pub universal_logout_rate_limit: RateLimit,
     /// The per-client limit of each endpoint that checks a credential or starts a
-    /// sign-in before any is presented (`POST /auth`, `/auth/link`, OIDC login, the
-    /// OAuth token endpoint, introspection): it slows guessing down. Generous, because
-    /// Okta calls from a few shared addresses on behalf of many workspaces.
+    /// sign-in before any is presented: every request to `POST /auth`, `/auth/link` and
+    /// the OIDC login; only refused requests to the OAuth token endpoint and
+    /// introspection (their callers are busy services on few addresses: Okta for many
+    /// workspaces, the product's API servers). It slows guessing down.
     pub auth_rate_limit: RateLimit,
     /// The largest `count` a SCIM list returns (advertised as `filter.maxResults`).
     pub scim_max_results: u32,

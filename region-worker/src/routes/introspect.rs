@@ -148,9 +148,6 @@ pub async fn introspect(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IntrospectError> {
-    if let Some(wait) = rate_limit::take_for_client(&state, "introspect", &client).await {
-        return Ok(rate_limit::oauth_too_many(wait));
-    }
     let body = crate::body::read_limited(body, crate::body::MAX_SMALL_BODY)
         .await
         .map_err(|e| match e {
@@ -163,6 +160,12 @@ pub async fn introspect(
         .as_ref()
         .ok_or(IntrospectError::NotConfigured)?;
     if !authenticate(config, &headers) {
+        // Only failed attempts count: the product's API servers introspect at high
+        // rates from few addresses, and a guess of the (32+ character) secret is what
+        // the limit slows down.
+        if let Some(wait) = rate_limit::take_for_client(&state, "introspect", &client).await {
+            return Ok(rate_limit::oauth_too_many(wait));
+        }
         return Err(IntrospectError::InvalidClient);
     }
     let presented = token_param(&body)?;

@@ -1673,6 +1673,20 @@ async fn credential_endpoints_are_rate_limited_per_client_whatever_it_claims() {
     assert!(retry_after_secs(&r) >= 1);
     assert!(set_cookies(&r).is_empty());
 
+    // Only failures count on the service endpoints: a product API server that
+    // introspects far more often than the burst, with the right secret, is never
+    // slowed down.
+    for i in 0..(3 * BURST as usize) {
+        let r = stack
+            .request(Method::POST, US_API, "/api/tokens/introspect")
+            .basic_auth(US_INTROSPECTION_CLIENT_ID, Some(US_INTROSPECTION_SECRET))
+            .form(&[("token", "clk_us_api_x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "request {i}");
+    }
+
     // The limit is the client's: another address (as the gateway states it, to the
     // worker directly) is not slowed down by the first one's flood.
     let w = stack.worker("us");

@@ -87,6 +87,13 @@ impl From<deadpool_postgres::PoolError> for OAuthError {
     }
 }
 
+impl OAuthError {
+    /// Whether the client is to blame (a `4xx`), as opposed to this server.
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self, OAuthError::NotConfigured | OAuthError::Store(_))
+    }
+}
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let (code, status) = self.code_and_status();

@@ -23,18 +23,22 @@ pub async fn token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Some(wait) = rate_limit::take_for_client(&state, "oauth-token", &client).await {
-        return rate_limit::oauth_too_many(wait);
-    }
-    let body = match crate::body::read_limited(body, crate::body::MAX_SMALL_BODY).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge) => return OAuthError::PayloadTooLarge.into_response(),
-        Err(BodyError::Unreadable) => {
-            return OAuthError::InvalidRequest("the body could not be read").into_response();
-        }
+    let result = match crate::body::read_limited(body, crate::body::MAX_SMALL_BODY).await {
+        Ok(body) => exchange(&state, &headers, &body).await,
+        Err(BodyError::TooLarge) => Err(OAuthError::PayloadTooLarge),
+        Err(BodyError::Unreadable) => Err(OAuthError::InvalidRequest("the body could not be read")),
     };
-    match exchange(&state, &headers, &body).await {
+    match result {
         Ok(tokens) => tokens.into_response(),
+        // Only refused requests count against the client's address: Okta refreshes
+        // for every tenant from shared addresses, and what the limit slows down is
+        // guessing a client secret, code or refresh token.
+        Err(e) if e.is_client_error() => {
+            match rate_limit::take_for_client(&state, "oauth-token", &client).await {
+                Some(wait) => rate_limit::oauth_too_many(wait),
+                None => e.into_response(),
+            }
+        }
         Err(e) => e.into_response(),
     }
 }
