@@ -2030,3 +2030,23 @@ async fn pages_allow_only_their_own_inline_code_and_refuse_framing() {
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert!(r.headers().get("content-security-policy").is_none());
 }
+
+#[tokio::test]
+async fn an_unauthenticated_large_body_gets_the_apis_401_through_the_gateway() {
+    let stack = TestStack::start().await.unwrap();
+    // 2 MiB: over the worker's 64 KiB, under the gateway's limit, still being sent
+    // when the worker has its answer.
+    let body = format!("{{\"name\":\"{}\"}}", "a".repeat(2 << 20));
+    for _ in 0..3 {
+        let r = stack
+            .request(Method::POST, US_API, "/api/tokens")
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"], "invalid_token", "{e}");
+    }
+}

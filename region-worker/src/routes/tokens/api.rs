@@ -101,7 +101,15 @@ pub async fn create(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, TokenApiError> {
-    let who = caller(&state, &headers, PersonalKind::Api).await?;
+    let who = match caller(&state, &headers, PersonalKind::Api).await {
+        Ok(who) => who,
+        Err(e) => {
+            // Read (and drop) what was sent before answering, so that a proxy still
+            // sending it gets the answer rather than a reset connection.
+            let _ = crate::body::read_limited(body, 0).await;
+            return Err(e);
+        }
+    };
     let body = crate::body::read_limited(body, crate::body::MAX_SMALL_BODY)
         .await
         .map_err(|e| match e {
