@@ -108,6 +108,51 @@ pub async fn take_for_client(
     }
 }
 
+/// For an endpoint that counts only refused requests and whose refusals cost work
+/// (Universal Logout verifies a signature and audits): the seconds `client` is still
+/// blocked because its refusals emptied the bucket ([`refused`]), if it is. One Redis
+/// read; a store failure blocks nobody.
+pub async fn blocked(
+    state: &crate::state::AppState,
+    endpoint: &str,
+    client: &ClientIp,
+) -> Option<u64> {
+    let key = state
+        .redis
+        .key(&format!("rl-block:{endpoint}:{}", client.0));
+    let left_ms: i64 = redis::cmd("PTTL")
+        .arg(key)
+        .query_async(&mut state.redis.conn())
+        .await
+        .unwrap_or(-2);
+    (left_ms > 0).then(|| u64::try_from((left_ms + 999) / 1000).unwrap_or(1).max(1))
+}
+
+/// Counts one refused request of `client` on `endpoint`; when that empties its bucket,
+/// blocks the client (see [`blocked`]) until the bucket has refilled enough, and
+/// returns the seconds.
+pub async fn refused(
+    state: &crate::state::AppState,
+    endpoint: &str,
+    client: &ClientIp,
+) -> Option<u64> {
+    let wait = take_for_client(state, endpoint, client).await?;
+    let key = state
+        .redis
+        .key(&format!("rl-block:{endpoint}:{}", client.0));
+    let set: Result<(), _> = redis::cmd("SET")
+        .arg(key)
+        .arg(1)
+        .arg("EX")
+        .arg(wait)
+        .query_async(&mut state.redis.conn())
+        .await;
+    if let Err(e) = set {
+        tracing::warn!(error = %e, endpoint, "could not record a rate-limit block");
+    }
+    Some(wait)
+}
+
 fn retry_after(mut response: axum::response::Response, wait: u64) -> axum::response::Response {
     if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
         response

@@ -214,12 +214,24 @@ fn truncate(s: &str) -> String {
 /// `POST /api/okta/universal-logout`.
 pub async fn universal_logout(
     State(state): State<AppState>,
+    client: crate::rate_limit::ClientIp,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // An address whose forged requests emptied its bucket is turned away before any
+    // signature check or audit write; Okta's genuine requests never count.
+    if let Some(wait) = crate::rate_limit::blocked(&state, REFUSED_BUCKET, &client).await {
+        let retry_after = i64::try_from(wait).unwrap_or(i64::MAX);
+        metrics::counter!(UNIVERSAL_LOGOUTS, "status" => "429", "reason" => "client_blocked")
+            .increment(1);
+        return LogoutError::RateLimited { retry_after }.into_response();
+    }
     let mut trail = Trail::default();
     // A body over the limit is answered by us (and audited), not by the extractor.
     let outcome = run(&state, &headers, body.as_deref().ok(), &mut trail).await;
+    if let Err(LogoutError::Unauthenticated(_)) = &outcome {
+        crate::rate_limit::refused(&state, REFUSED_BUCKET, &client).await;
+    }
     let (status, reason) = match &outcome {
         Ok(_) => (StatusCode::NO_CONTENT, "revoked"),
         Err(e) => (e.status(), e.reason()),
@@ -242,6 +254,10 @@ pub async fn universal_logout(
         }
     }
 }
+
+/// The per-address bucket of unauthenticated Universal Logout requests (under the
+/// worker's `auth_rate_limit`).
+const REFUSED_BUCKET: &str = "universal-logout-refused";
 
 /// Records a refused request (best effort: the answer does not wait on a broken store).
 async fn audit_refusal(state: &AppState, trail: &Trail, status: StatusCode, reason: &str) {

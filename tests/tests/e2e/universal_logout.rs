@@ -746,3 +746,46 @@ async fn a_replay_after_redis_forgot_the_jti_is_refused_by_postgres() {
     assert_eq!(logouts, 1);
     f.jane_untouched().await;
 }
+
+#[tokio::test]
+async fn an_address_sending_forgeries_is_turned_away_and_genuine_requests_never_count() {
+    let f = fixture_with(|c| {
+        c.auth_rate_limit = RateLimit {
+            per_second: 1,
+            burst: 3,
+        }
+    })
+    .await;
+    let send = |bearer: String| {
+        f.stack
+            .request(Method::POST, US.api, "/api/okta/universal-logout")
+            .bearer_auth(bearer)
+            .json(&json!({ "sub_id": { "format": "email", "email": BOB } }))
+            .send()
+    };
+    // Genuine requests, more than the burst: none is counted.
+    for i in 0..5 {
+        let r = send(f.jwt()).await.unwrap();
+        assert_eq!(r.status(), 204, "genuine request {i}");
+    }
+    // Forgeries: refused with 401 until the address's bucket is empty…
+    let forged = "eyJhbGciOiJSUzI1NiIsInR5cCI6Imdsb2JhbC10b2tlbi1yZXZvY2F0aW9uK2p3dCJ9.e30.c2ln";
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(send(forged.to_owned()).await.unwrap().status().as_u16());
+    }
+    assert_eq!(&statuses[..4], [401, 401, 401, 401], "{statuses:?}");
+    // …then turned away before any verification or audit, told when to come back.
+    assert_eq!(&statuses[4..], [429, 429], "{statuses:?}");
+    let r = send(forged.to_owned()).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()[RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    assert_eq!(
+        f.refusals().await.len(),
+        4,
+        "blocked requests are not audited"
+    );
+}
