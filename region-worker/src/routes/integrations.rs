@@ -320,33 +320,37 @@ async fn save(
         tx.commit().await?;
         Ok::<bool, StoreError>(written)
     };
+    // The form again, with one field's error.
+    let refused = |errors: FieldErrors, status| {
+        render(
+            &state,
+            &headers,
+            &admin,
+            saved.as_ref(),
+            &grants,
+            &values,
+            &errors,
+            "",
+            status,
+        )
+    };
     match stored.await {
         Ok(true) => {
             tracing::info!(team_id = %admin.team_id, %issuer, "Okta setup saved");
             Redirect::to(&format!("{PATH}?saved=1")).into_response()
         }
-        Ok(false) => {
-            let errors = FieldErrors {
+        Ok(false) => refused(
+            FieldErrors {
                 client_secret: Some(
                     "Paste the Client secret of the ClosedLoop AI app in Okta.".into(),
                 ),
                 ..FieldErrors::default()
-            };
-            render(
-                &state,
-                &headers,
-                &admin,
-                saved.as_ref(),
-                &grants,
-                &values,
-                &errors,
-                "",
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-        }
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         // The unique index on (issuer, client_id): another workspace has this app.
-        Err(e) if e.is_unique_violation() => {
-            let errors = FieldErrors {
+        Err(e) if e.is_unique_violation() => refused(
+            FieldErrors {
                 client_id: Some(
                     "This Okta app is already connected to another ClosedLoop workspace. \
                      Each workspace needs its own ClosedLoop AI app in Okta: add the app \
@@ -354,19 +358,9 @@ async fn save(
                         .into(),
                 ),
                 ..FieldErrors::default()
-            };
-            render(
-                &state,
-                &headers,
-                &admin,
-                saved.as_ref(),
-                &grants,
-                &values,
-                &errors,
-                "",
-                StatusCode::CONFLICT,
-            )
-        }
+            },
+            StatusCode::CONFLICT,
+        ),
         Err(e) => unavailable(e),
     }
 }
