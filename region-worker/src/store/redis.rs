@@ -29,11 +29,18 @@ const SENTINEL_SCHEME: &str = "redis+sentinel://";
 /// A handle on the region's Redis; cheap to clone.
 #[derive(Clone)]
 pub struct Redis {
-    /// Reconnects by itself after Redis restarts, so the worker recovers unaided;
-    /// replaced when Sentinel names a new master.
-    conn: Arc<RwLock<Master>>,
+    /// Reconnects by itself after Redis restarts, so the worker recovers unaided.
+    conn: Connection,
     /// Prepended to every key.
     prefix: Arc<str>,
+}
+
+/// One server's connection as it is; under Sentinel, the current master's, replaced
+/// after a failover (the lock is taken only there, never for a single server).
+#[derive(Clone)]
+enum Connection {
+    Direct(ConnectionManager),
+    Sentinel(Arc<RwLock<Master>>),
 }
 
 /// The connection in use and the server it goes to.
@@ -46,7 +53,15 @@ impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Redis")
             .field("prefix", &self.prefix)
-            .field("server", &self.read().addr)
+            .field(
+                "sentinel_master",
+                &match &self.conn {
+                    Connection::Direct(_) => None,
+                    Connection::Sentinel(m) => {
+                        Some(m.read().unwrap_or_else(|e| e.into_inner()).addr.clone())
+                    }
+                },
+            )
             .finish()
     }
 }
@@ -119,10 +134,9 @@ impl Redis {
             .set_max_delay(Duration::from_millis(500));
         let Some(sentinel) = parse_sentinel_url(url) else {
             let client = Client::open(url)?;
-            let addr = client.get_connection_info().addr().to_string();
             let conn = ConnectionManager::new_with_config(client, config).await?;
             return Ok(Self {
-                conn: Arc::new(RwLock::new(Master { conn, addr })),
+                conn: Connection::Direct(conn),
                 prefix: prefix.into(),
             });
         };
@@ -156,13 +170,9 @@ impl Redis {
             timeout,
         ));
         Ok(Self {
-            conn: shared,
+            conn: Connection::Sentinel(shared),
             prefix: prefix.into(),
         })
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Master> {
-        self.conn.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The full key for `name` in this worker's key space.
@@ -175,7 +185,14 @@ impl Redis {
 
     /// A connection to run commands on (a clone of the multiplexed handle).
     pub fn conn(&self) -> ConnectionManager {
-        self.read().conn.clone()
+        match &self.conn {
+            Connection::Direct(conn) => conn.clone(),
+            Connection::Sentinel(master) => master
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .conn
+                .clone(),
+        }
     }
 
     /// Round trip, for `/readyz`.
