@@ -1222,31 +1222,48 @@ bearer = "${{CL_LOGOUT_JWT}}"
         "--report-dir".into(),
         dir.display().to_string(),
     ];
-    let started = Instant::now();
-    let mut command = tokio::process::Command::new(&schemathesis);
-    command
-        .args(&args)
-        .current_dir(&dir)
-        .env("CL_API_TOKEN", &api)
-        .env("CL_MCP_TOKEN", &mcp)
-        .env("CL_INTROSPECTION_SECRET", US_INTROSPECTION_SECRET)
-        .env("CL_SCIM_SECRET", US_SCIM_CLIENT_SECRET)
-        .env("CL_LOGOUT_JWT", &logout_jwt)
-        .env("NO_COLOR", "1")
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(900), command.output())
-        .await
-        .expect("schemathesis finishes within 15 minutes")
-        .expect("schemathesis runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}\n{stderr}");
-    println!("schemathesis took {:.0} s", started.elapsed().as_secs_f64());
-    assert!(
-        output.status.success(),
-        "schemathesis found problems (exit {:?}); report in {}",
-        output.status.code(),
-        dir.display()
-    );
+    // schemathesis's generator (Hypothesis, on CPython 3.11) now and then dies in its
+    // own code ("Runtime Error": `SystemError: AST constructor recursion depth
+    // mismatch` while describing a strategy), a CPython bug unrelated to the API. Such
+    // a run, with no failed check, is run again (at most twice); any failed check
+    // fails at once.
+    for attempt in 1..=3 {
+        let started = Instant::now();
+        let mut command = tokio::process::Command::new(&schemathesis);
+        command
+            .args(&args)
+            .current_dir(&dir)
+            .env("CL_API_TOKEN", &api)
+            .env("CL_MCP_TOKEN", &mcp)
+            .env("CL_INTROSPECTION_SECRET", US_INTROSPECTION_SECRET)
+            .env("CL_SCIM_SECRET", US_SCIM_CLIENT_SECRET)
+            .env("CL_LOGOUT_JWT", &logout_jwt)
+            .env("NO_COLOR", "1")
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(Duration::from_secs(900), command.output())
+            .await
+            .expect("schemathesis finishes within 15 minutes")
+            .expect("schemathesis runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        println!("{stdout}\n{stderr}");
+        println!(
+            "schemathesis took {:.0} s (attempt {attempt})",
+            started.elapsed().as_secs_f64()
+        );
+        if output.status.success() {
+            break;
+        }
+        let generator_crash_only = stdout.contains("Runtime Error")
+            && stdout.contains("AST constructor recursion depth mismatch")
+            && !stdout.contains("Failures:")
+            && !stdout.contains("FAILURES");
+        assert!(
+            generator_crash_only && attempt < 3,
+            "schemathesis found problems (exit {:?}); report in {}",
+            output.status.code(),
+            dir.display()
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
