@@ -48,7 +48,7 @@ const EU: Region = Region {
 };
 
 /// The Okta admin-console callback the tests use (an allowed loopback variant).
-fn callback() -> String {
+pub(crate) fn callback() -> String {
     okta_callback(4443, "closedloop_ai")
 }
 
@@ -88,7 +88,7 @@ impl<'a> Ask<'a> {
     }
 }
 
-fn location(r: &reqwest::Response) -> String {
+pub(crate) fn location(r: &reqwest::Response) -> String {
     r.headers()
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
@@ -97,7 +97,7 @@ fn location(r: &reqwest::Response) -> String {
 }
 
 /// Path and query of an absolute URL (requests go to the gateway with a Host header).
-fn path_of(url: &str) -> String {
+pub(crate) fn path_of(url: &str) -> String {
     let u = url::Url::parse(url).expect("absolute URL");
     match u.query() {
         Some(q) => format!("{}?{q}", u.path()),
@@ -105,7 +105,7 @@ fn path_of(url: &str) -> String {
     }
 }
 
-fn query_of(url: &str) -> HashMap<String, String> {
+pub(crate) fn query_of(url: &str) -> HashMap<String, String> {
     url::Url::parse(url)
         .expect("absolute URL")
         .query_pairs()

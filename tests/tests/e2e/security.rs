@@ -7,14 +7,12 @@
 //! workspaces and regions (`isolation`), OAuth codes, refresh tokens and clients across
 //! regions (`oauth`), Universal Logout forgeries (`universal_logout`).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use closedloop_tests::harness::{
     EU_API, EU_APP, EU_INTROSPECTION_CLIENT_ID, EU_INTROSPECTION_SECRET, RegionStores, TestStack,
     TestWorker, US_API, US_APP, US_INTROSPECTION_CLIENT_ID, US_INTROSPECTION_SECRET,
-    US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET, Workspace, okta_callback, pg_connect,
-    worker_config_from,
+    US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET, Workspace, pg_connect, worker_config_from,
 };
 use closedloop_tests::okta_sim::OktaSim;
 use closedloop_tests::okta_sim::directory::NewUser;
@@ -24,6 +22,7 @@ use reqwest::Method;
 use reqwest::header::{COOKIE, LOCATION, ORIGIN, RETRY_AFTER, SET_COOKIE};
 use serde_json::{Value, json};
 
+use super::oauth::{callback, location, path_of, query_of};
 use super::oidc::{Setup, Web, save_setup};
 use super::tokens::{self, EU, US, create_on_page, get_page, hidden, post_form};
 
@@ -35,14 +34,6 @@ const SCIM_ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
 // ---------------------------------------------------------------------------------
 // Helpers
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
 
 fn set_cookies(r: &reqwest::Response) -> Vec<String> {
     r.headers()
@@ -63,23 +54,6 @@ fn value(set_cookie: &str) -> String {
         .split_once('=')
         .map(|(_, v)| v.to_owned())
         .unwrap_or_default()
-}
-
-/// Path and query of an absolute URL.
-fn path_of(url: &str) -> String {
-    let u = url::Url::parse(url).expect("absolute URL");
-    match u.query() {
-        Some(q) => format!("{}?{q}", u.path()),
-        None => u.path().to_owned(),
-    }
-}
-
-fn query_of(url: &str) -> HashMap<String, String> {
-    url::Url::parse(url)
-        .expect("absolute URL")
-        .query_pairs()
-        .into_owned()
-        .collect()
 }
 
 /// The hidden field `name` of the form posting to `action` in `html`.
@@ -186,11 +160,6 @@ async fn walk(web: &mut Web<'_>, url: &str, sim: &OktaSim) -> (Vec<String>, supe
         page = web.get(&next).await;
     }
     panic!("too many redirects: {urls:?}");
-}
-
-/// The Okta callback registered for the SCIM OAuth client in the test map.
-fn callback() -> String {
-    okta_callback(4443, "closedloop_ai")
 }
 
 /// Runs `/authorize` (with a PKCE `challenge`) and opens the consent page as `cookie`.
@@ -1732,13 +1701,17 @@ async fn oversized_and_deeply_nested_bodies_get_the_protocols_errors() {
 
     for base in [stack.gateway.url(), worker.clone()] {
         let via = if base == worker { "worker" } else { "gateway" };
+        // A POST on the US API host, to the worker or through the gateway.
+        let post = |url: String, content_type: &str| {
+            stack
+                .http
+                .post(url)
+                .header("host", US_API)
+                .header("content-type", content_type)
+        };
         let url = format!("{base}/api/scim/v2/{}/Users", ws.team_id);
         for body in [&deep, &nested_object] {
-            let r = stack
-                .http
-                .post(&url)
-                .header("host", US_API)
-                .header("content-type", "application/scim+json")
+            let r = post(url.clone(), "application/scim+json")
                 .bearer_auth(&scim.token)
                 .body(body.clone())
                 .send()
@@ -1751,11 +1724,7 @@ async fn oversized_and_deeply_nested_bodies_get_the_protocols_errors() {
             assert_eq!(e["status"], "400");
             assert_eq!(e["scimType"], "invalidSyntax");
         }
-        let r = stack
-            .http
-            .post(&url)
-            .header("host", US_API)
-            .header("content-type", "application/scim+json")
+        let r = post(url.clone(), "application/scim+json")
             .bearer_auth(&scim.token)
             .body(big.clone())
             .send()
@@ -1767,11 +1736,7 @@ async fn oversized_and_deeply_nested_bodies_get_the_protocols_errors() {
         assert_eq!(e["status"], "413");
 
         // The token API: our JSON error, never the framework's text.
-        let r = stack
-            .http
-            .post(format!("{base}/api/tokens"))
-            .header("host", US_API)
-            .header("content-type", "application/json")
+        let r = post(format!("{base}/api/tokens"), "application/json")
             .bearer_auth(&api)
             .body(deep_json(10_000))
             .send()
@@ -1780,11 +1745,7 @@ async fn oversized_and_deeply_nested_bodies_get_the_protocols_errors() {
         assert_eq!(r.status(), 400, "{via}");
         let e: Value = r.json().await.unwrap();
         assert_eq!(e["error"], "invalid_request", "{via}");
-        let r = stack
-            .http
-            .post(format!("{base}/api/tokens"))
-            .header("host", US_API)
-            .header("content-type", "application/json")
+        let r = post(format!("{base}/api/tokens"), "application/json")
             .bearer_auth(&api)
             .body(big.clone())
             .send()
@@ -1796,11 +1757,7 @@ async fn oversized_and_deeply_nested_bodies_get_the_protocols_errors() {
 
         // The OAuth token endpoint and introspection: RFC 6749 error JSON.
         for path in [TOKEN, "/api/tokens/introspect"] {
-            let r = stack
-                .http
-                .post(format!("{base}{path}"))
-                .header("host", US_API)
-                .header("content-type", "application/x-www-form-urlencoded")
+            let r = post(format!("{base}{path}"), "application/x-www-form-urlencoded")
                 .basic_auth(US_SCIM_CLIENT_ID, Some(US_SCIM_CLIENT_SECRET))
                 .body(format!(
                     "grant_type=refresh_token&refresh_token={}",
@@ -1816,16 +1773,15 @@ async fn oversized_and_deeply_nested_bodies_get_the_protocols_errors() {
 
         // Universal Logout: a body over its small limit is refused in its own format
         // (a forged JWT is refused first).
-        let r = stack
-            .http
-            .post(format!("{base}/api/okta/universal-logout"))
-            .header("host", US_API)
-            .header("content-type", "application/json")
-            .bearer_auth("eyJhbGciOiJSUzI1NiJ9.e30.c2ln")
-            .body(deep.clone())
-            .send()
-            .await
-            .unwrap();
+        let r = post(
+            format!("{base}/api/okta/universal-logout"),
+            "application/json",
+        )
+        .bearer_auth("eyJhbGciOiJSUzI1NiJ9.e30.c2ln")
+        .body(deep.clone())
+        .send()
+        .await
+        .unwrap();
         assert_eq!(r.status(), 401, "{via}");
         let e: Value = r.json().await.unwrap();
         assert!(e["error"].is_string(), "{via}: {e}");
