@@ -7,9 +7,10 @@ use shared::scope;
 use shared::token::{self, TokenKind};
 use time::{Duration, OffsetDateTime};
 
+use crate::okta::domain::OktaDomain;
 use crate::state::AppState;
 use crate::store::tokens::{self, NewTokenRecord, TokenRecord};
-use crate::store::workspaces;
+use crate::store::workspaces::{self, AllowanceChange};
 
 /// How long a first admin's sign-in link is valid.
 pub const SIGN_IN_LINK_TTL: Duration = Duration::hours(24);
@@ -60,6 +61,70 @@ pub async fn workspace_create(
 /// `workspace list`.
 pub async fn workspace_list(state: &AppState) -> anyhow::Result<Value> {
     Ok(serde_json::to_value(workspaces::list(&state.pg).await?)?)
+}
+
+/// The custom Okta domain an operator names, normalised as the Okta page stores it.
+/// Okta's own domains need no allowance, so naming one is a mistake worth saying.
+fn custom_domain(domain: &str) -> anyhow::Result<OktaDomain> {
+    let parsed = OktaDomain::parse(domain, false)
+        .map_err(|e| anyhow::anyhow!("--domain {domain:?}: {e}"))?;
+    anyhow::ensure!(
+        !parsed.kind().okta_operated(),
+        "--domain {parsed} is an {}: every workspace may use it without an allowance",
+        parsed.kind().describe()
+    );
+    Ok(parsed)
+}
+
+/// `workspace allow-okta-domain`: lets a workspace use a custom Okta URL domain
+/// (`login.acme.com`) on its Okta page and for sign-in. Audited; idempotent.
+pub async fn workspace_allow_okta_domain(
+    state: &AppState,
+    team: &str,
+    domain: &str,
+) -> anyhow::Result<Value> {
+    let team_id = TeamId::parse(team)?;
+    let domain = custom_domain(domain)?;
+    let change =
+        workspaces::allow_okta_domain(&state.pg, team_id, domain.as_str(), "operator").await?;
+    allowance_answer(state, team_id, &domain, change, true).await
+}
+
+/// `workspace disallow-okta-domain`: withdraws an allowance. Sign-ins through that
+/// domain stop at once, including ones already at Okta. Audited; idempotent.
+pub async fn workspace_disallow_okta_domain(
+    state: &AppState,
+    team: &str,
+    domain: &str,
+) -> anyhow::Result<Value> {
+    let team_id = TeamId::parse(team)?;
+    let domain = custom_domain(domain)?;
+    let change =
+        workspaces::disallow_okta_domain(&state.pg, team_id, domain.as_str(), "operator").await?;
+    allowance_answer(state, team_id, &domain, change, false).await
+}
+
+async fn allowance_answer(
+    state: &AppState,
+    team_id: TeamId,
+    domain: &OktaDomain,
+    change: AllowanceChange,
+    allowed: bool,
+) -> anyhow::Result<Value> {
+    anyhow::ensure!(
+        change != AllowanceChange::NoWorkspace,
+        "workspace {team_id} does not exist in region {}",
+        state.config.region_id()
+    );
+    let client = state.pg.get().await?;
+    let now_allowed = workspaces::allowed_okta_domains(&client, team_id).await?;
+    Ok(json!({
+        "team_id": team_id,
+        "domain": domain.as_str(),
+        "allowed": allowed,
+        "changed": change == AllowanceChange::Changed,
+        "allowed_okta_domains": now_allowed,
+    }))
 }
 
 /// `token issue --kind scim`: a SCIM bearer token for a workspace of this region.

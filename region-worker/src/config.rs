@@ -86,6 +86,9 @@ pub struct SignInConfig {
     pub okta_connect_timeout: Duration,
     /// Total timeout of every call to Okta.
     pub okta_timeout: Duration,
+    /// How Okta host names are resolved: the system's resolver, or a fixed table in
+    /// tests (to make a domain resolve to a private address; `okta::http`).
+    pub okta_resolver: crate::okta::http::Resolver,
 }
 
 impl Default for SignInConfig {
@@ -99,6 +102,7 @@ impl Default for SignInConfig {
             jwks_min_refetch: time::Duration::seconds(30),
             okta_connect_timeout: Duration::from_secs(3),
             okta_timeout: Duration::from_secs(10),
+            okta_resolver: crate::okta::http::Resolver::System,
         }
     }
 }

@@ -86,10 +86,37 @@ enum WorkspaceCommand {
         #[arg(long)]
         admin_email: String,
     },
-    /// List the region's workspaces.
+    /// List the region's workspaces (with the custom Okta domains allowed for each).
     List {
         #[command(flatten)]
         target: Target,
+    },
+    /// Allow a workspace to use a custom Okta URL domain (Okta's own domains need no
+    /// allowance). Audited.
+    AllowOktaDomain {
+        #[command(flatten)]
+        target: Target,
+        /// The workspace (`team_id`).
+        #[arg(long)]
+        team: String,
+        /// The custom domain, as the admin enters it (`login.acme.com`).
+        #[arg(long)]
+        domain: String,
+        /// Withdraw the allowance instead (the same as `disallow-okta-domain`).
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Withdraw a custom Okta domain's allowance: sign-ins through it stop at once.
+    /// Audited.
+    DisallowOktaDomain {
+        #[command(flatten)]
+        target: Target,
+        /// The workspace (`team_id`).
+        #[arg(long)]
+        team: String,
+        /// The custom domain.
+        #[arg(long)]
+        domain: String,
     },
 }
 
@@ -190,6 +217,30 @@ async fn main() -> anyhow::Result<()> {
         Command::Workspace(WorkspaceCommand::List { target }) => {
             let state = region_worker::connect(load(&target)?).await?;
             print(&region_worker::cli::workspace_list(&state).await?)
+        }
+        Command::Workspace(WorkspaceCommand::AllowOktaDomain {
+            target,
+            team,
+            domain,
+            remove,
+        }) => {
+            let state = region_worker::connect(load(&target)?).await?;
+            let done = if remove {
+                region_worker::cli::workspace_disallow_okta_domain(&state, &team, &domain).await?
+            } else {
+                region_worker::cli::workspace_allow_okta_domain(&state, &team, &domain).await?
+            };
+            print(&done)
+        }
+        Command::Workspace(WorkspaceCommand::DisallowOktaDomain {
+            target,
+            team,
+            domain,
+        }) => {
+            let state = region_worker::connect(load(&target)?).await?;
+            print(
+                &region_worker::cli::workspace_disallow_okta_domain(&state, &team, &domain).await?,
+            )
         }
         Command::Token(TokenCommand::Issue {
             target,

@@ -40,7 +40,12 @@ impl Okta {
     pub fn new(config: &WorkerConfig) -> Self {
         let s = &config.sign_in;
         Self {
-            http: http::OktaHttp::new(s.okta_connect_timeout, s.okta_timeout, config.development),
+            http: http::OktaHttp::with_resolver(
+                s.okta_connect_timeout,
+                s.okta_timeout,
+                config.development,
+                s.okta_resolver.clone(),
+            ),
             discovery: discovery::DiscoveryCache::new(config.clock.clone()),
             jwks: jwks::JwksCache::new(config.clock.clone(), s.jwks_min_refetch),
         }

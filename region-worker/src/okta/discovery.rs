@@ -4,7 +4,9 @@
 //!
 //! The document must name exactly the issuer it was fetched for (OpenID Connect
 //! Discovery §4.3), and every endpoint the worker calls or sends a browser to must be on
-//! the issuer's own origin: a document that points elsewhere is refused.
+//! the issuer's own origin: a document that points elsewhere is refused. Whether the
+//! org sends `iss` in its authorization responses (RFC 9207) is read too: the callback
+//! then refuses a response without one (mix-up defence, OKTA.md §9).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,6 +42,10 @@ pub struct Discovery {
     pub userinfo_endpoint: Option<Url>,
     /// RP-initiated logout.
     pub end_session_endpoint: Option<Url>,
+    /// `authorization_response_iss_parameter_supported` (RFC 9207 §3): the org puts
+    /// `iss` in every authorization response, so a response without it did not come
+    /// from this org.
+    pub iss_parameter_supported: bool,
 }
 
 /// Why a discovery document could not be had or used. Shown to admins on the Okta
@@ -81,6 +87,32 @@ pub enum DiscoveryError {
     ForeignEndpoint(&'static str),
 }
 
+impl DiscoveryError {
+    /// A short reason for the Okta page. It never carries the transport's error chain
+    /// (refused, reset, timed out, a TLS alert…): told apart, those would let an admin
+    /// map which hosts and ports answer from inside the region.
+    pub fn admin_reason(&self) -> String {
+        match self {
+            DiscoveryError::BadIssuer => "the domain does not make a valid issuer URL".into(),
+            DiscoveryError::Unreachable {
+                source: HttpError::NotPublic,
+                ..
+            } => "the domain leads to a private or local network address".into(),
+            DiscoveryError::Unreachable {
+                source: HttpError::UnknownHost,
+                ..
+            } => "the domain name cannot be found".into(),
+            DiscoveryError::Unreachable { .. } | DiscoveryError::Status { .. } => {
+                "no OpenID discovery document could be read from it".into()
+            }
+            DiscoveryError::Invalid(_) => "its answer is not an OpenID discovery document".into(),
+            DiscoveryError::IssuerMismatch { .. } | DiscoveryError::ForeignEndpoint(_) => {
+                self.to_string()
+            }
+        }
+    }
+}
+
 /// Parses and checks a discovery document for `issuer`.
 pub fn parse(issuer: &str, body: &[u8]) -> Result<Discovery, DiscoveryError> {
     let issuer_url = Url::parse(issuer).map_err(|_| DiscoveryError::BadIssuer)?;
@@ -116,6 +148,10 @@ pub fn parse(issuer: &str, body: &[u8]) -> Result<Discovery, DiscoveryError> {
         jwks_uri: required("jwks_uri")?,
         userinfo_endpoint: endpoint("userinfo_endpoint")?,
         end_session_endpoint: endpoint("end_session_endpoint")?,
+        iss_parameter_supported: doc
+            .get("authorization_response_iss_parameter_supported")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 
@@ -235,6 +271,39 @@ mod tests {
         assert_eq!(
             d.end_session_endpoint.unwrap().as_str(),
             "https://acme.okta.com/oauth2/v1/logout"
+        );
+        assert!(!d.iss_parameter_supported);
+        let with_iss = doc(|d| d["authorization_response_iss_parameter_supported"] = json!(true));
+        assert!(parse(ISS, &with_iss).unwrap().iss_parameter_supported);
+    }
+
+    #[test]
+    fn the_page_gets_a_short_reason_never_the_transport_chain() {
+        let unreachable = |source| DiscoveryError::Unreachable {
+            url: "https://sso.acme.test/.well-known/openid-configuration".into(),
+            source,
+        };
+        let refused = unreachable(HttpError::Transport(
+            "client error (Connect): tcp connect error: Connection refused (os error 111)".into(),
+        ));
+        let timed_out = unreachable(HttpError::Timeout(std::time::Duration::from_secs(10)));
+        let status = DiscoveryError::Status {
+            url: "https://sso.acme.test/x".into(),
+            status: 404,
+        };
+        // Refused, timed out and a non-200 answer read the same: no port scanning.
+        assert_eq!(refused.admin_reason(), timed_out.admin_reason());
+        assert_eq!(refused.admin_reason(), status.admin_reason());
+        assert!(!refused.admin_reason().contains("refused"));
+        assert!(
+            unreachable(HttpError::NotPublic)
+                .admin_reason()
+                .contains("private or local network address")
+        );
+        assert!(
+            unreachable(HttpError::UnknownHost)
+                .admin_reason()
+                .contains("cannot be found")
         );
     }
 

@@ -8,13 +8,27 @@
 //! Plain HTTP is allowed only to loopback hosts and only under the development switch
 //! (the simulated org and the local OpenID Provider of the tests).
 //!
+//! Outside the development switch every connection goes to a public address only: the
+//! connector's resolver ([`GuardedResolver`]) drops loopback, private, link-local,
+//! unique-local and other non-public addresses ([`super::domain::is_public`]) at
+//! connect time, and an IP-literal URL is checked the same way. So an admin's Okta
+//! domain cannot make the worker probe the region's own network, not even a domain
+//! that resolved to a public address when it was saved and to a private one later
+//! (DNS rebinding). [`OktaHttp::check_host`] runs the same check for the Okta page, so
+//! it can say why in words.
+//!
 //! Why hyper's client and not reqwest: enabling any rustls feature on reqwest turns it
 //! on for every crate of the workspace that uses reqwest (features unify), and with
 //! `rustls-no-provider` every reqwest client built in such a process panics unless a
 //! process-wide provider was installed first, including clients the worker does not
 //! own (the simulated org's, the harness's). Building TLS here keeps that choice local.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,8 +38,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 use url::Url;
+
+use super::domain::is_public;
 
 /// The largest response body read from Okta (a JWKS or discovery document is a few
 /// KiB).
@@ -50,6 +67,125 @@ pub enum HttpError {
     /// The body is larger than [`MAX_BODY`].
     #[error("the answer is too large")]
     TooLarge,
+    /// The host resolves to no public address (outside the development switch).
+    #[error("the domain leads to a private or local network address")]
+    NotPublic,
+    /// The host name does not resolve.
+    #[error("the domain name cannot be found")]
+    UnknownHost,
+}
+
+/// How Okta host names are resolved: by the system's resolver, or from a fixed table,
+/// which lets a test make a domain resolve to a private address without touching the
+/// machine's DNS (the seam, like [`crate::clock::Clock`] for time).
+#[derive(Clone, Default)]
+pub enum Resolver {
+    /// The system's resolver (`getaddrinfo`).
+    #[default]
+    System,
+    /// Names and their addresses; any other name does not resolve.
+    Fixed(Arc<HashMap<String, Vec<IpAddr>>>),
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Resolver::System => f.write_str("Resolver::System"),
+            Resolver::Fixed(t) => f.debug_tuple("Resolver::Fixed").field(&t.len()).finish(),
+        }
+    }
+}
+
+impl Resolver {
+    /// A fixed table of `(name, address)` pairs.
+    pub fn fixed<'a>(entries: impl IntoIterator<Item = (&'a str, IpAddr)>) -> Self {
+        let mut table: HashMap<String, Vec<IpAddr>> = HashMap::new();
+        for (name, ip) in entries {
+            table.entry(name.to_ascii_lowercase()).or_default().push(ip);
+        }
+        Resolver::Fixed(Arc::new(table))
+    }
+
+    /// The addresses of `host`.
+    async fn lookup(&self, host: &str) -> Result<Vec<IpAddr>, ResolveError> {
+        match self {
+            Resolver::System => Ok(tokio::net::lookup_host((host, 0))
+                .await
+                .map_err(|_| ResolveError::UnknownHost)?
+                .map(|a| a.ip())
+                .collect()),
+            Resolver::Fixed(table) => table
+                .get(&host.to_ascii_lowercase())
+                .cloned()
+                .ok_or(ResolveError::UnknownHost),
+        }
+    }
+}
+
+/// Why the connector's resolver gave no address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The name does not resolve.
+    #[error("the domain name cannot be found")]
+    UnknownHost,
+    /// Every address of the name is loopback, private, link-local or otherwise not on
+    /// the public internet.
+    #[error("the domain resolves to no public address")]
+    NotPublic,
+}
+
+impl From<ResolveError> for HttpError {
+    fn from(e: ResolveError) -> Self {
+        match e {
+            ResolveError::UnknownHost => HttpError::UnknownHost,
+            ResolveError::NotPublic => HttpError::NotPublic,
+        }
+    }
+}
+
+/// The connector's resolver: [`Resolver`], then, outside the development switch, only
+/// the public addresses it found (none → [`ResolveError::NotPublic`]). Checking here,
+/// at connect time, is what defeats DNS rebinding: the address connected to is the
+/// address checked.
+#[derive(Debug, Clone)]
+pub struct GuardedResolver {
+    /// Where names are looked up.
+    resolver: Resolver,
+    /// The development switch: private addresses (the simulated org's loopback) allowed.
+    allow_private: bool,
+}
+
+impl GuardedResolver {
+    async fn resolve(&self, host: &str) -> Result<Vec<SocketAddr>, ResolveError> {
+        let found = self.resolver.lookup(host).await?;
+        if found.is_empty() {
+            return Err(ResolveError::UnknownHost);
+        }
+        let usable: Vec<SocketAddr> = found
+            .into_iter()
+            .filter(|ip| self.allow_private || is_public(*ip))
+            .map(|ip| SocketAddr::new(ip, 0))
+            .collect();
+        if usable.is_empty() {
+            return Err(ResolveError::NotPublic);
+        }
+        Ok(usable)
+    }
+}
+
+impl tower::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = ResolveError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ResolveError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ResolveError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { this.resolve(name.as_str()).await.map(Vec::into_iter) })
+    }
 }
 
 /// A response, read whole.
@@ -66,11 +202,14 @@ pub struct HttpResponse {
 /// The client. Cheap to clone (one pooled connector).
 #[derive(Clone)]
 pub struct OktaHttp {
-    /// hyper's pooled client over rustls.
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// hyper's pooled client over rustls, connecting only where the resolver allows.
+    client: Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>,
+    /// The connector's resolver, also used by [`Self::check_host`].
+    resolver: GuardedResolver,
     /// Total time allowed for one call, body included.
     timeout: Duration,
-    /// The development switch: allows `http://` to loopback hosts.
+    /// The development switch: allows `http://` to loopback hosts, and private
+    /// addresses.
     allow_loopback_http: bool,
 }
 
@@ -84,9 +223,24 @@ impl std::fmt::Debug for OktaHttp {
 }
 
 impl OktaHttp {
-    /// A client with these timeouts; `development` allows plain HTTP to loopback.
+    /// A client with these timeouts and the system's resolver; `development` allows
+    /// plain HTTP to loopback, and private addresses.
     pub fn new(connect_timeout: Duration, timeout: Duration, development: bool) -> Self {
-        let mut http = HttpConnector::new();
+        Self::with_resolver(connect_timeout, timeout, development, Resolver::System)
+    }
+
+    /// [`Self::new`] with names resolved by `resolver`.
+    pub fn with_resolver(
+        connect_timeout: Duration,
+        timeout: Duration,
+        development: bool,
+        resolver: Resolver,
+    ) -> Self {
+        let resolver = GuardedResolver {
+            resolver,
+            allow_private: development,
+        };
+        let mut http = HttpConnector::new_with_resolver(resolver.clone());
         http.enforce_http(false);
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
@@ -105,13 +259,43 @@ impl OktaHttp {
             .build(connector);
         Self {
             client,
+            resolver,
             timeout,
             allow_loopback_http: development,
         }
     }
 
+    /// Whether `host` (a name from an admin) resolves to an address the worker would
+    /// connect to: the same resolution and check as every connection, ahead of time,
+    /// so the Okta page can say why a domain is refused.
+    pub async fn check_host(&self, host: &str) -> Result<(), HttpError> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return self.check_ip(ip);
+        }
+        tokio::time::timeout(self.timeout, self.resolver.resolve(host))
+            .await
+            .map_err(|_| HttpError::Timeout(self.timeout))??;
+        Ok(())
+    }
+
+    /// An IP literal is connected to without the resolver: the same rule, here.
+    fn check_ip(&self, ip: IpAddr) -> Result<(), HttpError> {
+        if self.allow_loopback_http || is_public(ip) {
+            Ok(())
+        } else {
+            Err(HttpError::NotPublic)
+        }
+    }
+
     /// Whether the worker may call `url` at all.
     pub fn check_url(&self, url: &Url) -> Result<(), HttpError> {
+        match url.host() {
+            Some(url::Host::Ipv4(ip)) => self.check_ip(ip.into())?,
+            Some(url::Host::Ipv6(ip)) => self.check_ip(ip.into())?,
+            Some(url::Host::Domain(_)) => {}
+            None => return Err(HttpError::NotAllowed("the URL has no host")),
+        }
         match url.scheme() {
             "https" => Ok(()),
             "http" if self.allow_loopback_http && is_loopback(url) => Ok(()),
@@ -183,7 +367,10 @@ impl OktaHttp {
                 .client
                 .request(req)
                 .await
-                .map_err(|e| HttpError::Transport(describe(&e)))?;
+                .map_err(|e| match resolve_error(&e) {
+                    Some(refused) => HttpError::from(refused),
+                    None => HttpError::Transport(describe(&e)),
+                })?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, MAX_BODY)
                 .collect()
@@ -220,6 +407,18 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The resolver's refusal, when that is why a connection failed.
+fn resolve_error(e: &(dyn std::error::Error + 'static)) -> Option<ResolveError> {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if let Some(refused) = s.downcast_ref::<ResolveError>() {
+            return Some(*refused);
+        }
+        source = s.source();
+    }
+    None
+}
+
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
@@ -245,6 +444,77 @@ mod tests {
         assert!(dev.check_url(&url("http://[::1]:1/")).is_ok());
         assert!(dev.check_url(&url("http://acme.okta.com/")).is_err());
         assert!(dev.check_url(&url("ftp://127.0.0.1/")).is_err());
+    }
+
+    #[tokio::test]
+    async fn outside_development_only_public_addresses_are_connected_to() {
+        let resolver = Resolver::fixed([
+            ("rebound.acme.test", "127.0.0.1".parse().unwrap()),
+            ("metadata.acme.test", "169.254.169.254".parse().unwrap()),
+            ("intranet.acme.test", "10.0.0.7".parse().unwrap()),
+            ("v6.acme.test", "fd00::1".parse().unwrap()),
+            ("mixed.acme.test", "127.0.0.1".parse().unwrap()),
+            ("mixed.acme.test", "93.184.216.34".parse().unwrap()),
+            ("public.acme.test", "93.184.216.34".parse().unwrap()),
+        ]);
+        let t = Duration::from_secs(3);
+        let prod = OktaHttp::with_resolver(t, t, false, resolver.clone());
+        let dev = OktaHttp::with_resolver(t, t, true, resolver);
+        for host in [
+            "rebound.acme.test",
+            "metadata.acme.test",
+            "intranet.acme.test",
+            "v6.acme.test",
+        ] {
+            assert!(
+                matches!(prod.check_host(host).await, Err(HttpError::NotPublic)),
+                "{host}"
+            );
+            assert!(dev.check_host(host).await.is_ok(), "{host}");
+            // At connect time too, whatever was checked before (DNS rebinding): the
+            // connection is refused before any byte is sent.
+            let url =
+                Url::parse(&format!("https://{host}/.well-known/openid-configuration")).unwrap();
+            assert!(
+                matches!(prod.get(&url, None).await, Err(HttpError::NotPublic)),
+                "{host}"
+            );
+        }
+        assert!(prod.check_host("public.acme.test").await.is_ok());
+        // Only the public addresses of a name are kept.
+        let guard = GuardedResolver {
+            resolver: Resolver::fixed([
+                ("mixed.acme.test", "127.0.0.1".parse().unwrap()),
+                ("mixed.acme.test", "93.184.216.34".parse().unwrap()),
+            ]),
+            allow_private: false,
+        };
+        assert_eq!(
+            guard.resolve("mixed.acme.test").await.unwrap(),
+            vec!["93.184.216.34:0".parse::<SocketAddr>().unwrap()]
+        );
+        assert!(matches!(
+            prod.check_host("unknown.acme.test").await,
+            Err(HttpError::UnknownHost)
+        ));
+        // IP literals skip the resolver: the same rule applies to them.
+        for literal in ["https://127.0.0.1/", "https://[::1]/", "https://10.1.1.1/"] {
+            let url = Url::parse(literal).unwrap();
+            assert!(
+                matches!(prod.check_url(&url), Err(HttpError::NotPublic)),
+                "{literal}"
+            );
+        }
+        assert!(
+            prod.check_url(&Url::parse("https://93.184.216.34/").unwrap())
+                .is_ok()
+        );
+        // The system resolver: `localhost` is loopback.
+        let system = OktaHttp::new(t, t, false);
+        assert!(matches!(
+            system.check_host("localhost").await,
+            Err(HttpError::NotPublic)
+        ));
     }
 
     #[tokio::test]

@@ -8,8 +8,9 @@ use shared::regions::Secret;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::domain::{DomainError, OktaDomain};
 use crate::crypto::{CryptoError, Purpose, RegionKey};
-use crate::store::StoreError;
+use crate::store::{StoreError, workspaces};
 
 /// The saved settings of one workspace.
 #[derive(Debug, Clone)]
@@ -49,6 +50,29 @@ impl OktaSettings {
             .map(Secret::new)
             .map_err(|_| CryptoError::Open)
     }
+}
+
+/// Whether the saved org may still be used for a sign-in (DESIGN.md, "Sign-in
+/// trust"), checked at login and again at the callback, before any code is sent: the
+/// saved domain must still parse under today's development switch (a loopback org
+/// saved in development is refused once the switch is off), make the saved issuer,
+/// and be Okta's own or a custom domain an operator still allows for the workspace.
+/// The outer error is the store's; the inner one says why the org is refused.
+pub async fn org_permitted(
+    client: &impl GenericClient,
+    settings: &OktaSettings,
+    development: bool,
+) -> Result<Result<OktaDomain, DomainError>, StoreError> {
+    let domain = match OktaDomain::parse(&settings.okta_domain, development) {
+        Ok(d) if d.issuer() == settings.issuer => d,
+        Ok(_) => return Ok(Err(DomainError::Invalid)),
+        Err(e) => return Ok(Err(e)),
+    };
+    if domain.kind().okta_operated() {
+        return Ok(Ok(domain));
+    }
+    let allowed = workspaces::allowed_okta_domains(client, settings.team_id).await?;
+    Ok(domain.permitted(&allowed).map(|()| domain))
 }
 
 /// What saving writes.

@@ -1,7 +1,8 @@
 //! Workspaces and their first admin: creation (with the three workspace roles and a
-//! one-time sign-in link), listing, existence checks and link redemption.
+//! one-time sign-in link), listing, existence checks and link redemption; and the
+//! custom Okta domains operators allowed for them (`okta_domain_allowances`, V10).
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{GenericClient, Pool};
 use serde::Serialize;
 use serde_json::json;
 use shared::ids::{RegionId, TeamId};
@@ -45,6 +46,8 @@ pub struct Workspace {
     /// When it was created (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// The custom Okta domains an operator allowed for it, sorted.
+    pub allowed_okta_domains: Vec<String>,
 }
 
 /// What creating a workspace made.
@@ -141,6 +144,7 @@ pub async fn create(
             name: name.to_owned(),
             region: region.to_string(),
             created_at,
+            allowed_okta_domains: Vec::new(),
         },
         admin_user_id,
     })
@@ -151,7 +155,13 @@ pub async fn list(pool: &Pool) -> Result<Vec<Workspace>, StoreError> {
     let client = pool.get().await?;
     let rows = client
         .query(
-            "SELECT team_id, name, region, created_at FROM workspaces ORDER BY created_at, team_id",
+            "SELECT w.team_id, w.name, w.region, w.created_at,
+                    coalesce(array_agg(a.domain ORDER BY a.domain)
+                             FILTER (WHERE a.domain IS NOT NULL), '{}')
+               FROM workspaces w
+               LEFT JOIN okta_domain_allowances a ON a.team_id = w.team_id
+              GROUP BY w.team_id
+              ORDER BY w.created_at, w.team_id",
             &[],
         )
         .await?;
@@ -162,6 +172,7 @@ pub async fn list(pool: &Pool) -> Result<Vec<Workspace>, StoreError> {
             name: r.get(1),
             region: r.get(2),
             created_at: r.get(3),
+            allowed_okta_domains: r.get(4),
         })
         .collect())
 }
@@ -176,6 +187,118 @@ pub async fn exists(pool: &Pool, team_id: TeamId) -> Result<bool, StoreError> {
         )
         .await?;
     Ok(row.is_some())
+}
+
+/// The custom Okta domains allowed for `team_id`, sorted.
+pub async fn allowed_okta_domains(
+    client: &impl GenericClient,
+    team_id: TeamId,
+) -> Result<Vec<String>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT domain FROM okta_domain_allowances WHERE team_id = $1 ORDER BY domain",
+            &[&team_id.as_uuid()],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// What changing an allowance did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllowanceChange {
+    /// It was written (allowed) or removed (disallowed).
+    Changed,
+    /// It was already so; nothing written, nothing audited.
+    Unchanged,
+    /// No workspace has this `team_id`.
+    NoWorkspace,
+}
+
+/// Allows the custom Okta domain `domain` (normalised) for `team_id`, audited as
+/// `workspace.okta_domain.allowed` by `actor`, in one transaction.
+pub async fn allow_okta_domain(
+    pool: &Pool,
+    team_id: TeamId,
+    domain: &str,
+    actor: &str,
+) -> Result<AllowanceChange, StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let team = team_id.as_uuid();
+    if tx
+        .query_opt("SELECT 1 FROM workspaces WHERE team_id = $1", &[&team])
+        .await?
+        .is_none()
+    {
+        return Ok(AllowanceChange::NoWorkspace);
+    }
+    let n = tx
+        .execute(
+            "INSERT INTO okta_domain_allowances (team_id, domain, allowed_by)
+             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&team, &domain, &actor],
+        )
+        .await?;
+    if n == 0 {
+        return Ok(AllowanceChange::Unchanged);
+    }
+    tx.execute(
+        "INSERT INTO audit_events (team_id, actor, action, target, detail)
+         VALUES ($1, $2, 'workspace.okta_domain.allowed', $3, $4)",
+        &[
+            &team,
+            &actor,
+            &team_id.to_string(),
+            &json!({ "domain": domain }),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(AllowanceChange::Changed)
+}
+
+/// Removes the allowance of `domain` for `team_id`, audited as
+/// `workspace.okta_domain.disallowed`. Sign-ins through that domain stop at once (the
+/// login and the callback check the allowance); the saved Okta settings are kept so
+/// that allowing it again restores them.
+pub async fn disallow_okta_domain(
+    pool: &Pool,
+    team_id: TeamId,
+    domain: &str,
+    actor: &str,
+) -> Result<AllowanceChange, StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let team = team_id.as_uuid();
+    if tx
+        .query_opt("SELECT 1 FROM workspaces WHERE team_id = $1", &[&team])
+        .await?
+        .is_none()
+    {
+        return Ok(AllowanceChange::NoWorkspace);
+    }
+    let n = tx
+        .execute(
+            "DELETE FROM okta_domain_allowances WHERE team_id = $1 AND domain = $2",
+            &[&team, &domain],
+        )
+        .await?;
+    if n == 0 {
+        return Ok(AllowanceChange::Unchanged);
+    }
+    tx.execute(
+        "INSERT INTO audit_events (team_id, actor, action, target, detail)
+         VALUES ($1, $2, 'workspace.okta_domain.disallowed', $3, $4)",
+        &[
+            &team,
+            &actor,
+            &team_id.to_string(),
+            &json!({ "domain": domain }),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(AllowanceChange::Changed)
 }
 
 /// A redeemed sign-in link: who it signs in.
