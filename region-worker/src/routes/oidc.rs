@@ -7,10 +7,14 @@
 //!    URI, also reached from the Okta dashboard with `iss`): parks `state`, `nonce` and
 //!    the PKCE verifier in Redis ([`pending`]) and sends the browser to Okta.
 //! 3. `GET {api}/api/okta/oidc/callback` ([`callback`]): takes the single-use state,
-//!    exchanges the code, verifies the ID token, finds or (just in time) creates the
-//!    user ([`provision`]), and hands the sign-in to the app host with a one-time code.
+//!    exchanges the code, verifies the ID token, finds the user bound to Okta's subject
+//!    or (just in time) creates them ([`provision`]), and hands the sign-in to the app
+//!    host with a one-time code.
 //! 4. `GET {app}/auth/complete?code=…` ([`handoff`]): redeems the code once and sets
-//!    the host-only session cookie there.
+//!    the host-only session cookie there, in the browser that began the sign-in at
+//!    step 1 (a host-only cookie set there, whose hash travels with the sign-in);
+//!    any other browser confirms on a page first (`POST {app}/auth/complete`). A new
+//!    session ends the browser's previous one.
 //! 5. `POST {app}/auth/sign-out` ([`sign_out`]): ends the session and sends the browser
 //!    to the org's logout with `id_token_hint`, back to `{app}/auth`.
 //!
@@ -54,7 +58,7 @@ pub fn api_router() -> Router<AppState> {
 /// The app host's routes (the `/auth` page itself is in `pages`).
 pub fn app_router() -> Router<AppState> {
     Router::new()
-        .route(COMPLETE_PATH, get(handoff::complete))
+        .route(COMPLETE_PATH, get(handoff::complete).post(handoff::confirm))
         .route(SIGN_OUT_PATH, post(sign_out::sign_out))
 }
 

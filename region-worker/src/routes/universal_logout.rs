@@ -323,7 +323,9 @@ async fn resolve(
                 // The org may only log out its own users.
                 return Err(LogoutError::Forbidden("foreign_issuer"));
             }
-            personal_tokens::users_by_external_id(&client, team_id, sub).await?
+            // Bound to (iss, sub) at sign-in, or provisioned with sub as externalId.
+            let issuer = &authenticated.settings.issuer;
+            crate::store::users::ids_by_okta_subject(&client, team_id, issuer, sub).await?
         }
         Subject::Opaque(id) => match Uuid::parse_str(id) {
             Ok(uuid) => personal_tokens::user_by_id(&client, team_id, uuid).await?,

@@ -340,6 +340,160 @@ pub async fn delete(
     Ok(row.map(|r| r.get(0)))
 }
 
+/// What sign-in needs to know about a user it may sign in as: who they are bound to
+/// at Okta (`externalId` from SCIM, and the `(issuer, sub)` of their first sign-in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInUser {
+    /// The user.
+    pub id: Uuid,
+    /// Whether they may use the workspace.
+    pub active: bool,
+    /// Their revocation epoch.
+    pub token_epoch: i64,
+    /// Whether their user name is the email looked up (prefers them among several).
+    pub exact: bool,
+    /// Okta's user id from SCIM: sign-in must carry it as `sub`.
+    pub external_id: Option<String>,
+    /// The `(issuer, sub)` recorded at their first sign-in.
+    pub okta_subject: Option<(String, String)>,
+}
+
+const SIGN_IN_COLUMNS: &str = "id, active, token_epoch, external_id, okta_issuer, okta_sub";
+
+fn sign_in_user(row: &tokio_postgres::Row, exact: bool) -> SignInUser {
+    let issuer: Option<String> = row.get(4);
+    let sub: Option<String> = row.get(5);
+    SignInUser {
+        id: row.get(0),
+        active: row.get(1),
+        token_epoch: row.get(2),
+        exact,
+        external_id: row.get(3),
+        okta_subject: issuer.zip(sub),
+    }
+}
+
+/// The users of `team_id` that Okta's subject `sub` at `issuer` names: bound to that
+/// pair at an earlier sign-in, or provisioned with it as `externalId` (Okta's user id
+/// is the org's `sub`). More than one means the records disagree; the caller refuses.
+pub async fn by_okta_subject(
+    client: &impl GenericClient,
+    team_id: TeamId,
+    issuer: &str,
+    sub: &str,
+) -> Result<Vec<SignInUser>, StoreError> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {SIGN_IN_COLUMNS} FROM users
+              WHERE team_id = $1
+                AND ((okta_issuer = $2 AND okta_sub = $3) OR external_id = $3)
+              ORDER BY seq LIMIT 3"
+        ))
+        .await?;
+    let rows = client
+        .query(&stmt, &[&team_id.as_uuid(), &issuer, &sub])
+        .await?;
+    Ok(rows.iter().map(|r| sign_in_user(r, true)).collect())
+}
+
+/// The users of `team_id` whose email or user name is `email` (case-insensitively),
+/// the one whose user name it is first.
+pub async fn by_email_for_sign_in(
+    client: &impl GenericClient,
+    team_id: TeamId,
+    email: &str,
+) -> Result<Vec<SignInUser>, StoreError> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {SIGN_IN_COLUMNS}, lower(user_name) = lower($2) AS exact FROM users
+              WHERE team_id = $1 AND (lower(email) = lower($2) OR lower(user_name) = lower($2))
+              ORDER BY exact DESC, seq
+              LIMIT 3"
+        ))
+        .await?;
+    let rows = client.query(&stmt, &[&team_id.as_uuid(), &email]).await?;
+    Ok(rows.iter().map(|r| sign_in_user(r, r.get(6))).collect())
+}
+
+/// The ids of the users of `team_id` bound to Okta's `(issuer, sub)` or provisioned
+/// with `sub` as `externalId`: whom Universal Logout's `iss_sub` subject names.
+pub async fn ids_by_okta_subject(
+    client: &impl GenericClient,
+    team_id: TeamId,
+    issuer: &str,
+    sub: &str,
+) -> Result<Vec<Uuid>, StoreError> {
+    Ok(by_okta_subject(client, team_id, issuer, sub)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect())
+}
+
+/// How recording a user's Okta subject went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// Recorded now (their first Okta sign-in).
+    Now,
+    /// They were already bound to this very subject.
+    Already,
+    /// They are bound to another subject, or another user holds this one (a
+    /// concurrent sign-in won): nothing was changed.
+    Conflict,
+}
+
+/// Records `(issuer, sub)` on the user unless they are bound already; never replaces
+/// a binding. A subject another user holds is a [`Bound::Conflict`] without an error;
+/// only a true race (two users bound to one subject at the same instant) meets the
+/// unique index, which aborts a surrounding transaction.
+pub async fn bind_okta_subject(
+    client: &impl GenericClient,
+    team_id: TeamId,
+    id: Uuid,
+    issuer: &str,
+    sub: &str,
+) -> Result<Bound, StoreError> {
+    // `target` reads the row as it was before the update (one snapshot per statement).
+    let stmt = client
+        .prepare_cached(
+            "WITH target AS (
+                 SELECT okta_issuer, okta_sub FROM users WHERE team_id = $1 AND id = $2
+             ), bound AS (
+                 UPDATE users SET okta_issuer = $3, okta_sub = $4, okta_bound_at = now()
+                  WHERE team_id = $1 AND id = $2 AND okta_sub IS NULL
+                    AND NOT EXISTS (SELECT 1 FROM users
+                                     WHERE team_id = $1 AND okta_issuer = $3 AND okta_sub = $4)
+              RETURNING id
+             )
+             SELECT (SELECT count(*) FROM bound),
+                    (SELECT okta_issuer = $3 AND okta_sub = $4 FROM target)",
+        )
+        .await?;
+    let row = client
+        .query_one(&stmt, &[&team_id.as_uuid(), &id, &issuer, &sub])
+        .await;
+    let row = match row {
+        Ok(row) => row,
+        Err(e) => {
+            let e = StoreError::from(e);
+            return if e.is_unique_violation() {
+                Ok(Bound::Conflict)
+            } else {
+                Err(e)
+            };
+        }
+    };
+    let updated: i64 = row.get(0);
+    let same: Option<bool> = row.get(1);
+    Ok(if updated == 1 {
+        Bound::Now
+    } else if same == Some(true) {
+        Bound::Already
+    } else {
+        Bound::Conflict
+    })
+}
+
 impl Listed for UserRecord {
     const TABLE: &'static str = "users";
     const COLUMNS: &'static str = COLUMNS;

@@ -23,6 +23,7 @@ use super::login::binding_cookie_name;
 use super::pending::{self, PendingSignIn, Taken};
 use super::provision::{self, Identity};
 use super::{no_store, redirect_uri};
+use crate::okta::domain::{DomainKind, OktaDomain};
 use crate::okta::jwks::VerifyError;
 use crate::okta::oidc::{self, ExchangeError, IdTokenCheck};
 use crate::okta::settings;
@@ -235,14 +236,20 @@ async fn finish(
         }
         merge_profile(&mut claims, &info);
     }
-    let identity = identity(&claims, sub).ok_or_else(|| refuse(SignInFailure::NoVerifiedEmail))?;
+    let identity = identity(&claims, sub, okta_operated(state, &settings.okta_domain))
+        .ok_or_else(|| refuse(SignInFailure::NoVerifiedEmail))?;
     let signed_in = provision::resolve(state, &settings, &identity)
         .await
         .map_err(|f| {
-            (
-                f,
-                json!({ "step": "user", "email_domain": email_domain(&identity.email) }),
-            )
+            let mut detail =
+                json!({ "step": "user", "email_domain": email_domain(&identity.email) });
+            if let SignInFailure::SubjectMismatch { user_id } = &f {
+                // Who was targeted and by which Okta subject: what the admin needs.
+                detail["user_id"] = json!(user_id);
+                detail["okta_sub"] = json!(identity.sub);
+                detail["issuer"] = json!(settings.issuer);
+            }
+            (f, detail)
         })?;
     handoff::park(
         state,
@@ -254,6 +261,8 @@ async fn finish(
             id_token_sealed: String::new(),
             return_to: pending.return_to.clone(),
             expires_at: 0,
+            app_binding: pending.app_binding.clone(),
+            email: identity.email.clone(),
         },
         &tokens.id_token,
     )
@@ -276,14 +285,27 @@ fn merge_profile(claims: &mut Map<String, Value>, info: &Map<String, Value>) {
     }
 }
 
-/// The identity in the claims: a plausible email that Okta does not call unverified.
-/// An explicit `email_verified: false` is refused; the email itself is trusted only
-/// because the workspace's own Okta org and client issued the token.
-fn identity(claims: &Map<String, Value>, sub: String) -> Option<Identity> {
+/// Whether the workspace's org is one Okta operates (its own domains; a loopback org
+/// under the development switch, as the simulated org): only such an org may leave
+/// `email_verified` out.
+fn okta_operated(state: &AppState, okta_domain: &str) -> bool {
+    OktaDomain::parse(okta_domain, state.config.development)
+        .is_ok_and(|d| d.kind() != DomainKind::Custom)
+}
+
+/// The identity in the claims: a plausible email that Okta does not call unverified,
+/// and a subject. An explicit `email_verified: false` is refused, and so is its absence
+/// unless the org is Okta-operated (`okta_operated`); the email only finds an account
+/// that no other Okta subject holds ([`provision`]).
+fn identity(claims: &Map<String, Value>, sub: String, okta_operated: bool) -> Option<Identity> {
+    if sub.is_empty() {
+        return None;
+    }
     let email = claims.get("email")?.as_str()?.trim();
     let plausible = email.len() <= 254 && crate::store::users::looks_like_email(email);
     let verified = match claims.get("email_verified") {
-        None | Some(Value::Bool(true)) => true,
+        None => okta_operated,
+        Some(Value::Bool(true)) => true,
         Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
         Some(_) => false,
     };
@@ -316,17 +338,23 @@ mod tests {
         let ok = identity(
             &claims(json!({ "email": "jane@acme.test", "email_verified": true })),
             "00u1".into(),
+            false,
         )
         .unwrap();
         assert_eq!(ok.email, "jane@acme.test");
-        assert!(identity(&claims(json!({ "email": "jane@acme.test" })), "s".into()).is_some());
+        // Absent: accepted from an Okta-operated org only.
+        let bare = claims(json!({ "email": "jane@acme.test" }));
+        assert!(identity(&bare, "s".into(), true).is_some());
+        assert!(identity(&bare, "s".into(), false).is_none());
         assert!(
             identity(
                 &claims(json!({ "email": "jane@acme.test", "email_verified": "true" })),
-                "s".into()
+                "s".into(),
+                false
             )
             .is_some()
         );
+        assert!(identity(&bare, String::new(), true).is_none(), "no subject");
         for bad in [
             json!({ "email": "jane@acme.test", "email_verified": false }),
             json!({ "email": "jane@acme.test", "email_verified": "false" }),
@@ -335,7 +363,7 @@ mod tests {
             json!({}),
         ] {
             assert!(
-                identity(&claims(bad.clone()), "s".into()).is_none(),
+                identity(&claims(bad.clone()), "s".into(), true).is_none(),
                 "{bad}"
             );
         }

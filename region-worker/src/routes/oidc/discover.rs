@@ -1,16 +1,18 @@
 //! `POST {app}/auth`: "Sign in with your work email". The email finds the workspaces of
 //! this region that know it (case-insensitively); one with Okta sign-in on continues
 //! at the Initiate login URI with the email as `login_hint`, several let the user pick,
-//! and the page says why when there is nothing to continue with.
+//! and the page says why when there is nothing to continue with. Continuing sets the
+//! app host's fresh sign-in cookie that binds the hand-off to this browser
+//! ([`handoff`]).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use shared::ids::TeamId;
 use uuid::Uuid;
 
-use super::LOGIN_PATH;
+use super::{LOGIN_PATH, handoff, no_store};
 use crate::csrf;
 use crate::html::{escape, page};
 use crate::rate_limit::{self, ClientIp};
@@ -62,10 +64,17 @@ async fn lookup(state: &AppState, email: &str) -> Result<Vec<Found>, StoreError>
         .collect())
 }
 
-/// The Initiate login URI for `team_id` with the email as hint.
-fn login_url(state: &AppState, team_id: TeamId, email: &str, return_to: Option<&str>) -> String {
+/// The Initiate login URI for `team_id` with the email as hint and the hash of the
+/// browser's fresh sign-in cookie (never the cookie itself: only its holder completes).
+fn login_url(
+    state: &AppState,
+    team_id: TeamId,
+    email: &str,
+    return_to: Option<&str>,
+    app_binding: &str,
+) -> String {
     let mut url = format!(
-        "{}{LOGIN_PATH}?team_id={team_id}&login_hint={}",
+        "{}{LOGIN_PATH}?team_id={team_id}&login_hint={}&app_binding={app_binding}",
         state.config.region.api_base(),
         url::form_urlencoded::byte_serialize(email.as_bytes()).collect::<String>()
     );
@@ -185,7 +194,13 @@ pub async fn submit(
         ),
         [one] => match one.sign_in {
             Some(true) => {
-                Redirect::to(&login_url(&state, one.team_id, email, return_to)).into_response()
+                // The sign-in begins in this browser: a fresh cookie binds its hand-off.
+                let (cookie, binding) = handoff::mint_signin_cookie(&state);
+                let url = login_url(&state, one.team_id, email, return_to, &binding);
+                let mut response = Redirect::to(&url).into_response();
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+                no_store(&mut response);
+                response
             }
             Some(false) => form_page(
                 &state,

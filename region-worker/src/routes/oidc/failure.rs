@@ -79,6 +79,27 @@ pub enum SignInFailure {
     /// A store is unavailable.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The account with this email is bound to another Okta subject (another `sub`
+    /// signed in first, or SCIM's `externalId` names another Okta user), or two
+    /// accounts claim this subject: an email match never signs anyone in as them.
+    #[error("the Okta subject does not match the account")]
+    SubjectMismatch {
+        /// The account the email named.
+        user_id: uuid::Uuid,
+    },
+    /// The authorization response's `iss` (RFC 9207) is not the issuer the sign-in was
+    /// sent to: another org answered (a mix-up attack, OKTA.md §9). No code was sent.
+    #[error("the authorization response came from another issuer")]
+    ResponseIssuerMismatch,
+    /// The org says it sends `iss` in every authorization response, and this one had
+    /// none. No code was sent.
+    #[error("the authorization response has no iss")]
+    ResponseIssuerMissing,
+    /// The workspace's Okta domain is neither Okta's own nor a custom domain an
+    /// operator allows for it (any more), or it is not valid under this deployment's
+    /// switches.
+    #[error("the Okta domain is not allowed: {0}")]
+    OrgNotAllowed(crate::okta::domain::DomainError),
 }
 
 impl SignInFailure {
@@ -105,6 +126,10 @@ impl SignInFailure {
             SignInFailure::Ambiguous => "ambiguous_user",
             SignInFailure::HandoffUnknown => "handoff_unknown",
             SignInFailure::Store(_) => "store_unavailable",
+            SignInFailure::SubjectMismatch { .. } => "subject_mismatch",
+            SignInFailure::ResponseIssuerMismatch => "iss_mismatch",
+            SignInFailure::ResponseIssuerMissing => "iss_missing",
+            SignInFailure::OrgNotAllowed(_) => "okta_domain_not_allowed",
         }
     }
 
@@ -115,7 +140,9 @@ impl SignInFailure {
             | SignInFailure::Deactivated
             | SignInFailure::Disabled
             | SignInFailure::NotConfigured
-            | SignInFailure::OktaError(_) => StatusCode::FORBIDDEN,
+            | SignInFailure::OktaError(_)
+            | SignInFailure::SubjectMismatch { .. }
+            | SignInFailure::OrgNotAllowed(_) => StatusCode::FORBIDDEN,
             SignInFailure::OktaUnreachable(_) => StatusCode::BAD_GATEWAY,
             SignInFailure::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
@@ -253,6 +280,34 @@ impl SignInFailure {
                     .into(),
             ),
             SignInFailure::Store(_) => ("Temporarily unavailable", String::new()),
+            SignInFailure::SubjectMismatch { .. } => (
+                "This account belongs to another Okta user",
+                "You signed in to Okta, but the ClosedLoop AI account with your email \
+                 address is linked to a different Okta user, so you were not signed in. \
+                 This happens when an email address is changed or reused in Okta. Ask \
+                 your Okta admin to check the email address of your Okta profile. If \
+                 your Okta account was replaced, a workspace admin must ask ClosedLoop AI \
+                 support to re-link the account; the refusal is in the workspace's \
+                 activity log as subject_mismatch."
+                    .into(),
+            ),
+            SignInFailure::ResponseIssuerMismatch | SignInFailure::ResponseIssuerMissing => (
+                "The sign-in answer came from the wrong place",
+                "The answer to this sign-in did not come from the Okta org it was sent to, \
+                 so ClosedLoop AI did not use it and nobody was signed in. Start again from \
+                 your workspace's sign-in page. If this happens again, tell your admin: a \
+                 link you followed may have been crafted to take over your sign-in."
+                    .into(),
+            ),
+            SignInFailure::OrgNotAllowed(_) => (
+                "This workspace's Okta domain is not allowed",
+                "This workspace is set up to sign in through an Okta domain that ClosedLoop \
+                 AI does not accept: only Okta's own domains (such as acme.okta.com) and \
+                 custom domains that ClosedLoop AI support allowed for the workspace. A \
+                 workspace admin can enter the org's okta.com domain under Integrations > \
+                 Okta, or ask ClosedLoop AI support to allow the custom domain."
+                    .into(),
+            ),
         }
     }
 

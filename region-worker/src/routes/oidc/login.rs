@@ -9,7 +9,7 @@
 //! parked request keeps, so a callback delivered to another browser is refused.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 use shared::ids::TeamId;
@@ -22,7 +22,6 @@ use crate::okta::oidc::{self, AuthorizeRequest};
 use crate::okta::settings::{self, OktaSettings};
 use crate::rate_limit::{self, ClientIp};
 use crate::routes::pages::safe_return_to;
-use crate::session::cookie_value;
 use crate::state::AppState;
 use crate::store::workspaces;
 
@@ -46,6 +45,8 @@ struct LoginParams {
     login_hint: Option<String>,
     target_link_uri: Option<String>,
     return_to: Option<String>,
+    /// SHA-256 (hex) of the app host's sign-in cookie, from `POST {app}/auth`.
+    app_binding: Option<String>,
 }
 
 impl LoginParams {
@@ -58,6 +59,7 @@ impl LoginParams {
                 "login_hint" => &mut p.login_hint,
                 "target_link_uri" => &mut p.target_link_uri,
                 "return_to" => &mut p.return_to,
+                "app_binding" => &mut p.app_binding,
                 _ => continue,
             };
             if slot.is_none() {
@@ -66,6 +68,11 @@ impl LoginParams {
         }
         p
     }
+}
+
+/// Whether `s` is a SHA-256 digest in lower-case hex (what `/auth` passes on).
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Where to land after sign-in: a safe relative `return_to`, or a `target_link_uri` on
@@ -122,7 +129,6 @@ async fn workspace(
 pub async fn login(
     State(state): State<AppState>,
     client: ClientIp,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     if let Some(wait) = rate_limit::take_for_client(&state, "oidc-login", &client).await {
@@ -164,14 +170,11 @@ pub async fn login(
             .await;
         }
     };
-    // One binding per browser, shared by concurrent sign-ins in several tabs.
+    // A fresh binding for every sign-in, never one found in the browser: a value
+    // planted there (a cookie tossed from a sibling host) must bind nothing. Of two
+    // sign-ins started in two tabs, the later one wins.
     let cookie_name = binding_cookie_name(&state);
-    let existing = cookie_value(&headers, cookie_name).filter(|v| {
-        v.len() == 43
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    });
-    let binding = existing.map_or_else(oidc::random_value, str::to_owned);
+    let binding = oidc::random_value();
     let state_value = oidc::random_value();
     let nonce = oidc::random_value();
     let (verifier, challenge) = oidc::pkce_pair();
@@ -184,6 +187,7 @@ pub async fn login(
         code_verifier: verifier,
         return_to: landing(&state, &p),
         binding: TokenHash::of(&binding).to_hex(),
+        app_binding: p.app_binding.filter(|h| is_sha256_hex(h)),
         expires_at: (state.config.clock.now() + ttl).unix_timestamp(),
     };
     let ttl_secs = ttl.whole_seconds().max(1) as u64;

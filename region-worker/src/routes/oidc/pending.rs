@@ -30,6 +30,11 @@ pub struct PendingSignIn {
     /// SHA-256 (hex) of the browser's flow cookie: the callback must come to the
     /// browser that started the sign-in.
     pub binding: String,
+    /// SHA-256 (hex) of the app host's sign-in cookie, when the sign-in began at
+    /// `POST {app}/auth` (`None` from the Okta dashboard): the hand-off completes
+    /// without a confirmation only in the browser that holds its preimage.
+    #[serde(default)]
+    pub app_binding: Option<String>,
     /// Expiry, Unix seconds by the worker's clock (Redis's TTL is a backstop).
     pub expires_at: i64,
 }

@@ -1,23 +1,33 @@
-//! Who signed in: the user of the workspace whose email (or user name) is the verified
-//! email Okta vouched for, compared case-insensitively, and only in the workspace whose
-//! own Okta org and client issued the ID token. Unknown users are created just in time
-//! as Members when the workspace allows it (OKTA.md §8), with `source = 'jit'` and no
-//! `externalId`, so that a later SCIM create from Okta adopts them instead of
-//! conflicting (`scim/users.rs::create`).
+//! Who signed in: the user of the workspace bound to the Okta subject of the ID token
+//! (DESIGN.md, "Accounts are Okta subjects, not email addresses"), and only in the
+//! workspace whose own Okta org and client issued it.
+//!
+//! 1. A user bound to `(issuer, sub)` at an earlier sign-in, or provisioned by SCIM with
+//!    `sub` as `externalId` (Okta's user id is the org's `sub`), is that person, whatever
+//!    their email is now (an email changed in Okta keeps the account).
+//! 2. Else the verified email (or user name, case-insensitively) finds the account, which
+//!    must not be bound to another subject: its `externalId`, when set, must be `sub`,
+//!    and a recorded subject must be this one. Its first sign-in records the subject.
+//! 3. Else, when the workspace allows it, the user is created just in time as a Member
+//!    (OKTA.md §8), bound to the subject, with `source = 'jit'` and no `externalId`, so
+//!    that a later SCIM create from Okta adopts them instead of conflicting
+//!    (`scim/users.rs::create`).
+//!
+//! A subject that does not match is refused ([`SignInFailure::SubjectMismatch`]): an
+//! email match alone never signs anyone in as an existing user, nor creates a second one.
 
 use serde_json::{Value, json};
-use shared::ids::TeamId;
 use shared::scim::definitions::{USER, USER_URN};
 use shared::scim::value::canonicalize_resource;
 use uuid::Uuid;
 
-use super::failure::SignInFailure;
+use super::failure::{SignInFailure, record};
 use crate::okta::settings::OktaSettings;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::roles;
-use crate::store::users::{self, UserColumns};
+use crate::store::users::{self, Bound, SignInUser, UserColumns};
 
 /// The identity Okta asserted.
 #[derive(Debug, Clone)]
@@ -45,43 +55,9 @@ pub struct SignedIn {
     pub created: bool,
 }
 
-/// A candidate user row.
-struct Candidate {
-    id: Uuid,
-    active: bool,
-    token_epoch: i64,
-    exact: bool,
-}
-
-async fn find(
-    client: &impl deadpool_postgres::GenericClient,
-    team_id: TeamId,
-    email: &str,
-) -> Result<Vec<Candidate>, StoreError> {
-    let rows = client
-        .query(
-            "SELECT id, active, token_epoch, lower(user_name) = lower($2) AS exact
-               FROM users
-              WHERE team_id = $1 AND (lower(email) = lower($2) OR lower(user_name) = lower($2))
-              ORDER BY exact DESC, seq
-              LIMIT 3",
-            &[&team_id.as_uuid(), &email],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Candidate {
-            id: r.get(0),
-            active: r.get(1),
-            token_epoch: r.get(2),
-            exact: r.get(3),
-        })
-        .collect())
-}
-
-/// Picks the user among candidates: the one whose user name is the email, else the
-/// only one.
-fn pick(candidates: &[Candidate]) -> Result<Option<&Candidate>, SignInFailure> {
+/// Picks the user among email candidates: the one whose user name is the email, else
+/// the only one.
+fn pick(candidates: &[SignInUser]) -> Result<Option<&SignInUser>, SignInFailure> {
     match candidates {
         [] => Ok(None),
         [first, ..] if first.exact => Ok(Some(first)),
@@ -90,13 +66,60 @@ fn pick(candidates: &[Candidate]) -> Result<Option<&Candidate>, SignInFailure> {
     }
 }
 
-fn signed_in(c: &Candidate) -> Result<SignedIn, SignInFailure> {
-    if !c.active {
+/// Whether `user` may be signed in as Okta's `(issuer, sub)`: their `externalId`, when
+/// set, is `sub`, and a recorded subject is this very one.
+fn subject_matches(user: &SignInUser, issuer: &str, sub: &str) -> bool {
+    let external_ok = user.external_id.as_deref().is_none_or(|e| e == sub);
+    let bound_ok = user
+        .okta_subject
+        .as_ref()
+        .is_none_or(|(i, s)| i == issuer && s == sub);
+    external_ok && bound_ok
+}
+
+/// Signs in as `user` once their subject is checked (and recorded on first sign-in).
+async fn sign_in_as(
+    state: &AppState,
+    client: &impl deadpool_postgres::GenericClient,
+    settings: &OktaSettings,
+    identity: &Identity,
+    user: &SignInUser,
+) -> Result<SignedIn, SignInFailure> {
+    let mismatch = SignInFailure::SubjectMismatch { user_id: user.id };
+    if !subject_matches(user, &settings.issuer, &identity.sub) {
+        return Err(mismatch);
+    }
+    if !user.active {
         return Err(SignInFailure::Deactivated);
     }
+    if user.okta_subject.is_none() {
+        match users::bind_okta_subject(
+            client,
+            settings.team_id,
+            user.id,
+            &settings.issuer,
+            &identity.sub,
+        )
+        .await?
+        {
+            Bound::Now => {
+                record(
+                    state,
+                    Some(settings.team_id),
+                    "okta",
+                    "oidc.user.bound",
+                    Some(&user.id.to_string()),
+                    json!({ "issuer": settings.issuer, "okta_sub": identity.sub }),
+                )
+                .await;
+            }
+            Bound::Already => {}
+            Bound::Conflict => return Err(mismatch),
+        }
+    }
     Ok(SignedIn {
-        user_id: c.id,
-        user_epoch: c.token_epoch,
+        user_id: user.id,
+        user_epoch: user.token_epoch,
         created: false,
     })
 }
@@ -133,8 +156,9 @@ fn jit_resource(identity: &Identity) -> Value {
     resource
 }
 
-/// Finds the user who signs in, creating them as a Member when just-in-time
-/// provisioning is on.
+/// Finds the user who signs in, by Okta subject first, then by email (an account not
+/// bound to another subject), creating them as a Member when just-in-time provisioning
+/// is on.
 pub async fn resolve(
     state: &AppState,
     settings: &OktaSettings,
@@ -142,8 +166,17 @@ pub async fn resolve(
 ) -> Result<SignedIn, SignInFailure> {
     let team_id = settings.team_id;
     let mut client = state.pg.get().await.map_err(StoreError::from)?;
-    if let Some(c) = pick(&find(&client, team_id, &identity.email).await?)? {
-        return signed_in(c);
+    let bound = users::by_okta_subject(&client, team_id, &settings.issuer, &identity.sub).await?;
+    match bound.as_slice() {
+        [user] => return sign_in_as(state, &client, settings, identity, user).await,
+        [] => {}
+        // Two accounts claim this subject (one bound to it, another provisioned with
+        // it as externalId): refuse rather than guess.
+        [first, ..] => return Err(SignInFailure::SubjectMismatch { user_id: first.id }),
+    }
+    let by_email = users::by_email_for_sign_in(&client, team_id, &identity.email).await?;
+    if let Some(user) = pick(&by_email)? {
+        return sign_in_as(state, &client, settings, identity, user).await;
     }
     if !settings.jit_provisioning {
         return Err(SignInFailure::NotProvisioned);
@@ -154,14 +187,22 @@ pub async fn resolve(
     let tx = client.transaction().await.map_err(StoreError::from)?;
     let id = Uuid::new_v4();
     let Some(created) = users::insert(&tx, team_id, id, &cols, &resource, "jit").await? else {
-        // Created concurrently (a second tab, or SCIM): sign in as that user.
+        // Created concurrently (a second tab, or SCIM): that account, if its subject
+        // matches.
         drop(tx);
-        let again = find(&client, team_id, &identity.email).await?;
+        let again = users::by_email_for_sign_in(&client, team_id, &identity.email).await?;
         return match pick(&again)? {
-            Some(c) => signed_in(c),
+            Some(user) => sign_in_as(state, &client, settings, identity, user).await,
             None => Err(SignInFailure::NotProvisioned),
         };
     };
+    if users::bind_okta_subject(&tx, team_id, created.id, &settings.issuer, &identity.sub).await?
+        != Bound::Now
+    {
+        return Err(SignInFailure::SubjectMismatch {
+            user_id: created.id,
+        });
+    }
     let defaults: Vec<Uuid> = roles::list(&tx, team_id)
         .await?
         .iter()
@@ -220,5 +261,41 @@ mod tests {
             ..identity
         };
         assert!(canonicalize_resource(&jit_resource(&bare), &USER).is_ok());
+    }
+
+    #[test]
+    fn a_subject_matches_only_the_account_it_is_bound_to() {
+        let user = |external: Option<&str>, bound: Option<(&str, &str)>| SignInUser {
+            id: Uuid::nil(),
+            active: true,
+            token_epoch: 0,
+            exact: true,
+            external_id: external.map(str::to_owned),
+            okta_subject: bound.map(|(i, s)| (i.to_owned(), s.to_owned())),
+        };
+        let iss = "https://acme.okta.com";
+        assert!(subject_matches(&user(None, None), iss, "00u1"));
+        assert!(subject_matches(&user(Some("00u1"), None), iss, "00u1"));
+        assert!(subject_matches(
+            &user(None, Some((iss, "00u1"))),
+            iss,
+            "00u1"
+        ));
+        assert!(!subject_matches(&user(Some("00u2"), None), iss, "00u1"));
+        assert!(!subject_matches(
+            &user(None, Some((iss, "00u2"))),
+            iss,
+            "00u1"
+        ));
+        assert!(!subject_matches(
+            &user(None, Some(("https://other.okta.com", "00u1"))),
+            iss,
+            "00u1"
+        ));
+        assert!(!subject_matches(
+            &user(Some("00u1"), Some((iss, "00u2"))),
+            iss,
+            "00u1"
+        ));
     }
 }

@@ -12,7 +12,9 @@ use serde_json::{Map, Value};
 pub enum Subject {
     /// `format: email`: the user's email (user name or primary email).
     Email(String),
-    /// `format: iss_sub`: the user `sub` at issuer `iss` (Okta's user id at the org).
+    /// `format: iss_sub`: the user `sub` at issuer `iss` (Okta's user id at the org):
+    /// the user bound to that pair at their first sign-in, or provisioned by SCIM with
+    /// `sub` as `externalId`, so that a just-in-time user is found too.
     IssSub {
         /// The issuer.
         iss: String,
