@@ -79,9 +79,10 @@ pub struct SignInConfig {
     pub handoff_ttl: time::Duration,
     /// Clock skew allowed on ID-token times (`exp`, `iat`).
     pub clock_skew: time::Duration,
-    /// The shortest interval between two fetches of one issuer's JWKS, so that tokens
-    /// naming unknown keys cannot make the worker hammer Okta.
-    pub jwks_min_refetch: time::Duration,
+    /// The shortest interval between the starts of two fetches of one issuer's JWKS:
+    /// tokens naming unknown keys cannot make the worker hammer Okta, and a genuine
+    /// token signed with a new key waits at most this long for it (`okta::jwks`).
+    pub jwks_min_refetch: Duration,
     /// Connect timeout of every call to Okta.
     pub okta_connect_timeout: Duration,
     /// Total timeout of every call to Okta.
@@ -99,7 +100,7 @@ impl Default for SignInConfig {
             state_ttl: time::Duration::minutes(10),
             handoff_ttl: time::Duration::seconds(60),
             clock_skew: time::Duration::seconds(60),
-            jwks_min_refetch: time::Duration::seconds(30),
+            jwks_min_refetch: Duration::from_secs(1),
             okta_connect_timeout: Duration::from_secs(3),
             okta_timeout: Duration::from_secs(10),
             okta_resolver: crate::okta::http::Resolver::System,

@@ -28,6 +28,7 @@ pub mod config;
 pub mod crypto;
 pub mod csrf;
 pub mod error;
+pub mod failed_auth;
 pub mod html;
 pub mod metrics;
 pub mod okta;

@@ -42,50 +42,81 @@ pub async fn take(redis: &Redis, name: &str, limit: RateLimit) -> Result<Option<
     ))
 }
 
-/// The client a per-client limit counts against: the address in `X-Forwarded-For` when
-/// the request comes from the region's private network (the gateway, which always
-/// *replaces* that header with the address it saw), else the peer address itself. A
-/// client that reaches a worker directly cannot choose its bucket with the header.
+/// The client a per-client limit counts against. The peer address itself, unless the
+/// peer is one of the region's `trusted_proxies` (its gateways, which always *replace*
+/// `X-Forwarded-For` with the address they saw): then the last address of that header.
+/// A client that reaches a worker directly, from anywhere else, cannot choose its
+/// bucket with the header, not even from a private network.
+///
+/// An IPv6 client is counted by its /64: one subscriber usually holds a whole /64, so
+/// counting single addresses would give them 2^64 buckets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientIp(pub String);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+impl ClientIp {
+    /// The client of a request from `peer` carrying `forwarded` (the last
+    /// `X-Forwarded-For` value), given the networks trusted to forward.
+    pub fn of(
+        peer: Option<std::net::IpAddr>,
+        forwarded: Option<&str>,
+        trusted: &[ipnet::IpNet],
+    ) -> Self {
+        let Some(peer) = peer else {
+            return Self("unknown".to_owned());
+        };
+        let from_proxy = trusted.iter().any(|n| n.contains(&peer));
+        let claimed = || {
+            forwarded?
+                .rsplit(',')
+                .next()?
+                .trim()
+                .parse::<std::net::IpAddr>()
+                .ok()
+        };
+        let ip = if from_proxy {
+            claimed().unwrap_or(peer)
+        } else {
+            peer
+        };
+        Self(bucket_of(ip))
+    }
+}
+
+/// The bucket name of an address: itself for IPv4 (and IPv4-mapped IPv6), its /64 for
+/// IPv6.
+fn bucket_of(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => ipnet::Ipv6Net::new(v6, 64)
+                .map_or_else(|_| v6.to_string(), |n| n.trunc().to_string()),
+        },
+    }
+}
+
+impl axum::extract::FromRequestParts<crate::state::AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        state: &crate::state::AppState,
     ) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
-        let forwarded = || {
-            parts
-                .headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .next_back()
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit(',').next())
-                .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
-        };
-        let ip = match peer {
-            Some(p) if is_internal(p) => forwarded().unwrap_or(p),
-            Some(p) => p,
-            None => return Ok(Self("unknown".to_owned())),
-        };
-        Ok(Self(ip.to_string()))
-    }
-}
-
-/// Loopback and private addresses: where the gateway runs.
-fn is_internal(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
-        std::net::IpAddr::V6(v6) => {
-            v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00 || v6.is_unicast_link_local()
-        }
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok());
+        Ok(Self::of(
+            peer,
+            forwarded,
+            &state.config.region.trusted_proxies,
+        ))
     }
 }
 
@@ -196,34 +227,49 @@ pub fn page_too_many(wait: u64) -> axum::response::Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::extract::FromRequestParts;
 
-    async fn client_of(peer: &str, forwarded: Option<&str>) -> ClientIp {
-        let mut req = axum::http::Request::builder().uri("/");
-        if let Some(f) = forwarded {
-            req = req.header("x-forwarded-for", f);
-        }
-        let (mut parts, ()) = req.body(()).unwrap().into_parts();
-        parts.extensions.insert(axum::extract::ConnectInfo(
-            peer.parse::<std::net::SocketAddr>().unwrap(),
-        ));
-        ClientIp::from_request_parts(&mut parts, &()).await.unwrap()
+    fn client_of(peer: &str, forwarded: Option<&str>) -> ClientIp {
+        let trusted: Vec<ipnet::IpNet> = ["127.0.0.0/8", "::1/128", "10.8.0.0/16"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let peer = peer.parse::<std::net::SocketAddr>().unwrap().ip();
+        ClientIp::of(Some(peer), forwarded, &trusted)
     }
 
-    #[tokio::test]
-    async fn only_the_gateways_network_may_name_the_client() {
-        // Behind the gateway (a private or loopback peer): its X-Forwarded-For.
-        let c = client_of("10.1.2.3:4000", Some("203.0.113.9")).await;
+    #[test]
+    fn only_trusted_proxies_may_name_the_client() {
+        // Behind a gateway (a trusted proxy): its X-Forwarded-For, last entry.
+        let c = client_of("10.8.2.3:4000", Some("203.0.113.9"));
         assert_eq!(c.0, "203.0.113.9");
-        let c = client_of("127.0.0.1:4000", Some("6.6.6.6, 203.0.113.9")).await;
+        let c = client_of("127.0.0.1:4000", Some("6.6.6.6, 203.0.113.9"));
         assert_eq!(c.0, "203.0.113.9");
-        let c = client_of("[::1]:4000", None).await;
-        assert_eq!(c.0, "::1");
-        // A public peer cannot choose its bucket.
-        let c = client_of("198.51.100.1:4000", Some("203.0.113.9")).await;
+        let c = client_of("[::1]:4000", None);
+        assert_eq!(c.0, "::/64");
+        // A public peer, or a private one that is not a trusted proxy, cannot choose
+        // its bucket.
+        let c = client_of("198.51.100.1:4000", Some("203.0.113.9"));
         assert_eq!(c.0, "198.51.100.1");
+        let c = client_of("10.9.0.1:4000", Some("203.0.113.9"));
+        assert_eq!(c.0, "10.9.0.1");
+        let c = client_of("192.168.1.5:4000", Some("203.0.113.9"));
+        assert_eq!(c.0, "192.168.1.5");
         // Garbage in the header falls back to the peer.
-        let c = client_of("10.0.0.1:1", Some("not-an-ip")).await;
-        assert_eq!(c.0, "10.0.0.1");
+        let c = client_of("10.8.0.1:1", Some("not-an-ip"));
+        assert_eq!(c.0, "10.8.0.1");
+        assert_eq!(ClientIp::of(None, Some("203.0.113.9"), &[]).0, "unknown");
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64() {
+        let a = client_of("127.0.0.1:1", Some("2001:db8:1:2:aaaa::1"));
+        let b = client_of("127.0.0.1:1", Some("2001:db8:1:2:ffff:ffff:ffff:fffe"));
+        let c = client_of("127.0.0.1:1", Some("2001:db8:1:3::1"));
+        assert_eq!(a.0, "2001:db8:1:2::/64");
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        // An IPv4-mapped address is its IPv4 client.
+        let d = client_of("127.0.0.1:1", Some("::ffff:203.0.113.9"));
+        assert_eq!(d.0, "203.0.113.9");
     }
 }

@@ -61,6 +61,11 @@ pub fn public(state: AppState) -> Router {
             post(universal_logout::universal_logout)
                 .layer(DefaultBodyLimit::max(universal_logout::MAX_BODY)),
         )
+        // Inside the metrics layer, so that a client turned away still shows there.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::failed_auth::api_gate,
+        ))
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(api_not_found)
         .with_state(state.clone());
@@ -69,6 +74,10 @@ pub fn public(state: AppState) -> Router {
         .merge(oidc::app_router())
         .merge(integrations::router())
         .merge(tokens::app_router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::failed_auth::app_gate,
+        ))
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(app_not_found)
         .with_state(state.clone());

@@ -190,6 +190,7 @@ pub async fn current(
     let Some(record) =
         tokens::check_personal(&state.pg, &state.redis, &hash, TokenKind::Session).await?
     else {
+        crate::failed_auth::note_refused();
         return Ok(None);
     };
     let now_at = state.config.clock.now();

@@ -29,6 +29,9 @@ pub struct Inner {
     /// Workspace roles, which never change once a workspace exists: read once per
     /// workspace instead of on every SCIM write.
     pub roles: RoleCache,
+    /// Clients this worker turns away for repeated invalid credentials
+    /// ([`crate::failed_auth`]).
+    pub failed_auth: crate::failed_auth::Blocks,
 }
 
 impl AppState {
@@ -41,6 +44,7 @@ impl AppState {
             redis,
             okta,
             roles: RoleCache::default(),
+            failed_auth: Default::default(),
         }))
     }
 }

@@ -212,6 +212,10 @@ pub struct Region {
     /// ask whether a personal token is active. `None` leaves the endpoint answering that
     /// introspection is not configured.
     pub introspection: Option<IntrospectionSettings>,
+    /// The networks a worker of this region believes `X-Forwarded-For` from: where the
+    /// region's gateways run (`trusted_proxies`, default loopback only). A request from
+    /// any other peer is counted against the peer's own address, whatever it claims.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The service credential of a region's token introspection endpoint (RFC 7662 §2.1:
@@ -625,6 +629,10 @@ impl RegionMap {
                     .introspection
                     .map(|i| parse_introspection(i, &err))
                     .transpose()?,
+                trusted_proxies: match r.trusted_proxies {
+                    Some(list) => parse_trusted_proxies(list.into_inner(), &err)?,
+                    None => default_trusted_proxies(),
+                },
             });
         }
         let gateway = match raw.gateway {
@@ -745,6 +753,7 @@ struct RawRegion {
     previous_encryption_keys: Option<Vec<Spanned<RawSecret>>>,
     scim_oauth: Option<Spanned<RawScimOAuth>>,
     introspection: Option<Spanned<RawIntrospection>>,
+    trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -769,6 +778,51 @@ struct RawScimOAuth {
 struct RawSecret {
     env: Option<String>,
     file: Option<String>,
+}
+
+/// Loopback: a gateway on the worker's own machine (the local launcher, one-host
+/// deployments). Anything wider must be said in `regions.toml`.
+fn default_trusted_proxies() -> Vec<ipnet::IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .map(|n| n.parse().expect("a valid CIDR block"))
+        .collect()
+}
+
+/// `trusted_proxies = ["10.0.0.0/8", "fd00::/8", "192.0.2.7"]`: CIDR blocks, or single
+/// addresses. A block with host bits set (`10.0.0.1/8`) is refused as a likely typo.
+fn parse_trusted_proxies(
+    list: Vec<Spanned<String>>,
+    err: &dyn Fn(usize, String) -> RegionMapError,
+) -> Result<Vec<ipnet::IpNet>, RegionMapError> {
+    list.into_iter()
+        .map(|entry| {
+            let at = entry.span().start;
+            let text = entry.into_inner();
+            let net = match text.parse::<ipnet::IpNet>() {
+                Ok(net) => net,
+                Err(_) => match text.parse::<std::net::IpAddr>() {
+                    Ok(ip) => ipnet::IpNet::from(ip),
+                    Err(_) => {
+                        return Err(err(
+                            at,
+                            format!("trusted_proxies: {text:?} is not an address or CIDR block"),
+                        ));
+                    }
+                },
+            };
+            if net.trunc() != net {
+                return Err(err(
+                    at,
+                    format!(
+                        "trusted_proxies: {text:?} has host bits set; did you mean {}?",
+                        net.trunc()
+                    ),
+                ));
+            }
+            Ok(net)
+        })
+        .collect()
 }
 
 trait IntoSource {
@@ -1242,6 +1296,40 @@ redis = { env = "CLOSEDLOOP_EU_REDIS_URL" }
             SecretSource::File("/run/secrets/us-redis-url".into())
         );
         assert!(!map.development);
+    }
+
+    #[test]
+    fn trusted_proxies_default_to_loopback_and_name_a_bad_entry() {
+        let map = RegionMap::parse(GOOD).unwrap();
+        let us = map.region(&RegionId::parse("us").unwrap()).unwrap();
+        let trusted = |ip: &str| {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            us.trusted_proxies.iter().any(|n| n.contains(&ip))
+        };
+        assert!(trusted("127.0.0.1") && trusted("::1"));
+        assert!(!trusted("10.0.0.1") && !trusted("192.168.1.1") && !trusted("fd00::1"));
+
+        let text = GOOD.replace(
+            r#"workers = ["eu-worker-0:8081"]"#,
+            "workers = [\"eu-worker-0:8081\"]\ntrusted_proxies = [\"10.8.0.0/16\", \"fd12::/64\", \"192.0.2.7\"]",
+        );
+        let map = RegionMap::parse(&text).unwrap();
+        let eu = map.region(&RegionId::parse("eu").unwrap()).unwrap();
+        let nets: Vec<String> = eu.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["10.8.0.0/16", "fd12::/64", "192.0.2.7/32"]);
+
+        for (bad, says) in [
+            ("10.8.0.1/16", "host bits set"),
+            ("ten.eight", "not an address or CIDR block"),
+        ] {
+            let text = GOOD.replace(
+                r#"workers = ["eu-worker-0:8081"]"#,
+                &format!("workers = [\"eu-worker-0:8081\"]\ntrusted_proxies = [\"{bad}\"]"),
+            );
+            let e = RegionMap::parse(&text).unwrap_err();
+            assert!(e.message.contains(says), "{e}");
+            assert!(text.lines().nth(e.line - 1).unwrap().contains(bad));
+        }
     }
 
     #[test]

@@ -2006,3 +2006,89 @@ async fn an_unauthenticated_large_body_gets_the_apis_401_through_the_gateway() {
         assert_eq!(e["error"], "invalid_token", "{e}");
     }
 }
+
+/// Issue 14, section 6: a well-formed but unknown `clk_…` bearer or session cookie costs
+/// a store lookup. A client whose credentials keep being refused is turned away with
+/// `429`, in each protocol's format, before any lookup; valid credentials never count,
+/// and other clients are not affected.
+#[tokio::test]
+async fn a_client_presenting_made_up_credentials_is_turned_away_before_any_lookup() {
+    const BURST: u32 = 5;
+    let stack = TestStack::start_configured(1, false, |c| {
+        c.auth_rate_limit = RateLimit {
+            per_second: 1,
+            burst: BURST,
+        };
+    })
+    .await
+    .unwrap();
+    let state = &stack.worker("us").state;
+    let scim =
+        closedloop_tests::harness::Scim::operator_workspace(state, &stack.gateway.url()).await;
+    let (_, cookie) = signed_in(&stack, "us", "Flood").await;
+    let api_token = create_on_page(&stack, US, &cookie, "CI", "api").await;
+    let users = |token: &str| {
+        scim.with_token(token)
+            .request(Method::GET, "/Users?count=1")
+            .send()
+    };
+
+    // Valid credentials, many more than the burst: never counted.
+    for _ in 0..(BURST * 3) {
+        assert_eq!(users(&scim.token).await.unwrap().status(), 200);
+    }
+    // Made-up SCIM tokens: 401 until the client's bucket is empty, then 429 with a SCIM
+    // error and Retry-After.
+    let fake = |i: usize| format!("clk_us_scim_{}", format!("{i:0>43}"));
+    let (at, r) = until_limited(BURST as usize + 4, |i| users(&fake(i))).await;
+    assert!(at >= BURST as usize, "limited after {at}");
+    assert!(retry_after_secs(&r) >= 1);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["schemas"][0], SCIM_ERROR);
+    assert_eq!(body["status"], "429");
+    // Blocked before the lookup: the token API and a page answer 429 in their formats.
+    let r = stack
+        .request(Method::GET, US_API, "/api/me")
+        .bearer_auth("clk_us_api_made-up")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_requests");
+    let r = stack
+        .request(Method::GET, US_APP, "/tokens")
+        .header(COOKIE, "clk_session=made-up")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.text().await.unwrap().contains("Too many"));
+    // Another client is not affected (straight to the worker, from loopback: a trusted
+    // proxy naming the client), and a request with no credential is never turned away.
+    let direct = closedloop_tests::harness::Scim {
+        gateway: stack.worker("us").url(),
+        ..scim.clone()
+    };
+    let r = direct
+        .request(Method::GET, "/Users?count=1")
+        .header("x-forwarded-for", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "another client's valid token");
+    assert_eq!(
+        stack
+            .get(US_API, "/api/ping")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        tokens::me(&stack, US, &api_token).await,
+        429,
+        "the blocked client is blocked whatever it presents, until its bucket refills"
+    );
+}

@@ -789,3 +789,41 @@ async fn an_address_sending_forgeries_is_turned_away_and_genuine_requests_never_
         "blocked requests are not audited"
     );
 }
+
+/// Issue 14, section 4: a stranger's unknown `kid` used to spend the worker's one
+/// refetch per 30 s, so a genuine logout signed with a key Okta had just published was
+/// refused with `401` for the rest of that window. Now such a request waits for the
+/// next fetch of the key set (at most the refetch interval) and is accepted.
+#[tokio::test]
+async fn a_forged_kid_right_before_a_key_rotation_never_refuses_a_genuine_logout() {
+    let f = fixture().await;
+    let app = &f.t.app;
+    // The org's keys are cached by a first genuine request.
+    let first = app
+        .universal_logout(&f.endpoint(), &Subject::Email(BOB.into()))
+        .await
+        .unwrap();
+    assert_eq!(first.status, 204, "{}", first.body);
+    // A forgery under a key the org never published: it makes the worker fetch again.
+    let forged = app
+        .forged_logout(
+            &f.endpoint(),
+            &Subject::Email(JANE.into()),
+            Forgery::UnpublishedKey,
+        )
+        .await
+        .unwrap();
+    assert_eq!(forged.status, 401, "{}", forged.body);
+    f.jane_untouched().await;
+    // Okta rotates at once (publishes a key and signs with it), and logs Jane out.
+    let new_kid = f.sim.keys().rotate().await.unwrap();
+    let genuine = app
+        .universal_logout(&f.endpoint(), &Subject::Email(JANE.into()))
+        .await
+        .unwrap();
+    assert_eq!(genuine.status, 204, "{}", genuine.body);
+    assert_eq!(me(&f.stack, US, &f.jane_token).await, 401);
+    let jwks = url::Url::parse(&format!("{}/oauth2/v1/keys", f.sim.issuer())).unwrap();
+    let cached = f.stack.worker("us").state.okta.jwks.cached_kids(&jwks);
+    assert!(cached.contains(&new_kid), "{cached:?}");
+}

@@ -1,0 +1,230 @@
+//! A per-client limit on failed authentications, in front of every route that takes one
+//! of our credentials: a `clk_…` bearer token on the API host (SCIM, the token API,
+//! `/api/me`, `/api/mcp/whoami`) or the session cookie on the app host.
+//!
+//! Why: a well-formed but unknown token misses Redis and costs a Postgres query, so a
+//! flood of made-up tokens would reach Postgres at the flood's rate and slow every real
+//! client. Refused credentials are counted per client ([`ClientIp`]) in a shared Redis
+//! bucket ([`rate_limit::take`], the region's `auth_rate_limit`); a client whose
+//! refusals empty its bucket is turned away with `429` in the route's own format,
+//! **before** its credential is looked up, until the bucket has refilled.
+//!
+//! Only refusals count, so a client presenting valid credentials is never slowed
+//! (Okta's provisioning comes from a few shared addresses: a busy tenant must not
+//! block another). The block itself is kept in this worker's memory, so checking it
+//! costs no round trip on the hot path; each replica learns of a blocked client at its
+//! first refusal there (the shared bucket is already empty), so a flood spread across
+//! replicas gets at most one more lookup per replica.
+//!
+//! A refusal is seen as a `401` on the API host; on the app host, where pages answer an
+//! unknown session by asking to sign in, [`session::current`](crate::session::current)
+//! reports it through [`note_refused`].
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use shared::scim::error::ScimError;
+
+use crate::rate_limit::{self, ClientIp};
+use crate::routes::scim::ScimFailure;
+use crate::state::AppState;
+
+/// The most clients one worker remembers as blocked; past it, expired blocks are
+/// dropped, and if all are live, new blocks are left to the shared bucket.
+const MAX_BLOCKED: usize = 100_000;
+
+/// The Redis bucket of failed authentications, per client.
+const BUCKET: &str = "auth-failed";
+
+/// Refused authentications answered `429`, by host (`api`, `app`).
+pub const BLOCKED: &str = "worker_auth_failures_blocked_total";
+
+tokio::task_local! {
+    /// Set by [`note_refused`] while a request of the app host is handled.
+    static REFUSED: Cell<bool>;
+}
+
+/// Records that the current request presented a credential that was refused (called
+/// where the refusal is not a `401`). Outside [`gate`], does nothing.
+pub fn note_refused() {
+    let _ = REFUSED.try_with(|refused| refused.set(true));
+}
+
+/// The clients this worker knows to be blocked, with the end of each block (Unix
+/// milliseconds by the worker's clock).
+#[derive(Debug, Default)]
+pub struct Blocks(Mutex<HashMap<String, i64>>);
+
+impl Blocks {
+    /// Whole seconds `client` is still blocked at `now_ms`, if it is.
+    pub fn left(&self, client: &str, now_ms: i64) -> Option<u64> {
+        let blocks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if blocks.is_empty() {
+            return None;
+        }
+        let until = *blocks.get(client)?;
+        (until > now_ms).then(|| u64::try_from((until - now_ms + 999) / 1000).unwrap_or(1))
+    }
+
+    /// Blocks `client` for `seconds` from `now_ms`.
+    pub fn block(&self, client: &str, now_ms: i64, seconds: u64) {
+        let until = now_ms + i64::try_from(seconds).unwrap_or(i64::MAX / 2) * 1000;
+        let mut blocks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if blocks.len() >= MAX_BLOCKED && !blocks.contains_key(client) {
+            blocks.retain(|_, u| *u > now_ms);
+            if blocks.len() >= MAX_BLOCKED {
+                return;
+            }
+        }
+        blocks.insert(client.to_owned(), until);
+    }
+}
+
+/// Which of our credentials a request presents, if any.
+fn presents_credential(state: &AppState, on_app_host: bool, headers: &HeaderMap) -> bool {
+    if on_app_host {
+        return crate::session::cookie_value(headers, crate::session::cookie_name(state)).is_some();
+    }
+    headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split_once(' '))
+        .any(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer") && token.trim_start().starts_with("clk_")
+        })
+}
+
+/// `429` in the format of the route `path` on this host.
+fn too_many(on_app_host: bool, path: &str, wait: u64) -> Response {
+    if on_app_host {
+        return rate_limit::page_too_many(wait);
+    }
+    if path.starts_with("/api/scim/") {
+        return ScimFailure::with_retry_after(
+            ScimError::too_many_requests(
+                "Too many requests with invalid credentials from this client; retry later.",
+            ),
+            i64::try_from(wait).unwrap_or(1),
+        )
+        .into_response();
+    }
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(serde_json::json!({
+            "error": "too_many_requests",
+            "message": "too many requests with invalid credentials from this client; retry later",
+        })),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+/// The API host's middleware (bearer tokens).
+pub async fn api_gate(
+    State(state): State<AppState>,
+    client: ClientIp,
+    req: Request,
+    next: Next,
+) -> Response {
+    gate(state, false, client, req, next).await
+}
+
+/// The app host's middleware (the session cookie).
+pub async fn app_gate(
+    State(state): State<AppState>,
+    client: ClientIp,
+    req: Request,
+    next: Next,
+) -> Response {
+    gate(state, true, client, req, next).await
+}
+
+/// Turns a blocked client away before its credential is looked up, and counts the
+/// refusals of the requests it lets through.
+async fn gate(
+    state: AppState,
+    on_app_host: bool,
+    client: ClientIp,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !presents_credential(&state, on_app_host, req.headers()) {
+        return next.run(req).await;
+    }
+    let now_ms = now_ms(&state);
+    if let Some(wait) = state.failed_auth.left(&client.0, now_ms) {
+        metrics::counter!(BLOCKED, "host" => if on_app_host { "app" } else { "api" }).increment(1);
+        return too_many(on_app_host, req.uri().path(), wait);
+    }
+    let (response, noted) = REFUSED
+        .scope(Cell::new(false), async {
+            let response = next.run(req).await;
+            (response, REFUSED.with(Cell::get))
+        })
+        .await;
+    if noted || (!on_app_host && response.status() == StatusCode::UNAUTHORIZED) {
+        count_refusal(&state, &client).await;
+    }
+    response
+}
+
+/// Counts one refusal of `client`; when that empties its bucket, blocks it here.
+async fn count_refusal(state: &AppState, client: &ClientIp) {
+    let bucket = format!("rl:{BUCKET}:{}", client.0);
+    match rate_limit::take(&state.redis, &bucket, state.config.auth_rate_limit).await {
+        Ok(Some(wait)) => {
+            tracing::warn!(
+                seconds = wait,
+                "client blocked after repeated invalid credentials"
+            );
+            state.failed_auth.block(&client.0, now_ms(state), wait);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not count a failed authentication"),
+    }
+}
+
+fn now_ms(state: &AppState) -> i64 {
+    let now = state.config.clock.now();
+    now.unix_timestamp() * 1000 + i64::from(now.millisecond())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_lasts_its_seconds_by_the_clock() {
+        let blocks = Blocks::default();
+        assert_eq!(blocks.left("203.0.113.9", 0), None);
+        blocks.block("203.0.113.9", 1_000, 3);
+        assert_eq!(blocks.left("203.0.113.9", 1_000), Some(3));
+        assert_eq!(blocks.left("203.0.113.9", 3_500), Some(1));
+        assert_eq!(blocks.left("203.0.113.9", 4_000), None);
+        assert_eq!(blocks.left("198.51.100.1", 1_000), None);
+    }
+
+    #[test]
+    fn the_memory_of_blocks_is_bounded() {
+        let blocks = Blocks::default();
+        for i in 0..MAX_BLOCKED {
+            blocks.block(&i.to_string(), 0, 1);
+        }
+        // All live: a new one is left to the shared bucket.
+        blocks.block("new", 0, 1);
+        assert_eq!(blocks.left("new", 0), None);
+        // Once they expired, they make room.
+        blocks.block("new", 5_000, 1);
+        assert_eq!(blocks.left("new", 5_000), Some(1));
+        assert_eq!(blocks.0.lock().unwrap().len(), 1);
+    }
+}
