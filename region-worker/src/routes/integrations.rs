@@ -7,7 +7,11 @@
 //! region-specific value of the seed's tables for this workspace's region, and the
 //! provisioning connections ([`grants_page::grants_section`]).
 //!
-//! Saving normalises and validates the domain, fetches the org's discovery document to
+//! Saving normalises and validates the domain, refuses a custom domain that no operator
+//! allowed for the workspace (saying how to ask for it) and, outside the development
+//! switch, a domain that leads to a loopback, private, link-local or unique-local
+//! address (with a short reason, never the connection's error chain: the page must not
+//! become a probe of the region's network), fetches the org's discovery document to
 //! confirm the issuer, seals the client secret under the region key (write-only: it is
 //! never shown again, only "saved"), audits the change, and redirects back (POST →
 //! redirect → GET). Problems are shown next to their fields, with the entered values
@@ -29,13 +33,14 @@ use super::oidc::{CALLBACK_PATH, LOGIN_PATH, POST_LOGOUT_PATH, sign_out};
 use crate::csrf;
 use crate::html::{error_page, escape, page};
 use crate::okta::domain::OktaDomain;
+use crate::okta::http::HttpError;
 use crate::okta::settings::{self, NewSettings, OktaSettings};
 use crate::routes::pages::{sign_in_redirect, unavailable};
 use crate::session;
 use crate::state::AppState;
-use crate::store::StoreError;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::grants::{self, GrantSummary};
+use crate::store::{StoreError, workspaces};
 
 /// Where the page lives on the app host.
 pub const PATH: &str = "/integrations/okta";
@@ -246,6 +251,39 @@ async fn save(
             Some(_) => {}
         }
     }
+    // Okta's own domains, or a custom domain an operator allowed for this workspace.
+    if let Some(d) = &domain
+        && !d.kind().okta_operated()
+    {
+        let allowed = match state.pg.get().await {
+            Ok(client) => workspaces::allowed_okta_domains(&client, admin.team_id).await,
+            Err(e) => Err(e.into()),
+        };
+        match allowed {
+            Ok(allowed) => {
+                if let Err(e) = d.permitted(&allowed) {
+                    errors.okta_domain = Some(e.to_string());
+                }
+            }
+            Err(e) => return unavailable(e),
+        }
+    }
+    // The domain must lead to the public internet (the HTTP client refuses anything
+    // else at connect time too; this says why, in words).
+    if let Some(d) = &domain
+        && errors.okta_domain.is_none()
+        && let Err(e) = state.okta.http.check_host(d.host()).await
+    {
+        tracing::info!(team_id = %admin.team_id, error = %e, "Okta domain refused");
+        errors.okta_domain = Some(match e {
+            HttpError::NotPublic => format!(
+                "{d} leads to a private or local network address. Enter your Okta org's \
+                 public domain."
+            ),
+            HttpError::UnknownHost => format!("{d} cannot be found. Check the domain."),
+            _ => format!("ClosedLoop AI could not look up {d}. Check the domain."),
+        });
+    }
     // The issuer must be confirmed by the org's own discovery document.
     if let Some(d) = &domain
         && errors.okta_domain.is_none()
@@ -257,8 +295,9 @@ async fn save(
     {
         tracing::info!(team_id = %admin.team_id, error = %e, "Okta discovery check failed");
         errors.okta_domain = Some(format!(
-            "ClosedLoop AI could not confirm the issuer {}: {e}. Check the domain.",
-            d.issuer()
+            "ClosedLoop AI could not confirm the issuer {}: {}. Check the domain.",
+            d.issuer(),
+            e.admin_reason()
         ));
     }
     let Some(domain) = domain.filter(|_| !errors.any()) else {
@@ -496,7 +535,8 @@ fn render(
             "text",
             &values.okta_domain,
             "Your Okta org's domain, for example acme.okta.com (also Okta preview, Okta EMEA \
-             or a custom domain).",
+             or Okta for Government). A custom domain (login.acme.com) works once ClosedLoop \
+             AI support allowed it for this workspace.",
             errors.okta_domain.as_deref(),
             " autocomplete=\"off\" spellcheck=\"false\" required",
         ),
