@@ -2,12 +2,18 @@
 //! browser back with `code` and `state` (or `error`).
 //!
 //! In order: the `state` is taken once from Redis (unknown, expired and replayed states
-//! are refused), the browser must be the one that started the sign-in, an Okta error is
-//! shown as such, the workspace's setup must be unchanged and sign-in still on; then the
-//! code is exchanged with the workspace's client credentials and PKCE verifier, the ID
-//! token is verified (signature by `kid` from the cached JWKS, `iss`, `aud`, `azp`,
-//! `exp`, `iat`, `nonce`, small skew), the verified email is read (from the ID token,
-//! else userinfo for the same `sub`), and the user is found or created just in time.
+//! are refused), the browser must be the one that started the sign-in, the response's
+//! `iss` (RFC 9207), when present, must be the issuer the state was made for, an Okta
+//! error is shown as such, the workspace's setup must be unchanged, sign-in still on,
+//! and its org still one the workspace may use (Okta's own domain or an allowed custom
+//! one); an org whose discovery document promises `iss` must have sent it. Only then,
+//! and only to that issuer's token endpoint, is the code sent: every workspace shares
+//! this one callback, so the state alone must never decide where a code goes (mix-up,
+//! RFC 9700 §4.4; OKTA.md §9). The code is exchanged with the workspace's client
+//! credentials and PKCE verifier, the ID token is verified (signature by `kid` from the
+//! cached JWKS, `iss`, `aud`, `azp`, `exp`, `iat`, `nonce`, small skew), the verified
+//! email is read (from the ID token, else userinfo for the same `sub`), and the user is
+//! found or created just in time.
 //! The sign-in is then handed to the app host by a one-time code ([`super::handoff`]).
 
 use axum::extract::{RawQuery, State};
@@ -17,13 +23,13 @@ use serde_json::{Map, Value, json};
 use shared::token::TokenHash;
 use subtle::ConstantTimeEq;
 
-use super::failure::SignInFailure;
+use super::failure::{self, SignInFailure};
 use super::handoff::{self, Handoff};
 use super::login::binding_cookie_name;
 use super::pending::{self, PendingSignIn, Taken};
 use super::provision::{self, Identity};
 use super::{no_store, redirect_uri};
-use crate::okta::domain::{DomainKind, OktaDomain};
+use crate::okta::domain::{DomainKind, OktaDomain, normalize_issuer};
 use crate::okta::jwks::VerifyError;
 use crate::okta::oidc::{self, ExchangeError, IdTokenCheck};
 use crate::okta::settings;
@@ -37,6 +43,8 @@ struct CallbackParams {
     state: Option<String>,
     code: Option<String>,
     error: Option<String>,
+    /// The issuer that answered (RFC 9207), in success and error responses alike.
+    iss: Option<String>,
 }
 
 impl CallbackParams {
@@ -47,6 +55,7 @@ impl CallbackParams {
                 "state" => &mut p.state,
                 "code" => &mut p.code,
                 "error" => &mut p.error,
+                "iss" => &mut p.iss,
                 _ => continue,
             };
             if slot.is_none() {
@@ -131,6 +140,10 @@ async fn finish(
     if !bound {
         return Err(refuse(SignInFailure::BrowserMismatch));
     }
+    // RFC 9207 §2.4: before anything else of the response is used, even its error.
+    if let Some(iss) = &p.iss {
+        check_response_issuer(state, iss, pending).await?;
+    }
     if let Some(error) = &p.error {
         return Err(refuse(SignInFailure::OktaError(oidc::sanitize_code(error))));
     }
@@ -158,6 +171,17 @@ async fn finish(
     if settings.issuer != pending.issuer || settings.client_id != pending.client_id {
         return Err(refuse(SignInFailure::SettingsChanged));
     }
+    {
+        let client = state
+            .pg
+            .get()
+            .await
+            .map_err(|e| refuse(StoreError::from(e).into()))?;
+        settings::org_permitted(&client, &settings, state.config.development)
+            .await
+            .map_err(|e| refuse(e.into()))?
+            .map_err(|e| refuse(SignInFailure::OrgNotAllowed(e)))?;
+    }
     let okta = &state.okta;
     let discovery = okta
         .discovery
@@ -170,6 +194,9 @@ async fn finish(
                 json!({ "step": "discovery" }),
             )
         })?;
+    if p.iss.is_none() && discovery.iss_parameter_supported {
+        return Err(refuse(SignInFailure::ResponseIssuerMissing));
+    }
     let secret = settings
         .client_secret(&state.config.encryption_key)
         .map_err(|_| refuse(SignInFailure::SecretUnreadable))?;
@@ -268,6 +295,47 @@ async fn finish(
     )
     .await
     .map_err(|e| refuse(e.into()))
+}
+
+/// Refuses a response whose `iss` is not the issuer the state was made for (after the
+/// settings' normal form: exact otherwise). The refusal is also recorded under each
+/// workspace of this region whose org the `iss` names, so the admin of a workspace
+/// whose users' codes are being steered elsewhere sees it in their activity log too.
+async fn check_response_issuer(
+    state: &AppState,
+    iss: &str,
+    pending: &PendingSignIn,
+) -> Result<(), Refusal> {
+    let normal = normalize_issuer(iss);
+    if normal.as_deref() == Some(pending.issuer.as_str()) {
+        return Ok(());
+    }
+    let shown: String = iss.chars().take(200).collect();
+    let detail = json!({
+        "step": "callback",
+        "expected_issuer": pending.issuer,
+        "iss": shown,
+    });
+    if let Some(named) = &normal
+        && let Ok(client) = state.pg.get().await
+        && let Ok(victims) = settings::by_issuer(&client, named).await
+    {
+        for v in victims.iter().filter(|v| v.team_id != pending.team_id) {
+            let mut d = detail.clone();
+            d["reason"] = json!(SignInFailure::ResponseIssuerMismatch.reason());
+            d["state_workspace"] = json!(pending.team_id);
+            failure::record(
+                state,
+                Some(v.team_id),
+                "okta",
+                "oidc.sign_in.failed",
+                None,
+                d,
+            )
+            .await;
+        }
+    }
+    Err((SignInFailure::ResponseIssuerMismatch, detail))
 }
 
 /// Copies the profile claims userinfo released into the ID token's claims.
@@ -372,9 +440,13 @@ mod tests {
 
     #[test]
     fn callback_parameters_take_their_first_value() {
-        let p = CallbackParams::parse("code=a&state=s&code=b&error=access_denied");
+        let p = CallbackParams::parse(
+            "code=a&state=s&code=b&error=access_denied&iss=https%3A%2F%2Facme.okta.com&iss=x",
+        );
         assert_eq!(p.code.as_deref(), Some("a"));
         assert_eq!(p.state.as_deref(), Some("s"));
         assert_eq!(p.error.as_deref(), Some("access_denied"));
+        assert_eq!(p.iss.as_deref(), Some("https://acme.okta.com"));
+        assert!(CallbackParams::parse("code=a&state=s").iss.is_none());
     }
 }

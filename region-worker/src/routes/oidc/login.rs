@@ -2,8 +2,10 @@
 //! from `/auth` (with `login_hint` and `return_to`) or from the Okta dashboard (with
 //! `iss`, and possibly `login_hint` and `target_link_uri`, OKTA.md §8).
 //!
-//! It finds the workspace, checks that Okta sign-in is on and that an `iss` names the
-//! workspace's own org, then starts an authorization-code request with `state`, `nonce`
+//! It finds the workspace, checks that Okta sign-in is on, that an `iss` names the
+//! workspace's own org and that the org is one the workspace may use (Okta's own
+//! domain, or a custom domain an operator allows: [`settings::org_permitted`]), then
+//! starts an authorization-code request with `state`, `nonce`
 //! and PKCE S256, scopes `openid email profile` and the region's exact callback. The
 //! browser is bound to the request by a host-only cookie on the API host whose hash the
 //! parked request keeps, so a callback delivered to another browser is refused.
@@ -153,6 +155,24 @@ pub async fn login(
         && iss.trim_end_matches('/') != settings.issuer
     {
         return refuse(SignInFailure::IssuerMismatch, json!({ "step": "login" })).await;
+    }
+    // Only an org the workspace may use gets a sign-in request (and so, later, a code).
+    let permitted = match state.pg.get().await {
+        Ok(client) => settings::org_permitted(&client, &settings, state.config.development)
+            .await
+            .map_err(SignInFailure::from),
+        Err(e) => Err(crate::store::StoreError::from(e).into()),
+    };
+    match permitted {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            return refuse(
+                SignInFailure::OrgNotAllowed(e),
+                json!({ "step": "login", "okta_domain": settings.okta_domain }),
+            )
+            .await;
+        }
+        Err(f) => return f.page(&state),
     }
     let discovery = match state
         .okta
