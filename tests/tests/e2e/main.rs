@@ -14,6 +14,7 @@ mod routing;
 mod scim;
 mod scim_agreement;
 mod security;
+mod signin_binding;
 mod stores;
 mod story;
 mod tokens;

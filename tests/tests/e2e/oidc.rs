@@ -174,6 +174,33 @@ impl<'a> Web<'a> {
         self.follow(p).await
     }
 
+    /// Answers the confirmation page of a sign-in this browser did not start on the
+    /// app host (from the Okta dashboard): clicks Continue, follows the redirects.
+    pub async fn confirm(&mut self, page: Page) -> Page {
+        assert!(
+            page.status == 200 && page.body.contains("<h1>Continue as "),
+            "no confirmation page at {}: {} {}",
+            page.url,
+            page.status,
+            page.body
+        );
+        let csrf = hidden(&page.body, "csrf");
+        let p = self
+            .post(
+                &format!("{APP}/auth/complete"),
+                &[("csrf", &csrf), ("decision", "continue")],
+            )
+            .await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        self.follow(p).await
+    }
+
+    /// GET, follow the redirects, and confirm the sign-in they lead to.
+    pub async fn go_confirmed(&mut self, url: &str) -> Page {
+        let p = self.go(url).await;
+        self.confirm(p).await
+    }
+
     /// "Sign in with your work email", followed to the end.
     pub async fn sign_in_with_email(&mut self, email: &str) -> Page {
         let p = self.post(&format!("{APP}/auth"), &[("email", email)]).await;
