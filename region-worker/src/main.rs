@@ -46,6 +46,13 @@ enum Command {
         /// Postgres connections per worker.
         #[arg(long, env = "CLOSEDLOOP_PG_POOL_SIZE", default_value_t = 16)]
         pg_pool_size: usize,
+        /// Sustained refused credential checks (and sign-in attempts) per second per
+        /// client before it is turned away (0: no limit).
+        #[arg(long, env = "CLOSEDLOOP_AUTH_RATE_PER_SECOND", default_value_t = 20)]
+        auth_rate_per_second: u32,
+        /// Refused credential checks a client may burst above the sustained rate.
+        #[arg(long, env = "CLOSEDLOOP_AUTH_RATE_BURST", default_value_t = 200)]
+        auth_rate_burst: u32,
     },
     /// Apply migrations and check the region stamps, then exit.
     Migrate {
@@ -174,11 +181,17 @@ async fn main() -> anyhow::Result<()> {
             scim_rate_per_second,
             scim_rate_burst,
             pg_pool_size,
+            auth_rate_per_second,
+            auth_rate_burst,
         } => {
             let mut config = load(&target)?;
             config.scim_rate_limit = region_worker::config::RateLimit {
                 per_second: scim_rate_per_second,
                 burst: scim_rate_burst,
+            };
+            config.auth_rate_limit = region_worker::config::RateLimit {
+                per_second: auth_rate_per_second,
+                burst: auth_rate_burst,
             };
             config.pg_pool_size = pg_pool_size.max(1);
             if let Some(a) = listen {

@@ -9,6 +9,7 @@ target/bench/, runs the chosen suites, and prints Markdown tables for BENCHMARKS
     python3 tests/bench/bench.py ping scim --duration 10
     python3 tests/bench/bench.py proxy         # gateway vs nginx (HTTP/1.1, TLS), failover
     python3 tests/bench/bench.py tokens        # token checks, Universal Logout of 10k tokens
+    python3 tests/bench/bench.py flood         # real SCIM clients while made-up bearers flood
 
 Build first: cargo build --release --bins -p region-worker -p gateway -p deploy -p closedloop-tests
 """
@@ -42,7 +43,7 @@ def sh(cmd, **kw):
 class Stack:
     """The local launcher, started in the background on bench ports."""
 
-    def __init__(self, fresh):
+    def __init__(self, fresh, env=None):
         if fresh and WORK.exists():
             # The stores run as the postgres user; stop a leftover stack first.
             shutil.rmtree(WORK, ignore_errors=True)
@@ -50,7 +51,7 @@ class Stack:
         stack_json = WORK / "stack" / "stack.json"
         if stack_json.exists():
             stack_json.unlink()
-        env = dict(os.environ, CLOSEDLOOP_SCIM_RATE_PER_SECOND="0", RUST_LOG="warn")
+        env = dict(os.environ, CLOSEDLOOP_SCIM_RATE_PER_SECOND="0", RUST_LOG="warn", **(env or {}))
         self.log = open(WORK / "launcher.log", "w")
         self.proc = subprocess.Popen(
             [str(BIN / "closedloop-local"), "--dir", str(WORK / "stack"),
@@ -741,9 +742,67 @@ def tokens(stack, args):
     okta.server.shutdown()
 
 
+# ---------------------------------------------------------------- flood suite
+# Issue 14, section 6: made-up but well-formed SCIM bearer tokens, each new (so no cache
+# can answer them), sent at the worker's full speed from one attacker address, while a
+# real SCIM client reads users at a steady rate through the gateway. The attacker's
+# requests go straight to the worker from loopback (a trusted proxy) naming their client
+# in X-Forwarded-For, as the gateway would; the real client is the gateway's own address.
+# Run with the failed-authentication limit on (the default) and off, side by side.
+
+def flood_round(stack, args, label):
+    us = stack.us
+    team = us["demo_workspace"]["team_id"]
+    env = dict(os.environ, **us["env"])
+    token = json.loads(sh([str(BIN / "region-worker"), "token", "issue", "--config", stack.info["config"],
+                           "--region", "us", "--team", team, "--kind", "scim"], env=env))["token"]
+    real = dict(url=f"http://127.0.0.1:{GATEWAY_PORT}/api/scim/v2/{team}/Users?count=1", host=US_API,
+                connections=4, duration=args.duration, headers=[f"Authorization: Bearer {token}"],
+                extra=["--rate", str(args.flood_real_rate)])
+    idle = loadgen(**real)
+    attacker = subprocess.Popen(
+        [str(BIN / "loadgen"), "--url", f"http://{us['worker']}/api/scim/v2/{team}/Users?count=1",
+         "--host", US_API, "-c", str(args.connections), "-d", f"{args.duration + 2}s", "--json",
+         "-H", "X-Forwarded-For: 203.0.113.66",
+         "--bearer", "clk_us_scim_{n12}" + "x" * 31, "--counter-start", str(int(time.time()))],
+        stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    loaded = loadgen(**real)
+    out, _ = attacker.communicate(timeout=args.duration + 60)
+    flood = json.loads(out)
+    rows = [
+        row(f"{label}: real client, idle", idle),
+        row(f"{label}: real client, under the flood", loaded),
+        row(f"{label}: the flood ({flood['status_counts']})", flood),
+    ]
+    return rows, loaded["p99_ms"] / max(idle["p99_ms"], 0.001)
+
+
+def flood(stack, args):
+    print("\n### Made-up bearer tokens at full speed vs a real SCIM client\n")
+    print(f"Real client: 4 connections through the gateway at {args.flood_real_rate} req/s "
+          f"(GET /Users?count=1), {args.duration} s; attacker: {args.connections} connections "
+          "straight to the worker, closed loop, a new well-formed clk_us_scim_ token per request.\n")
+    print("| scenario | req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | ")
+    print("|---|---|---|---|---|---|---|")
+    rows, ratio_on = flood_round(stack, args, "limit on")
+    for r in rows:
+        print(r, flush=True)
+    stack.stop()
+    off = Stack(fresh=True, env={"CLOSEDLOOP_AUTH_RATE_PER_SECOND": "0"})
+    try:
+        rows, ratio_off = flood_round(off, args, "limit off")
+        for r in rows:
+            print(r, flush=True)
+    finally:
+        off.stop()
+    print(f"\np99 under the flood / idle p99: limit on {ratio_on:.2f}x, limit off {ratio_off:.2f}x")
+    return "stopped"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suites", nargs="+", choices=["ping", "scim", "proxy", "tokens"])
+    p.add_argument("suites", nargs="+", choices=["ping", "scim", "proxy", "tokens", "flood"])
     p.add_argument("--duration", type=int, default=10)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--rounds", type=int, default=2)
@@ -754,12 +813,16 @@ def main():
     p.add_argument("--logout-users", type=int, default=50, help="users logged out per kind in the tokens suite")
     p.add_argument("--logout-tokens", type=int, default=10_000, help="live API tokens each heavy user holds")
     p.add_argument("--logout-sessions", type=int, default=100, help="live sessions each heavy user holds")
+    p.add_argument("--flood-real-rate", type=int, default=400, help="req/s of the real client in the flood suite")
     p.add_argument("--hold", type=int, default=0, help="keep the stack up this many seconds after the suites (for EXPLAIN)")
     args = p.parse_args()
     stack = Stack(fresh=not args.keep)
     try:
         for suite in args.suites:
-            {"ping": ping, "scim": scim, "proxy": proxy, "tokens": tokens}[suite](stack, args)
+            suites = {"ping": ping, "scim": scim, "proxy": proxy, "tokens": tokens, "flood": flood}
+            if suites[suite](stack, args) == "stopped":
+                # The suite ran stacks of its own after this one: start it again.
+                stack = Stack(fresh=False)
         time.sleep(args.hold)
     finally:
         stack.stop()

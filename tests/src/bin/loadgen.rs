@@ -119,6 +119,11 @@ struct Args {
     #[arg(short = 'H', long = "header", value_parser = parse_header)]
     headers: Vec<(HeaderName, HeaderValue)>,
 
+    /// `Authorization: Bearer` value, rendered per request (may contain placeholders:
+    /// `clk_us_scim_{rand}` makes every request present another made-up token).
+    #[arg(long)]
+    bearer: Option<String>,
+
     /// Request body (may contain placeholders).
     #[arg(short, long, conflicts_with = "body_file")]
     body: Option<String>,
@@ -447,6 +452,8 @@ struct Config {
     method: Method,
     path: Source<Uri>,
     body: Source<Bytes>,
+    /// `Authorization: Bearer …`, rendered per request (`--bearer`).
+    bearer: Option<Template>,
     headers: HeaderMap,
     connections: usize,
     duration: Duration,
@@ -479,6 +486,10 @@ impl Config {
             .rate
             .map(|rate| pace_interval(rate, args.connections))
             .transpose()?;
+        if let Some(bearer) = &args.bearer {
+            HeaderValue::from_str(&format!("Bearer {bearer}"))
+                .context("--bearer is not a header value")?;
+        }
         let target = parse_url(&args.url)?;
         let tls = if target.tls {
             Some(Tls::new(args, &target)?)
@@ -491,6 +502,10 @@ impl Config {
             method: args.method.clone(),
             path: path_source(target.path)?,
             body: body_source(args)?,
+            bearer: args
+                .bearer
+                .as_deref()
+                .map(|b| Template::parse(b.as_bytes())),
             headers: build_headers(args, &target.host_header)?,
             connections: args.connections,
             duration: args.duration,
@@ -797,7 +812,8 @@ impl Shared {
     /// Builds the next request; only templated parts are rendered.
     fn request(&self, rng: &mut SplitMix64) -> Result<Request<ReqBody>, http::uri::InvalidUri> {
         let config = &self.config;
-        let n = if config.path.uses_counter() || config.body.uses_counter() {
+        let bearer_counts = config.bearer.as_ref().is_some_and(Template::uses_counter);
+        let n = if config.path.uses_counter() || config.body.uses_counter() || bearer_counts {
             let raw = self
                 .counter
                 .fetch_add(1, Ordering::Relaxed)
@@ -807,11 +823,12 @@ impl Shared {
         } else {
             0
         };
-        let random = if config.path.is_template() || config.body.is_template() {
-            rng.next_u64()
-        } else {
-            0
-        };
+        let random =
+            if config.path.is_template() || config.body.is_template() || config.bearer.is_some() {
+                rng.next_u64()
+            } else {
+                0
+            };
         let uri = match &config.path {
             Source::Fixed(uri) => uri.clone(),
             Source::Template(t) => Uri::from_maybe_shared(t.render(n, random))?,
@@ -824,6 +841,16 @@ impl Shared {
         *request.method_mut() = config.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = config.headers.clone();
+        if let Some(bearer) = &config.bearer {
+            let mut value = b"Bearer ".to_vec();
+            value.extend_from_slice(&bearer.render(n, random));
+            // Checked at start (placeholders only add digits): always a header value.
+            if let Ok(value) = HeaderValue::from_bytes(&value) {
+                request
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, value);
+            }
+        }
         Ok(request)
     }
 }
