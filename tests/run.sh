@@ -31,6 +31,10 @@ fi
 # Fast first: the deployment artefacts agree with regions.toml (no cluster needed).
 python3 deploy/check.py
 
+# The code is formatted and lint-clean (CI fails on either, as on a test failure).
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+
 stores="$root/target/test-stores"
 cleanup=()
 on_exit() { for c in "${cleanup[@]}"; do eval "$c" || true; done; }
