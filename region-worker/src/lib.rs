@@ -78,8 +78,15 @@ pub async fn connect(config: WorkerConfig) -> anyhow::Result<AppState> {
         config.store_timeout,
     )
     .await
-    .with_context(|| format!("connecting to the Redis of region {region}"))?;
+    .with_context(|| format!("connecting to the Redis of region {region}"))?
+    .with_guard(std::sync::Arc::new(store::revocations::CacheGuard::new(
+        config.clock.clone(),
+    )));
     redis.check_stamp(&region).await?;
+    // Before serving: a Redis that lost revocations is recognised from the first check.
+    store::revocations::load_watermark(&pg, &redis)
+        .await
+        .context("reading the revocation journal")?;
     Ok(AppState::new(config, pg, redis))
 }
 
@@ -106,6 +113,8 @@ pub async fn run(
         routes::public(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(stopped(stop_rx.clone()));
+    // Follows the revocation journal (notifications, a poll, pruning) while serving.
+    tokio::spawn(store::revocations::follow(state.clone(), stop_rx.clone()));
     let admin =
         axum::serve(admin, routes::admin::router(state)).with_graceful_shutdown(stopped(stop_rx));
     tokio::try_join!(public.into_future(), admin.into_future())?;

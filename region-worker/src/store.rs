@@ -11,6 +11,7 @@ pub mod listing;
 pub mod personal_tokens;
 pub mod pg;
 pub mod redis;
+pub mod revocations;
 pub mod roles;
 pub mod tokens;
 pub mod users;

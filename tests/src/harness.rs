@@ -463,10 +463,22 @@ impl TestStack {
         public_port: bool,
         adjust: impl Fn(&mut WorkerConfig),
     ) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let port = public_port.then_some(listener.local_addr()?.port());
         let (us_stores, eu_stores) =
             tokio::try_join!(RegionStores::fresh(), RegionStores::fresh())?;
+        Self::start_on_stores(us_stores, eu_stores, replicas, public_port, adjust).await
+    }
+
+    /// Like [`TestStack::start_configured`], on the caller's stores (a private Redis
+    /// the test restarts or fails over, say).
+    pub async fn start_on_stores(
+        us_stores: RegionStores,
+        eu_stores: RegionStores,
+        replicas: usize,
+        public_port: bool,
+        adjust: impl Fn(&mut WorkerConfig),
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = public_port.then_some(listener.local_addr()?.port());
         let config_map = region_map_at(&[], &[], port);
         let mut us = Vec::new();
         let mut eu = Vec::new();
@@ -847,4 +859,81 @@ pub async fn operator_token(state: &region_worker::state::AppState, team_id: &st
         .await
         .expect("token issued");
     issued["token"].as_str().expect("token").to_owned()
+}
+
+/// A `redis-server` child process of a test (a master, a replica or a sentinel, by its
+/// arguments) on a free port, killed on drop.
+#[derive(Debug)]
+pub struct RedisProcess {
+    /// The process, for tests that kill, stop or resume it.
+    pub child: std::process::Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl RedisProcess {
+    /// Starts `redis-server` with `args` in `dir`, persisting nothing by itself.
+    pub fn start(dir: &std::path::Path, args: &[&str]) -> Self {
+        use std::process::{Command, Stdio};
+        let port = deploy::stores::free_port().expect("a free port");
+        std::fs::create_dir_all(dir).expect("the server's directory");
+        let child = Command::new("redis-server")
+            .args(args)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir)
+            .args(["--logfile", "redis.log"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        deploy::stores::wait_for_port(port, Duration::from_secs(15)).expect("redis-server listens");
+        Self { child, port }
+    }
+
+    /// `redis://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A new connection to it.
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("a Redis URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("Redis reachable")
+    }
+
+    /// `INFO section`.
+    pub async fn info(&self, section: &str) -> String {
+        redis::cmd("INFO")
+            .arg(section)
+            .query_async(&mut self.conn().await)
+            .await
+            .expect("INFO answered")
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` (pausing between tries) until it holds; panics with `what` after 30 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
 }

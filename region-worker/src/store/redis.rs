@@ -19,6 +19,7 @@ use shared::ids::RegionId;
 
 use super::StoreError;
 use super::pg::StampMismatch;
+use super::revocations::CacheGuard;
 
 /// How often the worker asks the sentinels which server is the master.
 pub const SENTINEL_POLL: Duration = Duration::from_millis(500);
@@ -33,6 +34,10 @@ pub struct Redis {
     conn: Connection,
     /// Prepended to every key.
     prefix: Arc<str>,
+    /// What this worker knows that Redis cannot be trusted to (the revocation
+    /// watermark, unknown token hashes): shared by every clone of the handle, so every
+    /// check consults it without new parameters.
+    guard: Arc<CacheGuard>,
 }
 
 /// One server's connection as it is; under Sentinel, the current master's, replaced
@@ -138,6 +143,7 @@ impl Redis {
             return Ok(Self {
                 conn: Connection::Direct(conn),
                 prefix: prefix.into(),
+                guard: Arc::default(),
             });
         };
         let sentinel = sentinel.map_err(|e| {
@@ -172,7 +178,20 @@ impl Redis {
         Ok(Self {
             conn: Connection::Sentinel(shared),
             prefix: prefix.into(),
+            guard: Arc::default(),
         })
+    }
+
+    /// The same handle with `guard` (the worker's, with its clock) in place of the
+    /// default one.
+    pub fn with_guard(self, guard: Arc<CacheGuard>) -> Self {
+        Self { guard, ..self }
+    }
+
+    /// The worker's revocation watermark and negative cache (see
+    /// [`super::revocations`]).
+    pub fn guard(&self) -> &CacheGuard {
+        &self.guard
     }
 
     /// The full key for `name` in this worker's key space.

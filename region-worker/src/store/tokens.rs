@@ -13,6 +13,14 @@
 //! flag (Postgres `scim_oauth_grants.revoked_at`, mirrored in Redis like the user
 //! epoch), checked on every lookup, so revoking a grant stops all of its tokens with
 //! one write.
+//!
+//! Redis is trusted only while it holds every revocation this worker knows committed:
+//! each script also returns Redis's revocation watermark, and a Redis behind the
+//! worker's (restarted from an older snapshot, failed over to a lagging replica) is
+//! treated as cold for that check, which Postgres answers ([`truth`]) while a catch-up
+//! replays what Redis lost (see [`super::revocations`]). A hash Postgres did not know is
+//! remembered for a few seconds, so a flood of one unknown token does not reach
+//! Postgres each time.
 
 use std::sync::LazyLock;
 
@@ -27,9 +35,12 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::redis::Redis;
+use super::revocations;
 
-/// How long a hot entry lives in Redis at most before it is re-read from Postgres.
-const HOT_TTL_SECS: i64 = 24 * 3600;
+/// How long a hot entry lives in Redis at most before it is re-read from Postgres. Every
+/// credential copy (token entry, tombstone, user epoch, grant flag) expires within it,
+/// which bounds how long the revocation journal must be kept.
+pub(crate) const HOT_TTL_SECS: i64 = 24 * 3600;
 /// What a revoked token's key holds until its natural expiry.
 const TOMBSTONE: &str = "revoked";
 
@@ -145,9 +156,11 @@ pub async fn insert_in(
 }
 
 /// Primes the hot copy of a token recorded with [`insert_in`]. Best effort: a failure
-/// is logged, and the first check falls back to Postgres.
+/// is logged, and the first check falls back to Postgres. The hash leaves the negative
+/// cache, should it be there.
 pub async fn prime(redis: &Redis, new: &NewTokenRecord<'_>, grant_id: Option<Uuid>) {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+    redis.guard().forget_unknown(&new.hash);
+    let now = redis.guard().now().unix_timestamp();
     let hot = HotRecord {
         record: new.record.clone(),
         grant_id,
@@ -172,17 +185,37 @@ pub async fn prime(redis: &Redis, new: &NewTokenRecord<'_>, grant_id: Option<Uui
     }
 }
 
-/// Looks a presented token up: Redis first, Postgres when Redis lacks it. Returns the
-/// record of a live token (not revoked, not expired), `None` otherwise.
+/// Reads a token's hot entry and Redis's revocation watermark in one round trip.
+const LOOKUP: &str = r"
+return {redis.call('GET', KEYS[1]) or false, tonumber(redis.call('GET', KEYS[2]) or '0')}";
+
+/// Looks a presented token up: Redis first, Postgres when Redis lacks it or is behind
+/// on revocations. Returns the record of a live token (not revoked, not expired, its
+/// grant live), `None` otherwise.
 pub async fn lookup(
     pool: &Pool,
     redis: &Redis,
     hash: &TokenHash,
     kind: TokenKind,
 ) -> Result<Option<TokenRecord>, StoreError> {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+    static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(LOOKUP));
+    let guard = redis.guard();
+    if guard.known_unknown(hash) {
+        return Ok(None);
+    }
+    let now = guard.now().unix_timestamp();
     let key = hot_key(redis, hash);
-    let hot: Option<String> = redis.conn().get(&key).await?;
+    let (hot, rev): (Option<String>, i64) = SCRIPT
+        .key(&key)
+        .key(revocations::watermark_key(redis))
+        .invoke_async(&mut redis.conn())
+        .await?;
+    if guard.behind(rev) {
+        revocations::spawn_catch_up(pool, redis);
+        return Ok(truth(pool, redis, hash, now)
+            .await?
+            .and_then(|(record, _)| (record.kind == kind.code()).then_some(record)));
+    }
     let HotRecord { record, grant_id } = match hot.as_deref() {
         Some(TOMBSTONE) => return Ok(None),
         Some(json) => serde_json::from_str::<HotRecord>(json)
@@ -198,7 +231,10 @@ pub async fn lookup(
                     &[&hash.0.as_slice()],
                 )
                 .await?;
-            let Some(row) = row else { return Ok(None) };
+            let Some(row) = row else {
+                guard.remember_unknown(hash);
+                return Ok(None);
+            };
             let revoked: bool = row.get(6);
             if revoked {
                 return Ok(None);
@@ -239,6 +275,56 @@ pub async fn lookup(
     Ok(Some(record))
 }
 
+/// What Postgres alone says of a token at `now` (Unix seconds): its record and grant
+/// when it is live (not revoked, not expired, issued under its user's current epoch,
+/// its grant not revoked), `None` otherwise. The answer of a check that cannot trust
+/// Redis; one query, and nothing is written to Redis (the catch-up repairs it). A hash
+/// Postgres does not know goes to the negative cache.
+pub async fn truth(
+    pool: &Pool,
+    redis: &Redis,
+    hash: &TokenHash,
+    now: i64,
+) -> Result<Option<(TokenRecord, Option<Uuid>)>, StoreError> {
+    let row = pool
+        .get()
+        .await?
+        .query_opt(
+            "SELECT t.team_id, t.kind, t.scopes, t.user_id, t.user_epoch,
+                    extract(epoch FROM t.expires_at)::bigint,
+                    t.revoked_at IS NULL
+                      AND (t.user_id IS NULL OR u.token_epoch <= t.user_epoch)
+                      AND (t.grant_id IS NULL OR g.revoked_at IS NULL AND g.id IS NOT NULL),
+                    t.grant_id
+               FROM tokens t
+               LEFT JOIN users u ON u.team_id = t.team_id AND u.id = t.user_id
+               LEFT JOIN scim_oauth_grants g ON g.id = t.grant_id
+              WHERE t.hash = $1",
+            &[&hash.0.as_slice()],
+        )
+        .await?;
+    let Some(row) = row else {
+        redis.guard().remember_unknown(hash);
+        return Ok(None);
+    };
+    // NULL (a personal token whose user is gone) is not live.
+    if row.get::<_, Option<bool>>(6) != Some(true) {
+        return Ok(None);
+    }
+    let record = TokenRecord {
+        team_id: TeamId::from(row.get::<_, Uuid>(0)),
+        kind: row.get(1),
+        scopes: row.get(2),
+        user_id: row.get(3),
+        user_epoch: row.get(4),
+        expires_at: row.get(5),
+    };
+    if record.expired_at(now) {
+        return Ok(None);
+    }
+    Ok(Some((record, row.get(7))))
+}
+
 fn grant_key(redis: &Redis, grant_id: Uuid) -> String {
     redis.key(&format!("grant:{grant_id}"))
 }
@@ -255,25 +341,46 @@ const GRANT_USE_RESOLUTION_SECS: i64 = 60;
 
 /// Reads a grant's flag and, when the grant is live and its use was not recorded in the
 /// last minute, claims the right to record it: one round trip on the hot path.
-/// Returns -1 when Redis lacks the flag, 0 when revoked, 1 live, 2 live and to record.
+/// Returns `{state, watermark}`: state -1 when Redis lacks the flag, 0 when revoked, 1
+/// live, 2 live and to record; Redis's revocation watermark.
 const CHECK_GRANT: &str = r"
+local rev = tonumber(redis.call('GET', KEYS[3]) or '0')
 local v = redis.call('GET', KEYS[1])
-if not v then return -1 end
-if v ~= ARGV[1] then return 0 end
-if redis.call('SET', KEYS[2], '1', 'EX', ARGV[2], 'NX') then return 2 end
-return 1";
+if not v then return {-1, rev} end
+if v ~= ARGV[1] then return {0, rev} end
+if redis.call('SET', KEYS[2], '1', 'EX', ARGV[2], 'NX') then return {2, rev} end
+return {1, rev}";
 
 /// Whether the SCIM OAuth grant `grant_id` is live (not revoked): Redis first,
-/// Postgres when Redis lacks the flag. Records the grant's last use, to the minute.
+/// Postgres when Redis lacks the flag or is behind on revocations. Records the grant's
+/// last use, to the minute.
 pub async fn grant_live(pool: &Pool, redis: &Redis, grant_id: Uuid) -> Result<bool, StoreError> {
+    static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(CHECK_GRANT));
     let key = grant_key(redis, grant_id);
-    let state: i64 = redis::Script::new(CHECK_GRANT)
+    let (mut state, rev): (i64, i64) = SCRIPT
         .key(&key)
         .key(grant_used_key(redis, grant_id))
+        .key(revocations::watermark_key(redis))
         .arg(GRANT_LIVE)
         .arg(GRANT_USE_RESOLUTION_SECS)
         .invoke_async(&mut redis.conn())
         .await?;
+    if redis.guard().behind(rev) {
+        revocations::spawn_catch_up(pool, redis);
+        // Redis's flag may be a live one from before a revocation it lost: Postgres
+        // answers (and Redis is not primed from here; the catch-up repairs it).
+        let client = pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT revoked_at IS NULL FROM scim_oauth_grants WHERE id = $1",
+                &[&grant_id],
+            )
+            .await?;
+        if !row.is_some_and(|r| r.get::<_, bool>(0)) {
+            return Ok(false);
+        }
+        state = state.max(1);
+    }
     let live = match state {
         0 => return Ok(false),
         1 => return Ok(true),
@@ -422,7 +529,7 @@ pub async fn check_personal(
     hash: &TokenHash,
     kind: TokenKind,
 ) -> Result<Option<TokenRecord>, StoreError> {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let now = redis.guard().now().unix_timestamp();
     Ok(check_personal_at(pool, redis, hash, kind, now, None)
         .await?
         .map(|c| c.record))
@@ -445,20 +552,22 @@ pub struct PersonalCheck {
 /// the project runs. On Redis Cluster the two keys may live on different nodes; the
 /// fallback below (`lookup` then `user_epoch`, two round trips) is then the path to use.
 ///
-/// Returns `{state, entry, epoch, touched}`: state -1 when Redis lacks the entry, 0 for
-/// a tombstone, 1 with the entry, 2 with an entry the script cannot read (left to Rust).
+/// Returns `{state, entry, epoch, touched, watermark}`: state -1 when Redis lacks the
+/// entry, 0 for a tombstone, 1 with the entry, 2 with an entry the script cannot read
+/// (left to Rust); the last element is Redis's revocation watermark.
 const CHECK_PERSONAL: &str = r"
+local rev = tonumber(redis.call('GET', ARGV[2] .. 'rev:seq') or '0')
 local v = redis.call('GET', KEYS[1])
-if not v then return {-1, false, false, 0} end
-if v == ARGV[1] then return {0, false, false, 0} end
+if not v then return {-1, false, false, 0, rev} end
+if v == ARGV[1] then return {0, false, false, 0, rev} end
 local ok, rec = pcall(cjson.decode, v)
 if not ok or type(rec) ~= 'table' or type(rec.team_id) ~= 'string' or type(rec.user_id) ~= 'string' then
-  return {2, v, false, 0}
+  return {2, v, false, 0, rev}
 end
 local epoch = redis.call('GET', ARGV[2] .. 'uep:' .. rec.team_id .. ':' .. rec.user_id)
 local touched = 0
 if KEYS[2] and redis.call('SET', KEYS[2], '1', 'EX', ARGV[3], 'NX') then touched = 1 end
-return {1, v, epoch or false, touched}";
+return {1, v, epoch or false, touched, rev}";
 
 fn used_key(redis: &Redis, hash: &TokenHash) -> String {
     redis.key(&format!("tok_used:{}", hash.to_hex()))
@@ -466,11 +575,12 @@ fn used_key(redis: &Redis, hash: &TokenHash) -> String {
 
 /// Checks a personal credential at `now` (Unix seconds, the caller's clock): live, of
 /// `kind`, unexpired, and issued under the user's current revocation epoch. A check
-/// never misses a revocation: a tombstone or a raised epoch in Redis refuses at once,
-/// and when Redis lacks the token entry or the epoch, Postgres answers (and Redis is
-/// primed again). With `touch` (seconds), a live credential's last use is claimed in
-/// the same round trip at most once per interval: [`PersonalCheck::touched`] tells the
-/// caller to record it.
+/// never misses a revocation: a tombstone or a raised epoch in Redis refuses at once;
+/// when Redis lacks the token entry or the epoch, Postgres answers (and Redis is
+/// primed again); and when Redis is behind on revocations (its watermark, read in the
+/// same round trip, is below this worker's), Postgres answers alone. With `touch`
+/// (seconds), a live credential's last use is claimed in the same round trip at most
+/// once per interval: [`PersonalCheck::touched`] tells the caller to record it.
 pub async fn check_personal_at(
     pool: &Pool,
     redis: &Redis,
@@ -481,6 +591,9 @@ pub async fn check_personal_at(
 ) -> Result<Option<PersonalCheck>, StoreError> {
     // Hashed once per process: the script's body is constant.
     static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(CHECK_PERSONAL));
+    if redis.guard().known_unknown(hash) {
+        return Ok(None);
+    }
     let mut invocation = SCRIPT.key(hot_key(redis, hash));
     if touch.is_some() {
         invocation.key(used_key(redis, hash));
@@ -489,8 +602,20 @@ pub async fn check_personal_at(
         .arg(TOMBSTONE)
         .arg(redis.key(""))
         .arg(touch.unwrap_or(1).max(1));
-    let (state, entry, epoch, touched): (i64, Option<String>, Option<i64>, i64) =
+    let (state, entry, epoch, touched, rev): (i64, Option<String>, Option<i64>, i64, i64) =
         invocation.invoke_async(&mut redis.conn()).await?;
+    if redis.guard().behind(rev) {
+        revocations::spawn_catch_up(pool, redis);
+        return Ok(match truth(pool, redis, hash, now).await? {
+            Some((record, None)) if record.kind == kind.code() && record.user_id.is_some() => {
+                Some(PersonalCheck {
+                    record,
+                    touched: touched == 1,
+                })
+            }
+            _ => None,
+        });
+    }
     let (record, epoch) = match (state, entry) {
         (0, _) => return Ok(None),
         (1, Some(json)) => {

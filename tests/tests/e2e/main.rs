@@ -10,6 +10,7 @@ mod oidc;
 mod openapi;
 mod operator;
 mod rekey;
+mod revocation;
 mod routing;
 mod scim;
 mod scim_agreement;

@@ -1,14 +1,13 @@
 //! The stores as operators run them in production: Postgres over TLS (verified, and
 //! enforced by the server), and Redis behind Sentinel, followed through a failover.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use closedloop_tests::harness::{
-    RegionStores, Scim, TestWorker, fresh_database, operator_token, redis_prefix, worker_config,
+    RedisProcess as Server, RegionStores, Scim, TestWorker, eventually, fresh_database,
+    operator_token, redis_prefix, worker_config,
 };
-use deploy::stores::{PostgresServer, free_port, wait_for_port};
+use deploy::stores::PostgresServer;
 
 /// A CA and a server certificate it signed, as PEM.
 struct Pki {
@@ -126,70 +125,6 @@ async fn postgres_over_tls_is_verified_and_plain_text_is_refused() {
     }
     drop(pg);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A `redis-server` child process, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(dir: &Path, args: &[&str]) -> Self {
-        let port = free_port().unwrap();
-        std::fs::create_dir_all(dir).unwrap();
-        let child = Command::new("redis-server")
-            .args(args)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(dir)
-            .args(["--logfile", "redis.log"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_port(port, Duration::from_secs(15)).unwrap();
-        Self { child, port }
-    }
-
-    async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-
-    async fn info(&self, section: &str) -> String {
-        redis::cmd("INFO")
-            .arg(section)
-            .query_async(&mut self.conn().await)
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `check` (pausing between tries) until it holds; panics with `what` after 30 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,696 @@
+//! Revocations that survive Redis. Postgres is the truth; Redis's tombstones, user
+//! epochs and grant flags are a copy that can go back in time: a restart from an older
+//! RDB snapshot, a Sentinel failover to a replica that had not yet received the last
+//! writes, an `appendfsync everysec` that loses its last second, or a publication that
+//! failed while Redis was unreachable. Taken as truth, such a Redis makes a revoked
+//! credential valid again.
+//!
+//! - **The journal** (V9): every revocation (a token, a user's epoch, a grant) gets a
+//!   number, gapless and in commit order, written by triggers in the revoking
+//!   transaction, whatever code path revoked.
+//! - **Redis's watermark** (`{prefix}rev:seq`): the number up to which Redis holds every
+//!   revocation. It only moves forward contiguously ([`catch_up`] applies entries
+//!   `cur+1..=to` and raises it in one script), and it lives in the same dataset as the
+//!   copies it vouches for, so whatever rolls the copies back rolls it back with them.
+//! - **The worker's watermark** ([`CacheGuard::known`]): the highest number this worker
+//!   knows committed, from `LISTEN/NOTIFY` (sent by the journal trigger at commit) and a
+//!   poll every [`POLL`] as a backstop ([`follow`]).
+//! - **The check**: every hot-path script returns Redis's watermark in the same round
+//!   trip. When it is below the worker's, the check answers from Postgres
+//!   ([`super::tokens`]), and a single catch-up replays the missing entries into Redis.
+//!   When the journal no longer reaches back that far (pruned after
+//!   [`JOURNAL_RETENTION_SECS`]) or the gap is huge, the credential copies are deleted
+//!   instead: a cold cache is always right.
+//!
+//! The one window left is the time between a revocation's commit and this worker
+//! hearing of it (milliseconds): a Redis that loses that revocation *and* is consulted
+//! in that window is believed. Nothing else Redis does can bring a credential back.
+//!
+//! This module also holds the **negative cache**: token hashes Postgres did not know,
+//! remembered for [`NEGATIVE_TTL`] so that a flood of one well-formed but unknown
+//! bearer or cookie does not cost a Postgres query each.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use futures_util::StreamExt as _;
+use redis::AsyncCommands as _;
+use shared::token::TokenHash;
+use tokio::sync::mpsc;
+use tokio_postgres::AsyncMessage;
+use uuid::Uuid;
+
+use super::StoreError;
+use super::redis::Redis;
+use super::tokens::HOT_TTL_SECS;
+use crate::clock::Clock;
+use crate::state::AppState;
+
+/// The `NOTIFY` channel of the journal trigger (V9).
+pub const CHANNEL: &str = "closedloop_revocations";
+/// How often each worker reads the journal's counter and checks Redis's watermark even
+/// when no notification came: a lost notification or a Redis that rolled back with no
+/// traffic is noticed within this.
+pub const POLL: Duration = Duration::from_secs(2);
+/// How long journal entries are kept: longer than any credential copy lives in Redis
+/// (every such key expires within [`HOT_TTL_SECS`]), plus an hour. A Redis missing an
+/// entry older than this holds no copy that contradicts it, since every copy was
+/// written before the revocation (later ones are read from Postgres).
+pub const JOURNAL_RETENTION_SECS: i64 = HOT_TTL_SECS + 3600;
+/// How often a worker prunes the journal.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Entries read and applied per round trip.
+const BATCH: i64 = 500;
+/// Beyond this many missing entries, deleting the credential copies is cheaper than
+/// replaying (and a Redis that lost that much, an empty one, holds few copies anyway).
+pub const MAX_REPLAY: i64 = 20_000;
+/// How long an unknown token hash is remembered. Short: it bounds how long a token
+/// whose row somehow became visible late would be refused (see [`NegativeCache`]).
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// How many unknown hashes each of the negative cache's two generations holds.
+pub const NEGATIVE_CAPACITY: usize = 32_768;
+
+/// Catch-ups started because Redis was found behind the worker's watermark (a restart
+/// from a snapshot, a failover, a lost publication, or simply a revocation not yet
+/// replayed): a steady rate means Redis keeps losing writes.
+pub const CATCH_UPS: &str = "worker_revocation_catch_ups_total";
+
+/// What a worker knows that Redis cannot be trusted to: the revocation watermark, and
+/// the hashes Postgres did not know. One per worker process, shared by every clone of
+/// its [`Redis`] handle.
+#[derive(Debug)]
+pub struct CacheGuard {
+    /// The highest revocation number this worker knows committed. Redis's watermark
+    /// below it means Redis lost revocations.
+    known: AtomicI64,
+    /// Set while a catch-up runs: one at a time per worker (single flight).
+    catching_up: AtomicBool,
+    /// Unknown token hashes, briefly.
+    negative: Mutex<NegativeCache>,
+    /// The worker's clock, for the negative cache and the checks' notion of now.
+    clock: Clock,
+}
+
+impl Default for CacheGuard {
+    fn default() -> Self {
+        Self::new(Clock::system())
+    }
+}
+
+impl CacheGuard {
+    /// A guard that knows no revocation yet, reading time from `clock`.
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            known: AtomicI64::new(0),
+            catching_up: AtomicBool::new(false),
+            negative: Mutex::new(NegativeCache::new(NEGATIVE_TTL, NEGATIVE_CAPACITY)),
+            clock,
+        }
+    }
+
+    /// The highest revocation number this worker knows committed.
+    pub fn known(&self) -> i64 {
+        self.known.load(Ordering::Acquire)
+    }
+
+    /// Records that revocation `seq` committed (never lowers the watermark).
+    pub fn raise(&self, seq: i64) {
+        self.known.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// Whether a Redis at watermark `redis_seq` lacks revocations this worker knows of.
+    pub fn behind(&self, redis_seq: i64) -> bool {
+        redis_seq < self.known()
+    }
+
+    /// Now, by the worker's clock.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
+    fn now_ms(&self) -> i64 {
+        (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64
+    }
+
+    fn negative(&self) -> std::sync::MutexGuard<'_, NegativeCache> {
+        self.negative.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether Postgres said, within [`NEGATIVE_TTL`], that it does not know `hash`.
+    pub fn known_unknown(&self, hash: &TokenHash) -> bool {
+        let now = self.now_ms();
+        self.negative().contains(hash, now)
+    }
+
+    /// Remembers that Postgres does not know `hash`.
+    pub fn remember_unknown(&self, hash: &TokenHash) {
+        let now = self.now_ms();
+        self.negative().insert(hash, now);
+    }
+
+    /// Forgets `hash` (it was just minted here).
+    pub fn forget_unknown(&self, hash: &TokenHash) {
+        self.negative().forget(hash);
+    }
+}
+
+/// Token hashes that Postgres did not know, each for a short time; bounded.
+///
+/// It cannot hide a token minted later: a hash gets here only when someone presented
+/// it and Postgres had no row for it. A token's secret is handed out only after its row
+/// committed, so the only way to present a hash before its token exists is to guess a
+/// 256-bit secret. Minting on this worker also forgets the hash, and entries live
+/// [`NEGATIVE_TTL`] at most, so even a row that became visible late (it cannot, on the
+/// primary) would be refused for seconds, not longer.
+///
+/// Two generations of at most `capacity` entries each: inserts go to the current one,
+/// which becomes the previous one after `ttl` or when full, dropping the older. Memory
+/// is bounded by `2 × capacity` hashes and no operation scans.
+#[derive(Debug)]
+pub struct NegativeCache {
+    ttl_ms: i64,
+    capacity: usize,
+    /// Hash → expiry (Unix milliseconds).
+    current: HashMap<[u8; 32], i64>,
+    previous: HashMap<[u8; 32], i64>,
+    rotated_at: i64,
+}
+
+impl NegativeCache {
+    /// An empty cache remembering entries for `ttl`, `capacity` per generation.
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            ttl_ms: ttl.as_millis() as i64,
+            capacity: capacity.max(1),
+            current: HashMap::new(),
+            previous: HashMap::new(),
+            rotated_at: i64::MIN,
+        }
+    }
+
+    fn rotate(&mut self, now_ms: i64) {
+        if now_ms.saturating_sub(self.rotated_at) >= self.ttl_ms
+            || self.current.len() >= self.capacity
+        {
+            self.previous = std::mem::take(&mut self.current);
+            self.rotated_at = now_ms;
+        }
+    }
+
+    /// Whether `hash` is remembered and unexpired at `now_ms`.
+    pub fn contains(&mut self, hash: &TokenHash, now_ms: i64) -> bool {
+        self.rotate(now_ms);
+        [&self.current, &self.previous]
+            .iter()
+            .any(|m| m.get(&hash.0).is_some_and(|&exp| exp > now_ms))
+    }
+
+    /// Remembers `hash` from `now_ms` for the cache's ttl.
+    pub fn insert(&mut self, hash: &TokenHash, now_ms: i64) {
+        self.rotate(now_ms);
+        self.current
+            .insert(hash.0, now_ms.saturating_add(self.ttl_ms));
+    }
+
+    /// Forgets `hash`.
+    pub fn forget(&mut self, hash: &TokenHash) {
+        self.current.remove(&hash.0);
+        self.previous.remove(&hash.0);
+    }
+
+    /// How many hashes it holds (expired ones included until they rotate out).
+    pub fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The key of Redis's watermark.
+pub fn watermark_key(redis: &Redis) -> String {
+    redis.key("rev:seq")
+}
+
+/// What a catch-up does to bring Redis from its watermark to the worker's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Redis has every revocation the worker knows of.
+    UpToDate,
+    /// Replay the journal's entries after Redis's watermark.
+    Replay,
+    /// Delete the credential copies (the journal no longer reaches back to Redis's
+    /// watermark, or the gap is larger than [`MAX_REPLAY`]), then go on from the
+    /// worker's watermark.
+    Flush,
+}
+
+/// Decides how to bring a Redis at `redis_seq` up to `target`, given the first journal
+/// entry kept after `redis_seq` (`None` when none is). Replaying is only right when the
+/// journal holds the very next entry: a pruned entry could be the one Redis lost.
+pub fn plan(redis_seq: i64, target: i64, first_kept: Option<i64>) -> Plan {
+    if redis_seq >= target {
+        Plan::UpToDate
+    } else if target - redis_seq > MAX_REPLAY || first_kept != Some(redis_seq + 1) {
+        Plan::Flush
+    } else {
+        Plan::Replay
+    }
+}
+
+/// Applies journal entries to Redis and raises the watermark to the last of them, only
+/// if Redis's watermark is still at least where the entries start (ARGV[2]): a Redis
+/// that went back in time meanwhile is not marked as having what it lacks. Every effect
+/// is idempotent and monotone (a tombstone, an epoch raised to at least a value), so
+/// entries Redis already has may be applied again. Returns the watermark after.
+///
+/// ARGV: prefix, from, to, ttl, then per entry a tag and a value: `t` token hash (hex),
+/// `u` "team:user" followed by the epoch, `g` grant id.
+const APPLY: &str = r"
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local from = tonumber(ARGV[2])
+local to = tonumber(ARGV[3])
+if cur < from then return cur end
+local prefix, ttl = ARGV[1], ARGV[4]
+local i = 5
+while i <= #ARGV do
+  local tag = ARGV[i]
+  if tag == 't' then
+    redis.call('SET', prefix .. 'tok:' .. ARGV[i + 1], 'revoked', 'EX', ttl)
+    i = i + 2
+  elseif tag == 'g' then
+    redis.call('SET', prefix .. 'grant:' .. ARGV[i + 1], 'revoked', 'EX', ttl)
+    i = i + 2
+  else
+    local key = prefix .. 'uep:' .. ARGV[i + 1]
+    local e = tonumber(redis.call('GET', key) or '-1')
+    if tonumber(ARGV[i + 2]) > e then redis.call('SET', key, ARGV[i + 2], 'EX', ttl) end
+    i = i + 3
+  end
+end
+if to > cur then redis.call('SET', KEYS[1], to) return to end
+return cur";
+
+/// Sets the watermark to ARGV[2] if it is still ARGV[1] (after a flush).
+const SET_IF: &str = r"
+if tonumber(redis.call('GET', KEYS[1]) or '0') == tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[2]) return 1
+end
+return 0";
+
+/// Reads the journal's counter (the last committed revocation) and raises the worker's
+/// watermark to it. Returns it.
+pub async fn load_watermark(pool: &Pool, redis: &Redis) -> Result<i64, StoreError> {
+    let seq: i64 = pool
+        .get()
+        .await?
+        .query_one("SELECT seq FROM revocation_counter", &[])
+        .await?
+        .get(0);
+    redis.guard().raise(seq);
+    Ok(seq)
+}
+
+/// Starts a catch-up in the background unless one is running: the hot path never
+/// waits for it (it answers from Postgres meanwhile).
+pub fn spawn_catch_up(pool: &Pool, redis: &Redis) {
+    let guard = redis.guard();
+    if guard.catching_up.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    metrics::counter!(CATCH_UPS).increment(1);
+    let (pool, redis) = (pool.clone(), redis.clone());
+    tokio::spawn(async move {
+        if let Err(e) = catch_up(&pool, &redis).await {
+            tracing::warn!(error = %e, "could not bring Redis's revocations up to date; checks answer from Postgres until it works");
+        }
+        redis.guard().catching_up.store(false, Ordering::Release);
+    });
+}
+
+/// Brings Redis's copies up to the worker's watermark: replays the journal entries
+/// Redis lacks, or deletes the credential copies when they cannot be replayed. Safe to
+/// run on several workers at once.
+pub async fn catch_up(pool: &Pool, redis: &Redis) -> Result<(), StoreError> {
+    let key = watermark_key(redis);
+    // Bounded: each round applies a batch or flushes; a Redis that keeps going back in
+    // time is left to the next trigger.
+    for _ in 0..(MAX_REPLAY / BATCH + 4) {
+        let target = redis.guard().known();
+        let cur: Option<i64> = redis.conn().get(&key).await?;
+        let cur = cur.unwrap_or(0);
+        if cur >= target {
+            return Ok(());
+        }
+        let client = pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT seq, token_hash, team_id, user_id, epoch, grant_id
+                   FROM revocation_journal WHERE seq > $1 AND seq <= $2
+                  ORDER BY seq LIMIT $3",
+                &[&cur, &target, &BATCH],
+            )
+            .await?;
+        drop(client);
+        match plan(cur, target, rows.first().map(|r| r.get(0))) {
+            Plan::UpToDate => return Ok(()),
+            Plan::Flush => {
+                let deleted = flush_credentials(redis).await?;
+                let set: i64 = redis::Script::new(SET_IF)
+                    .key(&key)
+                    .arg(cur)
+                    .arg(target)
+                    .invoke_async(&mut redis.conn())
+                    .await?;
+                tracing::warn!(
+                    from = cur,
+                    to = target,
+                    deleted,
+                    moved = set == 1,
+                    "Redis lacked revocations the journal no longer replays: deleted its credential copies"
+                );
+            }
+            Plan::Replay => {
+                let apply = redis::Script::new(APPLY);
+                let mut script = apply.key(&key);
+                let to: i64 = rows.last().map_or(cur, |r| r.get(0));
+                script.arg(redis.key("")).arg(cur).arg(to).arg(HOT_TTL_SECS);
+                for row in &rows {
+                    push_entry(&mut script, row)?;
+                }
+                let after: i64 = script.invoke_async(&mut redis.conn()).await?;
+                tracing::info!(from = cur, to, after, "replayed revocations into Redis");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn push_entry(
+    script: &mut redis::ScriptInvocation<'_>,
+    row: &tokio_postgres::Row,
+) -> Result<(), StoreError> {
+    let hash: Option<Vec<u8>> = row.get(1);
+    let team: Option<Uuid> = row.get(2);
+    let user: Option<Uuid> = row.get(3);
+    let epoch: Option<i64> = row.get(4);
+    let grant: Option<Uuid> = row.get(5);
+    match (hash, team, user, epoch, grant) {
+        (Some(h), ..) => {
+            script.arg("t").arg(hex::encode(h));
+        }
+        (None, Some(team), Some(user), Some(epoch), _) => {
+            let team = shared::ids::TeamId::from(team);
+            script.arg("u").arg(format!("{team}:{user}")).arg(epoch);
+        }
+        (None, _, _, _, Some(grant)) => {
+            script.arg("g").arg(grant.to_string());
+        }
+        _ => {
+            return Err(StoreError::Corrupt(
+                "a revocation journal entry names nothing".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every credential copy under the worker's prefix (token entries and
+/// tombstones, user epochs, grant flags): afterwards every check reads Postgres and
+/// primes Redis from it. Returns how many keys went.
+pub async fn flush_credentials(redis: &Redis) -> Result<u64, StoreError> {
+    let mut conn = redis.conn();
+    let prefix = glob_escape(&redis.key(""));
+    let mut deleted = 0;
+    for kind in ["tok:", "uep:", "grant:"] {
+        let pattern = format!("{prefix}{kind}*");
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            if !keys.is_empty() {
+                let n: u64 = redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await?;
+                deleted += n;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Escapes the glob characters of a key prefix for `SCAN MATCH`.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Deletes journal entries older than [`JOURNAL_RETENTION_SECS`] (by the database's
+/// clock, which stamped them). Returns how many went.
+pub async fn prune(pool: &Pool) -> Result<u64, StoreError> {
+    Ok(pool
+        .get()
+        .await?
+        .execute(
+            "DELETE FROM revocation_journal WHERE at < now() - make_interval(secs => $1)",
+            &[&(JOURNAL_RETENTION_SECS as f64)],
+        )
+        .await?)
+}
+
+/// Follows the journal until `stop` fires: listens for its notifications on a
+/// dedicated connection (reconnecting when it breaks), polls its counter every
+/// [`POLL`], raises the worker's watermark, catches Redis up when it is behind, and
+/// prunes old entries.
+pub async fn follow(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard: Option<Listening> = None;
+    let mut pruned_at: Option<Instant> = None;
+    loop {
+        let note = async {
+            match heard.as_mut() {
+                Some(l) => l.heard.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => return,
+            n = note => match n {
+                Some(seq) => {
+                    state.redis.guard().raise(seq);
+                    spawn_catch_up(&state.pg, &state.redis);
+                }
+                None => {
+                    tracing::warn!("lost the revocation notifications' connection; polling until it is back");
+                    heard = None;
+                }
+            },
+            _ = tick.tick() => {
+                if heard.is_none() {
+                    match listen(state.config.database_url.expose()).await {
+                        Ok(rx) => heard = Some(rx),
+                        Err(e) => tracing::debug!(error = %e, "could not listen for revocations"),
+                    }
+                }
+                match load_watermark(&state.pg, &state.redis).await {
+                    Ok(_) => spawn_catch_up_if_behind(&state).await,
+                    Err(e) => tracing::debug!(error = %e, "could not read the revocation counter"),
+                }
+                if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                    pruned_at = Some(Instant::now());
+                    if let Err(e) = prune(&state.pg).await {
+                        tracing::debug!(error = %e, "could not prune the revocation journal");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads Redis's watermark and starts a catch-up when it is behind: a Redis that went
+/// back in time is repaired within [`POLL`] even when no request notices it.
+async fn spawn_catch_up_if_behind(state: &AppState) {
+    let cur: Result<Option<i64>, _> = state.redis.conn().get(watermark_key(&state.redis)).await;
+    match cur {
+        Ok(cur) if state.redis.guard().behind(cur.unwrap_or(0)) => {
+            spawn_catch_up(&state.pg, &state.redis)
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "could not read Redis's revocation watermark"),
+    }
+}
+
+/// A connection listening on [`CHANNEL`].
+struct Listening {
+    /// Keeps the connection open: it closes when its last client goes.
+    _client: tokio_postgres::Client,
+    /// The numbers heard; closes when the connection breaks.
+    heard: mpsc::UnboundedReceiver<i64>,
+}
+
+/// Opens a connection that `LISTEN`s on [`CHANNEL`].
+async fn listen(url: &str) -> anyhow::Result<Listening> {
+    let super::pg::Target { mut config, tls } = super::pg::parse_url(url)?;
+    config.application_name("closedloop-revocations");
+    config.connect_timeout(Duration::from_secs(5));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let client = match tls {
+        None => {
+            let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+            tokio::spawn(pump(conn, tx));
+            client
+        }
+        Some(tls) => {
+            let (client, conn) = config
+                .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+                .await?;
+            tokio::spawn(pump(conn, tx));
+            client
+        }
+    };
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    Ok(Listening {
+        _client: client,
+        heard: rx,
+    })
+}
+
+/// Drives a listening connection, forwarding each notification's number.
+async fn pump<S, T>(mut conn: tokio_postgres::Connection<S, T>, tx: mpsc::UnboundedSender<i64>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(AsyncMessage::Notification(n)) => {
+                if let Ok(seq) = n.payload().parse::<i64>()
+                    && tx.send(seq).is_err()
+                {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "the revocation notifications' connection broke");
+                return;
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(n: u8) -> TokenHash {
+        TokenHash([n; 32])
+    }
+
+    #[test]
+    fn a_redis_is_replayed_only_from_the_very_next_entry() {
+        // Up to date, or ahead (a revocation published before this worker heard of it).
+        assert_eq!(plan(7, 7, None), Plan::UpToDate);
+        assert_eq!(plan(9, 7, None), Plan::UpToDate);
+        // Behind, and the journal holds the next entry: replay.
+        assert_eq!(plan(5, 7, Some(6)), Plan::Replay);
+        assert_eq!(plan(0, 3, Some(1)), Plan::Replay);
+        // The next entry was pruned (or nothing is kept): the lost revocation could be
+        // the missing one, so the copies go.
+        assert_eq!(plan(5, 7, Some(7)), Plan::Flush);
+        assert_eq!(plan(5, 7, None), Plan::Flush);
+        assert_eq!(plan(0, 3, Some(2)), Plan::Flush);
+        // Too far behind to be worth replaying.
+        assert_eq!(plan(0, MAX_REPLAY + 1, Some(1)), Plan::Flush);
+        assert_eq!(plan(1, MAX_REPLAY + 1, Some(2)), Plan::Replay);
+    }
+
+    #[test]
+    fn the_watermark_only_goes_up_and_behind_compares_with_it() {
+        let guard = CacheGuard::default();
+        assert!(!guard.behind(0), "a worker that knows nothing trusts Redis");
+        guard.raise(5);
+        guard.raise(3);
+        assert_eq!(guard.known(), 5);
+        assert!(guard.behind(4));
+        assert!(!guard.behind(5));
+        assert!(!guard.behind(6));
+    }
+
+    #[test]
+    fn unknown_hashes_are_remembered_briefly() {
+        let mut cache = NegativeCache::new(Duration::from_secs(5), 100);
+        cache.insert(&h(1), 1_000);
+        assert!(cache.contains(&h(1), 1_000));
+        assert!(cache.contains(&h(1), 5_999));
+        assert!(!cache.contains(&h(2), 2_000));
+        assert!(!cache.contains(&h(1), 6_000), "expired after its ttl");
+        // Forgotten at once when minted here.
+        cache.insert(&h(3), 7_000);
+        cache.forget(&h(3));
+        assert!(!cache.contains(&h(3), 7_001));
+    }
+
+    #[test]
+    fn the_negative_cache_is_bounded() {
+        let mut cache = NegativeCache::new(Duration::from_secs(60), 10);
+        for i in 0..=255u8 {
+            cache.insert(&h(i), 1_000);
+            assert!(cache.len() <= 20, "{}", cache.len());
+        }
+        // The latest entries are still there.
+        assert!(cache.contains(&h(255), 1_001));
+        // Old generations rotate out with time.
+        assert!(!cache.contains(&h(255), 200_000));
+        assert!(cache.is_empty() || cache.len() <= 20);
+    }
+
+    #[test]
+    fn the_guard_reads_the_injected_clock() {
+        let clock = Clock::adjustable();
+        let guard = CacheGuard::new(clock.clone());
+        guard.remember_unknown(&h(9));
+        assert!(guard.known_unknown(&h(9)));
+        assert!(clock.advance(NEGATIVE_TTL));
+        assert!(
+            !guard.known_unknown(&h(9)),
+            "gone once the clock passed its ttl"
+        );
+        guard.remember_unknown(&h(9));
+        guard.forget_unknown(&h(9));
+        assert!(!guard.known_unknown(&h(9)));
+    }
+
+    #[test]
+    fn prefixes_are_escaped_for_scan() {
+        assert_eq!(glob_escape("t:ab12:"), "t:ab12:");
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+}
