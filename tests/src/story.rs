@@ -688,7 +688,9 @@ impl Run<'_> {
         );
         self.sim.set_auto_sign_in(Some(user));
         let mut web = Web::new(&self.gateway);
-        let home = web.go(&values.initiate_login_uri).await?;
+        // Begun at Okta's dashboard, not on the app host: one click to confirm.
+        let asked = web.go(&values.initiate_login_uri).await?;
+        let home = web.confirm(asked).await?;
         ensure!(
             home.body
                 .contains(&format!("Signed in as <strong>{}</strong>", self.carol)),

@@ -163,6 +163,25 @@ impl Web {
         bail!("too many redirects from {}", urls[0])
     }
 
+    /// Answers the confirmation page of a sign-in the browser did not start on the app
+    /// host (from the Okta dashboard): posts its Continue form, follows the redirects.
+    pub async fn confirm(&mut self, page: Page) -> anyhow::Result<Page> {
+        if !(page.status == 200 && page.body.contains("<h1>Continue as ")) {
+            bail!("no confirmation page at {}: {}", page.url, page.status);
+        }
+        let csrf = hidden(&page.body, "csrf")?;
+        let mut action = url::Url::parse(&page.url)?;
+        action.set_path("/auth/complete");
+        action.set_query(None);
+        let p = self
+            .post(
+                action.as_str(),
+                &[("csrf", &csrf), ("decision", "continue")],
+            )
+            .await?;
+        Ok(self.trail(p).await?.1)
+    }
+
     /// GET and follow the redirects.
     pub async fn go(&mut self, url: &str) -> anyhow::Result<Page> {
         let p = self.get(url).await?;
