@@ -8,11 +8,14 @@
 //!   stack behind a gateway.
 //! - [`okta_sim`]: a simulated Okta org (OIDC server, SCIM provisioning client, SCIM
 //!   OAuth client, Universal Logout sender); the `okta-sim` binary serves one.
+//! - [`hostile_as`]: a hostile authorization server (the OIDC mix-up attacker's "Okta
+//!   org"); the `hostile-as` binary serves one.
 //! - [`story`]: the seed's whole story through the gateway, step by step, for the e2e
 //!   suite and the launcher's `demo`.
 
 #![forbid(unsafe_code)]
 
 pub mod harness;
+pub mod hostile_as;
 pub mod okta_sim;
 pub mod story;

@@ -278,6 +278,7 @@ pub(crate) fn discovery_document(issuer: &str) -> Value {
             "locale", "email", "email_verified"
         ],
         "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
         "request_parameter_supported": false,
         "claims_parameter_supported": false
     })

@@ -5,6 +5,7 @@ mod browser;
 mod faults;
 mod gateway_e2e;
 mod isolation;
+mod mixup;
 mod oauth;
 mod oidc;
 mod openapi;

@@ -1,7 +1,9 @@
 //! Operator commands and the first admin's one-time sign-in link; malformed region
-//! maps refused by both binaries.
+//! maps refused by both binaries; custom Okta domains allowed and withdrawn.
 
-use closedloop_tests::harness::{TestStack, US_APP, binary};
+use closedloop_tests::harness::{
+    TestStack, US_APP, binary, pg_connect, region_map_text, worker_env,
+};
 use reqwest::Method;
 
 #[tokio::test]
@@ -182,4 +184,146 @@ async fn the_production_map_matches_the_seed() {
     for r in map.regions() {
         assert!(r.workers.len() >= 2, "several replicas per region");
     }
+}
+
+/// `region-worker workspace allow-okta-domain` (and its way back), as an operator runs
+/// it: the real binary against the region's stores.
+#[tokio::test]
+async fn operators_allow_and_disallow_custom_okta_domains_listed_and_audited() {
+    let stack = TestStack::start().await.unwrap();
+    let state = &stack.worker("us").state;
+    let created = region_worker::cli::workspace_create(state, "Acme", "admin@acme.test")
+        .await
+        .unwrap();
+    let team = created["team_id"].as_str().unwrap().to_owned();
+    let dir = std::env::temp_dir().join(format!("clt-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let map = dir.join("regions.toml");
+    std::fs::write(&map, region_map_text(&[], &[], None)).unwrap();
+    let run = |args: Vec<String>| {
+        let map = map.clone();
+        let env = worker_env("us", &stack.us_stores);
+        async move {
+            let out = tokio::process::Command::new(binary("region-worker"))
+                .args(&args[..2])
+                .args(["--region", "us", "--config"])
+                .arg(&map)
+                .args(&args[2..])
+                .envs(env)
+                .env("RUST_LOG", "warn")
+                .output()
+                .await
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            (out.status.success(), stdout, stderr)
+        }
+    };
+    let cmd = |verb: &str, rest: &[&str]| -> Vec<String> {
+        ["workspace", verb]
+            .iter()
+            .chain(rest)
+            .map(|s| (*s).to_owned())
+            .collect()
+    };
+
+    let (ok, out, err) = run(cmd(
+        "allow-okta-domain",
+        &["--team", &team, "--domain", "https://Login.Acme.com/"],
+    ))
+    .await;
+    assert!(ok, "{err}");
+    let done: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(done["domain"], "login.acme.com");
+    assert_eq!(done["changed"], true);
+    assert_eq!(
+        done["allowed_okta_domains"],
+        serde_json::json!(["login.acme.com"])
+    );
+    // Idempotent: nothing changes, nothing more is audited.
+    let (ok, out, _) = run(cmd(
+        "allow-okta-domain",
+        &["--team", &team, "--domain", "login.acme.com"],
+    ))
+    .await;
+    assert!(ok);
+    assert!(out.contains("\"changed\": false"), "{out}");
+
+    let (ok, out, err) = run(cmd("list", &[])).await;
+    assert!(ok, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        listed[0]["allowed_okta_domains"],
+        serde_json::json!(["login.acme.com"])
+    );
+
+    // Mistakes are refused with a reason: Okta's own domains need no allowance, a
+    // non-domain is not one, an unknown workspace does not exist here.
+    for (domain, says) in [
+        ("acme.okta.com", "without an allowance"),
+        ("acme.okta-emea.com", "without an allowance"),
+        ("10.0.0.1", "not an IP address"),
+        ("127.0.0.1:8080", "without a port"),
+    ] {
+        let (ok, _, err) = run(cmd(
+            "allow-okta-domain",
+            &["--team", &team, "--domain", domain],
+        ))
+        .await;
+        assert!(!ok, "{domain}");
+        assert!(err.contains(says), "{domain}: {err}");
+    }
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let (ok, _, err) = run(cmd(
+        "allow-okta-domain",
+        &["--team", &unknown, "--domain", "login.acme.com"],
+    ))
+    .await;
+    assert!(!ok);
+    assert!(err.contains("does not exist"), "{err}");
+
+    // Withdrawn with `--remove` or `disallow-okta-domain`.
+    let (ok, out, err) = run(cmd(
+        "allow-okta-domain",
+        &["--team", &team, "--domain", "login.acme.com", "--remove"],
+    ))
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("\"changed\": true"), "{out}");
+    assert!(out.contains("\"allowed_okta_domains\": []"), "{out}");
+    let (ok, out, _) = run(cmd(
+        "disallow-okta-domain",
+        &["--team", &team, "--domain", "login.acme.com"],
+    ))
+    .await;
+    assert!(ok);
+    assert!(out.contains("\"changed\": false"), "{out}");
+
+    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
+    let events: Vec<(String, String, serde_json::Value)> = db
+        .query(
+            "SELECT action, actor, detail FROM audit_events
+              WHERE action LIKE 'workspace.okta_domain.%' ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            (
+                "workspace.okta_domain.allowed".to_owned(),
+                "operator".to_owned(),
+                serde_json::json!({ "domain": "login.acme.com" })
+            ),
+            (
+                "workspace.okta_domain.disallowed".to_owned(),
+                "operator".to_owned(),
+                serde_json::json!({ "domain": "login.acme.com" })
+            ),
+        ]
+    );
 }

@@ -2,7 +2,8 @@
 //!
 //! Validation follows Okta's order: an unknown `client_id` or an unregistered
 //! `redirect_uri` gets an error page (never a redirect to an untrusted URI); every later
-//! problem is an error redirect to the registered URI with `state`. A request is signed
+//! problem is an error redirect to the registered URI with `state`. Every redirect, code
+//! or error, carries the org's `iss` (RFC 9207), as Okta's do. A request is signed
 //! in by the browser's org session cookie, else by the org's auto sign-in user (tests),
 //! else the login page asks (`prompt=none` answers `login_required` instead).
 
@@ -20,8 +21,9 @@ use super::{
 use crate::okta_sim::directory::{UserId, random_secret};
 use crate::okta_sim::{Org, lock};
 
-/// The redirect carrying an authorization error (RFC 6749 §4.1.2.1).
+/// The redirect carrying an authorization error (RFC 6749 §4.1.2.1) and the issuer.
 fn redirect_error(
+    org: &Org,
     redirect_uri: &str,
     error: &str,
     description: &str,
@@ -31,6 +33,7 @@ fn redirect_error(
         ("error", Some(error)),
         ("error_description", Some(description)),
         ("state", state),
+        ("iss", Some(org.issuer.as_str())),
     ];
     redirect_with(redirect_uri, &pairs)
 }
@@ -169,11 +172,12 @@ pub(crate) async fn authorize(
     let scopes = match check_request(&params) {
         Ok(s) => s,
         Err((error, description)) => {
-            return redirect_error(&redirect_uri, error, &description, state);
+            return redirect_error(&org, &redirect_uri, error, &description, state);
         }
     };
     if lock(&org.faults).deny_authorize {
         return redirect_error(
+            &org,
             &redirect_uri,
             "access_denied",
             "Policy evaluation failed for this request, please check the policy configurations.",
@@ -196,6 +200,7 @@ pub(crate) async fn authorize(
     let Some((user, auth_time)) = signed_in else {
         if prompt.contains(&"none") {
             return redirect_error(
+                &org,
                 &redirect_uri,
                 "login_required",
                 "The client specified not to prompt, but the user is not logged in.",
@@ -206,6 +211,7 @@ pub(crate) async fn authorize(
     };
     if !lock(&org.directory).may_sign_in(&user, &client_id) {
         return redirect_error(
+            &org,
             &redirect_uri,
             "access_denied",
             "User is not assigned to the client application.",
@@ -228,7 +234,14 @@ pub(crate) async fn authorize(
             auth_time,
         },
     );
-    redirect_with(&redirect_uri, &[("code", Some(&code)), ("state", state)])
+    redirect_with(
+        &redirect_uri,
+        &[
+            ("code", Some(&code)),
+            ("state", state),
+            ("iss", Some(&org.issuer)),
+        ],
+    )
 }
 
 /// The login page: a form, and the org's users so a person trying the demo knows whom
