@@ -14,7 +14,9 @@
 //!   copies it vouches for, so whatever rolls the copies back rolls it back with them.
 //! - **The worker's watermark** ([`CacheGuard::known`]): the highest number this worker
 //!   knows committed, from `LISTEN/NOTIFY` (sent by the journal trigger at commit) and a
-//!   poll every [`POLL`] as a backstop ([`follow`]).
+//!   poll every [`POLL`] as a backstop ([`follow`]). On hearing of a revocation the
+//!   worker first brings Redis up to it, then raises its own watermark: an ordinary
+//!   revocation never makes checks cold.
 //! - **The check**: every hot-path script returns Redis's watermark in the same round
 //!   trip. When it is below the worker's, the check answers from Postgres
 //!   ([`super::tokens`]), and a single catch-up replays the missing entries into Redis.
@@ -73,9 +75,10 @@ pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 /// How many unknown hashes each of the negative cache's two generations holds.
 pub const NEGATIVE_CAPACITY: usize = 32_768;
 
-/// Catch-ups started because Redis was found behind the worker's watermark (a restart
-/// from a snapshot, a failover, a lost publication, or simply a revocation not yet
-/// replayed): a steady rate means Redis keeps losing writes.
+/// Catch-ups started because a check or the poll found Redis behind the worker's
+/// watermark: a restart from an older snapshot, a failover to a lagging replica, a lost
+/// publication. Ordinary revocations do not count (Redis is brought up to them before
+/// the worker's watermark moves), so a steady rate means Redis keeps losing writes.
 pub const CATCH_UPS: &str = "worker_revocation_catch_ups_total";
 
 /// What a worker knows that Redis cannot be trusted to: the revocation watermark, and
@@ -306,14 +309,19 @@ return 0";
 /// Reads the journal's counter (the last committed revocation) and raises the worker's
 /// watermark to it. Returns it.
 pub async fn load_watermark(pool: &Pool, redis: &Redis) -> Result<i64, StoreError> {
-    let seq: i64 = pool
+    let seq = read_counter(pool).await?;
+    redis.guard().raise(seq);
+    Ok(seq)
+}
+
+/// The number of the last committed revocation.
+async fn read_counter(pool: &Pool) -> Result<i64, StoreError> {
+    Ok(pool
         .get()
         .await?
         .query_one("SELECT seq FROM revocation_counter", &[])
         .await?
-        .get(0);
-    redis.guard().raise(seq);
-    Ok(seq)
+        .get(0))
 }
 
 /// Starts a catch-up in the background unless one is running: the hot path never
@@ -337,11 +345,16 @@ pub fn spawn_catch_up(pool: &Pool, redis: &Redis) {
 /// Redis lacks, or deletes the credential copies when they cannot be replayed. Safe to
 /// run on several workers at once.
 pub async fn catch_up(pool: &Pool, redis: &Redis) -> Result<(), StoreError> {
+    bring_up(pool, redis, || redis.guard().known()).await
+}
+
+/// Brings Redis's copies up to `target()` (read again each round).
+async fn bring_up(pool: &Pool, redis: &Redis, target: impl Fn() -> i64) -> Result<(), StoreError> {
     let key = watermark_key(redis);
     // Bounded: each round applies a batch or flushes; a Redis that keeps going back in
     // time is left to the next trigger.
     for _ in 0..(MAX_REPLAY / BATCH + 4) {
-        let target = redis.guard().known();
+        let target = target();
         let cur: Option<i64> = redis.conn().get(&key).await?;
         let cur = cur.unwrap_or(0);
         if cur >= target {
@@ -499,9 +512,14 @@ pub async fn follow(state: AppState, mut stop: tokio::sync::watch::Receiver<bool
         tokio::select! {
             _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => return,
             n = note => match n {
-                Some(seq) => {
-                    state.redis.guard().raise(seq);
-                    spawn_catch_up(&state.pg, &state.redis);
+                Some(mut seq) => {
+                    // Everything heard so far, in one go.
+                    if let Some(l) = heard.as_mut() {
+                        while let Ok(more) = l.heard.try_recv() {
+                            seq = seq.max(more);
+                        }
+                    }
+                    advance(&state, seq).await;
                 }
                 None => {
                     tracing::warn!("lost the revocation notifications' connection; polling until it is back");
@@ -515,8 +533,11 @@ pub async fn follow(state: AppState, mut stop: tokio::sync::watch::Receiver<bool
                         Err(e) => tracing::debug!(error = %e, "could not listen for revocations"),
                     }
                 }
-                match load_watermark(&state.pg, &state.redis).await {
-                    Ok(_) => spawn_catch_up_if_behind(&state).await,
+                match read_counter(&state.pg).await {
+                    Ok(seq) => {
+                        advance(&state, seq).await;
+                        spawn_catch_up_if_behind(&state).await;
+                    }
                     Err(e) => tracing::debug!(error = %e, "could not read the revocation counter"),
                 }
                 if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
@@ -528,6 +549,21 @@ pub async fn follow(state: AppState, mut stop: tokio::sync::watch::Receiver<bool
             }
         }
     }
+}
+
+/// Takes revocation `seq` (heard or polled) into account: first brings Redis up to it,
+/// then raises the worker's watermark. In that order, checks keep trusting Redis
+/// through an ordinary revocation (Redis has it before the worker asks for it); only a
+/// Redis that cannot be brought up, or that goes back in time, makes checks cold.
+async fn advance(state: &AppState, seq: i64) {
+    let guard = state.redis.guard();
+    if seq <= guard.known() {
+        return;
+    }
+    if let Err(e) = bring_up(&state.pg, &state.redis, || seq).await {
+        tracing::debug!(error = %e, "could not bring Redis up to a revocation just heard");
+    }
+    guard.raise(seq);
 }
 
 /// Reads Redis's watermark and starts a catch-up when it is behind: a Redis that went
