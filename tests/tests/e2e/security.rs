@@ -2062,7 +2062,7 @@ async fn a_client_presenting_made_up_credentials_is_turned_away_before_any_looku
     }
     // Made-up SCIM tokens: 401 until the client's bucket is empty, then 429 with a SCIM
     // error and Retry-After.
-    let fake = |i: usize| format!("clk_us_scim_{}", format!("{i:0>43}"));
+    let fake = |i: usize| format!("clk_us_scim_{i:0>43}");
     let (at, r) = until_limited(BURST as usize + 4, |i| users(&fake(i))).await;
     assert!(at >= BURST as usize, "limited after {at}");
     assert!(retry_after_secs(&r) >= 1);
