@@ -81,7 +81,7 @@ fn main() -> ExitCode {
 /// Reads and validates the region map; the error names the file and line.
 fn read_map(path: &Path) -> anyhow::Result<RegionMap> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    RegionMap::parse(&text).map_err(|RegionMapError { line, message }| {
+    RegionMap::parse(&text).map_err(|RegionMapError { line, message, .. }| {
         anyhow::anyhow!("{}: line {line}: {message}", path.display())
     })
 }
