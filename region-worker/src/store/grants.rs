@@ -8,7 +8,9 @@
 //!   on the grant, so a second redemption is recognised and revokes the grant.
 //! - Redeeming the code *connects* the grant; its access and refresh tokens are rows of
 //!   `tokens` naming the grant (see [`super::tokens`]).
-//! - Revoking a grant is one write (`revoked_at`), published to Redis.
+//! - Revoking a grant is one write (`revoked_at`), published to Redis and numbered in
+//!   the revocation journal by a trigger in the same transaction (V9,
+//!   [`super::revocations`]): a Redis that loses the publication is caught up.
 //!
 //! Only hashes of codes and tokens are stored. Callers pass a transaction where the
 //! change must commit with its audit event.

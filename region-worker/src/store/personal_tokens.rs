@@ -3,7 +3,10 @@
 //! A personal token is a row of `tokens` (hash only) with a public `id` (V6) by which
 //! its owner lists and revokes it, and a hot entry in Redis like every token. It is
 //! checked by [`tokens::check_personal_at`] (token entry and user epoch in one Redis
-//! round trip, Postgres when Redis lacks either).
+//! round trip, Postgres when Redis lacks either or is behind on revocations). Every
+//! revocation here (a token's `revoked_at`, a user's epoch) is also numbered in the
+//! revocation journal by a trigger in the same transaction (V9,
+//! [`super::revocations`]), so a Redis that later goes back in time cannot undo it.
 //!
 //! - A new token carries the revocation epoch of the credential that authenticated its
 //!   creation, and is only recorded while the user still has that epoch: a creation

@@ -58,9 +58,10 @@ pub const CHANNEL: &str = "closedloop_revocations";
 /// traffic is noticed within this.
 pub const POLL: Duration = Duration::from_secs(2);
 /// How long journal entries are kept: longer than any credential copy lives in Redis
-/// (every such key expires within [`HOT_TTL_SECS`]), plus an hour. A Redis missing an
-/// entry older than this holds no copy that contradicts it, since every copy was
-/// written before the revocation (later ones are read from Postgres).
+/// (every such key expires within a day, `tokens::HOT_TTL_SECS`), plus an hour. A
+/// Redis missing an entry older than this holds no copy that contradicts it, since
+/// every such copy was written before the revocation (later ones are read from
+/// Postgres) and has expired since.
 pub const JOURNAL_RETENTION_SECS: i64 = HOT_TTL_SECS + 3600;
 /// How often a worker prunes the journal.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
