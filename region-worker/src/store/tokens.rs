@@ -185,10 +185,6 @@ pub async fn prime(redis: &Redis, new: &NewTokenRecord<'_>, grant_id: Option<Uui
     }
 }
 
-/// Reads a token's hot entry and Redis's revocation watermark in one round trip.
-const LOOKUP: &str = r"
-return {redis.call('GET', KEYS[1]) or false, tonumber(redis.call('GET', KEYS[2]) or '0')}";
-
 /// Looks a presented token up: Redis first, Postgres when Redis lacks it or is behind
 /// on revocations. Returns the record of a live token (not revoked, not expired, its
 /// grant live), `None` otherwise.
@@ -198,19 +194,20 @@ pub async fn lookup(
     hash: &TokenHash,
     kind: TokenKind,
 ) -> Result<Option<TokenRecord>, StoreError> {
-    static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(LOOKUP));
     let guard = redis.guard();
     if guard.known_unknown(hash) {
         return Ok(None);
     }
     let now = guard.now().unix_timestamp();
     let key = hot_key(redis, hash);
-    let (hot, rev): (Option<String>, i64) = SCRIPT
-        .key(&key)
-        .key(revocations::watermark_key(redis))
-        .invoke_async(&mut redis.conn())
+    // The entry and Redis's revocation watermark in one round trip (MGET costs Redis
+    // what a GET does; a script would cost a third more).
+    let (hot, rev): (Option<String>, Option<i64>) = redis::cmd("MGET")
+        .arg(&key)
+        .arg(revocations::watermark_key(redis))
+        .query_async(&mut redis.conn())
         .await?;
-    if guard.behind(rev) {
+    if guard.behind(rev.unwrap_or(0)) {
         revocations::spawn_catch_up(pool, redis);
         return Ok(truth(pool, redis, hash, now)
             .await?
