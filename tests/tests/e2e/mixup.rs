@@ -454,4 +454,38 @@ async fn outside_development_custom_and_private_okta_domains_are_refused() {
             "okta_domain_not_allowed"
         ]
     );
+
+    // Universal Logout follows the same rule: the keys of an org the workspace may no
+    // longer use are never fetched (before: a fetch from the rebound name, `422`).
+    let b64 = |v: Value| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let jwt = format!(
+        "{}.{}.c2ln",
+        b64(json!({ "alg": "RS256", "kid": "k1", "typ": "global-token-revocation+jwt" })),
+        b64(
+            json!({ "iss": "https://sso.rebound.test", "sub": "0oaother", "aud": "x", "jti": "j1" })
+        ),
+    );
+    let logout = reqwest::Client::new()
+        .post(format!("{}/api/okta/universal-logout", stack.gateway.url()))
+        .header(reqwest::header::HOST, "api.closedloop.localhost")
+        .bearer_auth(jwt)
+        .json(&json!({ "sub_id": { "format": "email", "email": "admin@other.test" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 401);
+    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
+    let reason: String = db
+        .query_one(
+            "SELECT detail->>'reason' FROM audit_events
+              WHERE action = 'okta.universal_logout.refused' AND team_id = $1::text::uuid",
+            &[&other.team_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(reason, "okta_domain_not_allowed");
 }

@@ -120,14 +120,21 @@ pub async fn authenticate(
     audience: &str,
     workspace: &mut Option<shared::ids::TeamId>,
 ) -> Result<Authenticated, Refusal> {
-    let found = {
+    let (settings, permitted) = {
         let client = state.pg.get().await.map_err(StoreError::from)?;
-        settings::by_client(&client, &claimed.iss, &claimed.sub).await?
-    };
-    let Some(settings) = found else {
-        return Err(Refusal::Invalid("unknown_issuer_or_client"));
+        let Some(settings) = settings::by_client(&client, &claimed.iss, &claimed.sub).await? else {
+            return Err(Refusal::Invalid("unknown_issuer_or_client"));
+        };
+        let permitted =
+            settings::org_permitted(&client, &settings, state.config.development).await?;
+        (settings, permitted)
     };
     *workspace = Some(settings.team_id);
+    // The keys are fetched only from an org the workspace may still use (Okta's own
+    // domains, or a custom domain an operator allows): the same rule as sign-in.
+    if permitted.is_err() {
+        return Err(Refusal::Invalid("okta_domain_not_allowed"));
+    }
     let (org_keys, pinned_keys) = key_urls(&settings).ok_or(Refusal::Invalid("unusable_issuer"))?;
     let now = state.config.clock.now().unix_timestamp();
     let expect = Expectations {
