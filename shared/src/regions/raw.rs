@@ -121,12 +121,73 @@ pub(super) struct RawScimOAuth {
 }
 
 /// A secret's source as written: `{ env = "VAR" }` or `{ file = "/path" }`. Never the
-/// secret itself: a string here is a type error.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// secret itself: any other value is refused, and the refusal never repeats the value
+/// (an operator who pasted a credential here must not find it in the start-up log).
 pub(super) struct RawSecret {
     pub(super) env: Option<String>,
     pub(super) file: Option<String>,
+}
+
+/// The table form of [`RawSecret`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecretTable {
+    env: Option<String>,
+    file: Option<String>,
+}
+
+/// What a refused secret value is told, whatever it was.
+const NOT_A_SOURCE: &str = "a credential is never written in this file: name where to read it, \
+     { env = \"VARIABLE\" } or { file = \"/path\" }";
+
+impl<'de> Deserialize<'de> for RawSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawSecret;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("{ env = \"VARIABLE\" } or { file = \"/path\" }")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawSecret, A::Error> {
+                let t =
+                    RawSecretTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawSecret {
+                    env: t.env,
+                    file: t.file,
+                })
+            }
+
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_SOURCE))
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_SOURCE))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_SOURCE))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_SOURCE))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<RawSecret, E> {
+                Err(E::custom(NOT_A_SOURCE))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<RawSecret, A::Error> {
+                Err(serde::de::Error::custom(NOT_A_SOURCE))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// `s` as an `ip:port` socket address.
@@ -187,5 +248,38 @@ mod tests {
         let text = GOOD.replace("[regions.eu]", "[regions.eu]\npassword = \"x\"");
         let e = RegionMap::parse(&text).unwrap_err();
         assert!(e.message.contains("password"), "{e}");
+    }
+
+    #[test]
+    fn a_literal_credential_is_never_repeated_in_the_refusal() {
+        for (key, literal) in [
+            ("postgres", r#""postgres://user:hunter2@db/eu""#),
+            ("redis", "424242"),
+            ("redis", r#"["redis://:hunter2@cache"]"#),
+        ] {
+            let line = match key {
+                "postgres" => r#"postgres = { env = "CLOSEDLOOP_EU_DATABASE_URL" }"#,
+                _ => r#"redis = { env = "CLOSEDLOOP_EU_REDIS_URL" }"#,
+            };
+            let text = GOOD.replace(line, &format!("{key} = {literal}"));
+            let e = RegionMap::parse(&text).unwrap_err();
+            let shown = format!("{e} {e:?}");
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("424242"),
+                "{shown}"
+            );
+            assert!(shown.contains("never written in this file"), "{shown}");
+            assert!(
+                text.lines().nth(e.line - 1).unwrap().starts_with(key),
+                "{e}"
+            );
+        }
+        // The table form still works, and its own mistakes are still named.
+        let text = GOOD.replace(
+            r#"redis = { env = "CLOSEDLOOP_EU_REDIS_URL" }"#,
+            r#"redis = { path = "/x" }"#,
+        );
+        let e = RegionMap::parse(&text).unwrap_err();
+        assert!(e.message.contains("path"), "{e}");
     }
 }
