@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth_header;
 pub mod body;
 pub mod cli;
 pub mod clock;

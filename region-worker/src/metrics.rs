@@ -14,7 +14,8 @@ pub const HTTP_REQUESTS: &str = "worker_http_requests_total";
 pub const HTTP_DURATION: &str = "worker_http_request_duration_seconds";
 /// Token checks, by kind and outcome.
 pub const TOKEN_CHECKS: &str = "worker_token_checks_total";
-/// Store failures answered with 503, by store.
+/// Store failures answered (`503`; Universal Logout `422`), by `protocol`: counted in
+/// one place, [`crate::error::store_unavailable`], which every protocol's renderer calls.
 pub const STORE_UNAVAILABLE: &str = "worker_store_unavailable_total";
 
 /// The process-wide Prometheus recorder (shared with the gateway in test processes).

@@ -1,5 +1,10 @@
 //! Token buckets in Redis, so that every replica of a region shares one limit. Time is
 //! Redis's own clock: replicas' clocks need not agree.
+//!
+//! [`take`] is the worker's one bucket script: SCIM's per-workspace limit, Universal
+//! Logout's (with its own limits), the per-client limits of the credential endpoints and
+//! the failed-authentication limit each call it with their own key and [`RateLimit`].
+//! Each endpoint answers `429` in its own protocol's format.
 
 use crate::config::RateLimit;
 use crate::store::StoreError;
@@ -184,44 +189,17 @@ pub async fn refused(
     Some(wait)
 }
 
-fn retry_after(mut response: axum::response::Response, wait: u64) -> axum::response::Response {
-    if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, v);
-    }
-    response
-}
-
-/// `429` in the OAuth error format (RFC 6749 §5.2 shape), `no-store`, integer
-/// `Retry-After`.
-pub fn oauth_too_many(wait: u64) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let mut r = (
-        axum::http::StatusCode::TOO_MANY_REQUESTS,
-        axum::Json(serde_json::json!({
-            "error": "too_many_requests",
-            "error_description": "too many requests from this client; retry later",
-        })),
-    )
-        .into_response();
-    r.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    retry_after(r, wait)
-}
-
 /// `429` as a page of the sign-in flow, with an integer `Retry-After`.
 pub fn page_too_many(wait: u64) -> axum::response::Response {
-    retry_after(
-        crate::html::error_page(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "Too many sign-in attempts",
-            "Too many sign-in attempts came from your network. Wait a moment and try again.",
-        ),
-        wait,
-    )
+    let mut response = crate::html::error_page(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "Too many sign-in attempts",
+        "Too many sign-in attempts came from your network. Wait a moment and try again.",
+    );
+    response
+        .headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, wait.into());
+    response
 }
 
 #[cfg(test)]

@@ -16,15 +16,15 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use serde_json::json;
 use shared::token::{self, TokenHash};
 
+use crate::auth_header;
 use crate::body::BodyError;
 use crate::config::IntrospectionConfig;
-use crate::error::ApiError;
+use crate::error::{Protocol, store_unavailable};
 use crate::rate_limit::{self, ClientIp};
+use crate::routes::oauth;
 use crate::state::AppState;
 use crate::store::personal_tokens::{self, LAST_USED_RESOLUTION_SECS, PersonalKind};
 use crate::store::tokens;
@@ -32,7 +32,9 @@ use crate::store::tokens;
 /// The endpoint.
 pub const PATH: &str = "/api/tokens/introspect";
 
-/// Why an introspection request was refused.
+/// Why an introspection request was refused. Every refusal answers in one shape, RFC
+/// 6749 §5.2's `{"error", "error_description"}` with `no-store` (RFC 7662 §2.3 points
+/// there), through the OAuth renderer ([`oauth::error::json_error`]).
 #[derive(Debug, thiserror::Error)]
 pub enum IntrospectError {
     /// The region has no introspection credential configured.
@@ -47,6 +49,12 @@ pub enum IntrospectError {
     /// The body is over the endpoint's limit.
     #[error("the request body is too large")]
     TooLarge,
+    /// The client's failed attempts emptied its bucket (`429`, with `Retry-After`).
+    #[error("too many requests from this client; retry later")]
+    TooManyRequests {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// A store is unavailable.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -55,67 +63,50 @@ pub enum IntrospectError {
 impl IntoResponse for IntrospectError {
     fn into_response(self) -> Response {
         let (status, code) = match self {
-            IntrospectError::Store(e) => return ApiError::Store(e).into_response(),
             IntrospectError::NotConfigured => (StatusCode::NOT_FOUND, "not_found"),
             IntrospectError::InvalidClient => (StatusCode::UNAUTHORIZED, "invalid_client"),
             IntrospectError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             IntrospectError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request"),
+            IntrospectError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+            }
+            IntrospectError::Store(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+            }
         };
-        let mut response = (
-            status,
-            Json(json!({ "error": code, "error_description": self.to_string() })),
-        )
-            .into_response();
+        let description = match &self {
+            IntrospectError::Store(_) => oauth::error::STORE_UNAVAILABLE_DESCRIPTION.to_owned(),
+            other => other.to_string(),
+        };
+        let mut response = oauth::error::json_error(status, code, &description);
         let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if status == StatusCode::UNAUTHORIZED {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"closedloop token introspection\""),
-            );
+        match self {
+            IntrospectError::InvalidClient => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"closedloop token introspection\""),
+                );
+            }
+            IntrospectError::TooManyRequests { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+            }
+            IntrospectError::Store(e) => {
+                store_unavailable(Protocol::Introspection, &e).set_retry_after(headers);
+            }
+            _ => {}
         }
         response
     }
 }
 
-/// `(client_id, client_secret)` from the request's one `Authorization: Basic` header,
-/// each form-decoded when it decodes differently (RFC 6749 §2.3.1; many clients skip
-/// the encoding, so the raw text is tried too).
-fn basic(headers: &HeaderMap) -> Option<[(String, String); 2]> {
-    let mut all = headers.get_all(header::AUTHORIZATION).iter();
-    let value = all.next()?.to_str().ok()?;
-    if all.next().is_some() {
-        return None;
-    }
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let encoded = encoded.trim();
-    let bytes = STANDARD
-        .decode(encoded)
-        .or_else(|_| STANDARD_NO_PAD.decode(encoded))
-        .ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let (id, secret) = text.split_once(':')?;
-    let decode = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    Some([
-        (id.to_owned(), secret.to_owned()),
-        (decode(id), decode(secret)),
-    ])
-}
-
+/// Whether the request's HTTP Basic credentials are the region's introspection
+/// credential, each part as sent or form-decoded ([`auth_header::basic`]).
 fn authenticate(config: &IntrospectionConfig, headers: &HeaderMap) -> bool {
-    basic(headers).is_some_and(|candidates| {
-        candidates
-            .iter()
-            .any(|(id, secret)| config.matches(id, secret))
-    })
+    let Ok(Some(b)) = auth_header::basic(headers) else {
+        return false;
+    };
+    b.id.forms()
+        .any(|id| b.secret.forms().any(|secret| config.matches(id, secret)))
 }
 
 /// The `token` parameter of the form; each parameter at most once (RFC 6749 §3.2).
@@ -164,7 +155,7 @@ pub async fn introspect(
         // rates from few addresses, and a guess of the (32+ character) secret is what
         // the limit slows down.
         if let Some(wait) = rate_limit::take_for_client(&state, "introspect", &client).await {
-            return Ok(rate_limit::oauth_too_many(wait));
+            return Err(IntrospectError::TooManyRequests { retry_after: wait });
         }
         return Err(IntrospectError::InvalidClient);
     }
@@ -244,20 +235,5 @@ mod tests {
         assert!(token_param(b"token=").is_err());
         assert!(token_param(b"token=a&token=b").is_err());
         assert!(token_param(b"token=a&token_type_hint=x&token_type_hint=y").is_err());
-    }
-
-    #[test]
-    fn basic_credentials_decode_both_ways() {
-        let mut h = HeaderMap::new();
-        let creds = STANDARD.encode("api%2Dservers:s%3Acret");
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_str(&format!("Basic {creds}")).unwrap(),
-        );
-        let [raw, decoded] = basic(&h).unwrap();
-        assert_eq!(raw, ("api%2Dservers".to_owned(), "s%3Acret".to_owned()));
-        assert_eq!(decoded, ("api-servers".to_owned(), "s:cret".to_owned()));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
-        assert!(basic(&h).is_none());
     }
 }

@@ -11,7 +11,7 @@ pub mod users;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -103,17 +103,6 @@ impl ScimCaller {
     }
 }
 
-/// The bearer token of a request with exactly one `Authorization` header.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let mut all = headers.get_all(header::AUTHORIZATION).iter();
-    let value = all.next()?.to_str().ok()?;
-    if all.next().is_some() {
-        return None;
-    }
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
 /// Resolves the workspace and the caller. Order matters for what a caller learns:
 /// a `team_id` that is not a workspace of this region is `404` whatever the token;
 /// a missing or invalid token, or one of another workspace, is `401`. The common case
@@ -167,7 +156,7 @@ async fn check_token(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<(TokenRecord, String)>, StoreError> {
-    let Some(presented) = bearer(headers) else {
+    let Some(presented) = crate::auth_header::bearer(headers) else {
         return Ok(None);
     };
     match token::parse_prefix(presented) {
@@ -189,18 +178,13 @@ async fn rate_limit(state: &AppState, team_id: TeamId) -> Result<(), ScimFailure
     let bucket = format!("rl:scim:{team_id}");
     match crate::rate_limit::take(&state.redis, &bucket, state.config.scim_rate_limit).await? {
         None => Ok(()),
-        Some(seconds) => Err(ScimFailure::with_retry_after(
-            ScimError::too_many_requests("Too many SCIM requests for this workspace; retry later."),
-            i64::try_from(seconds).unwrap_or(1),
+        Some(seconds) => Err(ScimFailure::too_many_requests(
+            "Too many SCIM requests for this workspace; retry later.",
+            seconds,
         )),
     }
 }
 
 async fn unknown_endpoint() -> ScimFailure {
     ScimError::not_found("No such SCIM endpoint.").into()
-}
-
-/// `Retry-After` for 503s while a store is down.
-pub fn retry_after_header() -> HeaderValue {
-    HeaderValue::from_static(crate::error::RETRY_AFTER_SECS)
 }

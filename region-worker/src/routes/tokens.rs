@@ -9,13 +9,13 @@
 //!   `routes::me`, and records its last use at most once a minute.
 //!
 //! Errors on the JSON routes are [`TokenApiError`], rendered once here as
-//! `{"error", "message"}`; a `401` carries `WWW-Authenticate: Bearer` (RFC 6750 §3).
+//! `{"error", "message"}` ([`crate::error::json_error`]); a `401` carries
+//! `WWW-Authenticate: Bearer` (RFC 6750 §3), a `429` and a `503` `Retry-After`.
 
 pub mod api;
 pub mod auth;
 pub mod page;
 
-use axum::Json;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::error::ApiError;
+use crate::error::{Protocol, STORE_UNAVAILABLE_MESSAGE, json_error, store_unavailable};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::personal_tokens::TokenSummary;
@@ -65,6 +65,13 @@ pub enum TokenApiError {
     /// The caller holds as many live tokens as allowed.
     #[error("too many live tokens: revoke some first")]
     TooMany,
+    /// `429`: this client's refused credentials emptied its bucket, so its requests are
+    /// turned away before any lookup ([`crate::failed_auth`]) until `retry_after`.
+    #[error("too many requests with invalid credentials from this client; retry later")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// A store is unavailable.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -72,30 +79,38 @@ pub enum TokenApiError {
 
 impl IntoResponse for TokenApiError {
     fn into_response(self) -> Response {
-        let this = match self {
-            // One rendering of store failures for every JSON route: 503, Retry-After.
-            TokenApiError::Store(e) => return ApiError::Store(e).into_response(),
-            other => other,
-        };
-        let (status, code) = match &this {
+        let (status, code) = match &self {
             TokenApiError::Unauthenticated { .. } => (StatusCode::UNAUTHORIZED, "invalid_token"),
             TokenApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             TokenApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             TokenApiError::TooMany => (StatusCode::CONFLICT, "too_many_tokens"),
             TokenApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            TokenApiError::RateLimited { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+            }
             TokenApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
         };
-        let mut response = (
-            status,
-            Json(json!({ "error": code, "message": this.to_string() })),
-        )
-            .into_response();
-        if let TokenApiError::Unauthenticated { kind } = this {
-            let challenge =
-                format!("Bearer realm=\"closedloop {kind} token\", error=\"invalid_token\"");
-            if let Ok(v) = HeaderValue::from_str(&challenge) {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        let message = match &self {
+            TokenApiError::Store(_) => STORE_UNAVAILABLE_MESSAGE.to_owned(),
+            other => other.to_string(),
+        };
+        let mut response = json_error(status, code, &message);
+        let headers = response.headers_mut();
+        match self {
+            TokenApiError::Unauthenticated { kind } => {
+                let challenge =
+                    format!("Bearer realm=\"closedloop {kind} token\", error=\"invalid_token\"");
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
+                }
             }
+            TokenApiError::RateLimited { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+            }
+            TokenApiError::Store(e) => {
+                store_unavailable(Protocol::TokenApi, &e).set_retry_after(headers);
+            }
+            _ => {}
         }
         response
     }

@@ -26,10 +26,8 @@
 pub mod subject;
 pub mod verify;
 
-use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -39,7 +37,8 @@ use uuid::Uuid;
 
 use self::subject::{Subject, SubjectError};
 use self::verify::{Authenticated, Claimed, Refusal};
-use crate::routes::tokens::auth::bearer;
+use crate::auth_header::bearer;
+use crate::error::{Protocol, StoreUnavailable, json_error, store_unavailable};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditEvent};
@@ -72,14 +71,18 @@ pub enum LogoutError {
     /// `404`: no such user in the workspace.
     #[error("no such user")]
     UnknownUser,
-    /// `422`: the logout could not be carried out (a store or Okta's keys unavailable).
+    /// `422`: the logout could not be carried out (Okta's keys unavailable).
     #[error("the logout could not be completed; retry later")]
     Unable(&'static str),
-    /// `429`: the workspace sent more requests than its rate limit allows.
+    /// `422`: a store is unavailable (logged and counted on the way in).
+    #[error("the logout could not be completed; retry later")]
+    StoreUnavailable(StoreUnavailable),
+    /// `429`: the workspace sent more requests than its rate limit allows, or this
+    /// client's refused requests did.
     #[error("too many logout requests; retry later")]
     RateLimited {
         /// Seconds to wait.
-        retry_after: i64,
+        retry_after: u64,
     },
 }
 
@@ -91,7 +94,9 @@ impl LogoutError {
             LogoutError::BadRequest(_) => StatusCode::BAD_REQUEST,
             LogoutError::Forbidden(_) => StatusCode::FORBIDDEN,
             LogoutError::UnknownUser => StatusCode::NOT_FOUND,
-            LogoutError::Unable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            LogoutError::Unable(_) | LogoutError::StoreUnavailable(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             LogoutError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
@@ -104,6 +109,7 @@ impl LogoutError {
             | LogoutError::Unable(r) => r,
             LogoutError::BadRequest(e) => e.reason(),
             LogoutError::UnknownUser => "unknown_user",
+            LogoutError::StoreUnavailable(_) => "store_unavailable",
             LogoutError::RateLimited { .. } => "rate_limited",
         }
     }
@@ -114,7 +120,7 @@ impl LogoutError {
             LogoutError::BadRequest(_) => "invalid_request",
             LogoutError::Forbidden(_) => "forbidden",
             LogoutError::UnknownUser => "not_found",
-            LogoutError::Unable(_) => "unable_to_logout",
+            LogoutError::Unable(_) | LogoutError::StoreUnavailable(_) => "unable_to_logout",
             LogoutError::RateLimited { .. } => "rate_limited",
         }
     }
@@ -122,8 +128,7 @@ impl LogoutError {
 
 impl From<StoreError> for LogoutError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "universal logout: store unavailable");
-        LogoutError::Unable("store_unavailable")
+        LogoutError::StoreUnavailable(store_unavailable(Protocol::UniversalLogout, &e))
     }
 }
 
@@ -139,11 +144,7 @@ impl From<Refusal> for LogoutError {
 
 impl IntoResponse for LogoutError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status(),
-            Json(json!({ "error": self.code(), "message": self.to_string() })),
-        )
-            .into_response();
+        let mut response = json_error(self.status(), self.code(), &self.to_string());
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match self {
@@ -156,6 +157,7 @@ impl IntoResponse for LogoutError {
             LogoutError::RateLimited { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
             }
+            LogoutError::StoreUnavailable(outage) => outage.set_retry_after(headers),
             LogoutError::Unable(_) => {
                 headers.insert(
                     header::RETRY_AFTER,
@@ -216,19 +218,21 @@ pub async fn universal_logout(
     State(state): State<AppState>,
     client: crate::rate_limit::ClientIp,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
+    // Read first, whatever the answer, so that a client still sending gets it rather
+    // than a reset; a body over the limit is answered (and audited) once the JWT is
+    // checked.
+    let body = crate::body::read_limited(body, MAX_BODY).await.ok();
     // An address whose forged requests emptied its bucket is turned away before any
     // signature check or audit write; Okta's genuine requests never count.
     if let Some(wait) = crate::rate_limit::blocked(&state, REFUSED_BUCKET, &client).await {
-        let retry_after = i64::try_from(wait).unwrap_or(i64::MAX);
         metrics::counter!(UNIVERSAL_LOGOUTS, "status" => "429", "reason" => "client_blocked")
             .increment(1);
-        return LogoutError::RateLimited { retry_after }.into_response();
+        return LogoutError::RateLimited { retry_after: wait }.into_response();
     }
     let mut trail = Trail::default();
-    // A body over the limit is answered by us (and audited), not by the extractor.
-    let outcome = run(&state, &headers, body.as_deref().ok(), &mut trail).await;
+    let outcome = run(&state, &headers, body.as_deref(), &mut trail).await;
     if let Err(LogoutError::Unauthenticated(_)) = &outcome {
         crate::rate_limit::refused(&state, REFUSED_BUCKET, &client).await;
     }
@@ -434,40 +438,14 @@ async fn claim_jti(state: &AppState, a: &Authenticated) -> Result<(), LogoutErro
     Ok(())
 }
 
-/// A token bucket per workspace, in Redis so that every replica shares it, on Redis's
-/// own clock. Returns the milliseconds to wait, 0 when the request may proceed.
-const BUCKET: &str = r"
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(b[1]) or burst
-local ts = tonumber(b[2]) or now
-tokens = math.min(burst, tokens + (now - ts) * rate / 1000)
-if tokens < 1 then
-  return math.ceil((1 - tokens) * 1000 / rate)
-end
-redis.call('HSET', KEYS[1], 'tokens', tokens - 1, 'ts', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return 0";
-
+/// The workspace's bucket ([`crate::rate_limit::take`]) under the region's
+/// `universal_logout_rate_limit`, which is separate from SCIM's so that a provisioning
+/// burst never delays a logout.
 async fn rate_limit(state: &AppState, team_id: TeamId) -> Result<(), LogoutError> {
-    let limits = &state.config.universal_logout_rate_limit;
-    if limits.per_second == 0 {
-        return Ok(());
+    let bucket = format!("rl:ulo:{team_id}");
+    let limit = state.config.universal_logout_rate_limit;
+    match crate::rate_limit::take(&state.redis, &bucket, limit).await? {
+        None => Ok(()),
+        Some(wait) => Err(LogoutError::RateLimited { retry_after: wait }),
     }
-    let wait_ms: i64 = redis::Script::new(BUCKET)
-        .key(state.redis.key(&format!("rl:ulo:{team_id}")))
-        .arg(limits.per_second)
-        .arg(limits.burst.max(1))
-        .invoke_async(&mut state.redis.conn())
-        .await
-        .map_err(StoreError::from)?;
-    if wait_ms <= 0 {
-        return Ok(());
-    }
-    Err(LogoutError::RateLimited {
-        retry_after: (wait_ms + 999) / 1000,
-    })
 }

@@ -6,16 +6,18 @@
 //! - a person in a browser, before the redirect URI is trusted or on the app host: a
 //!   page that explains, never a redirect.
 //!
-//! Store failures are `503` with `Retry-After`; nothing internal reaches a body, and no
-//! token, code, secret or `Authorization` header reaches a log line.
+//! Store failures are `503` with `Retry-After` ([`crate::error::store_unavailable`]);
+//! nothing internal reaches a body, and no token, code, secret or `Authorization` header
+//! reaches a log line. Introspection answers its errors with [`json_error`] too.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 
-use crate::html::error_page;
+use crate::error::Protocol;
 use crate::store::StoreError;
+use crate::html::error_page;
 
 /// The realm named in `WWW-Authenticate` when client authentication fails.
 pub const REALM: &str = "Basic realm=\"ClosedLoop SCIM OAuth\", charset=\"UTF-8\"";
@@ -42,6 +44,12 @@ pub enum OAuthError {
     /// The body is over the endpoint's limit (`413`).
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// The client's refused requests emptied its bucket (`429`, with `Retry-After`).
+    #[error("too many requests from this client; retry later")]
+    TooManyRequests {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// This region's map has no `scim_oauth` table.
     #[error("the SCIM OAuth server is not configured in this region")]
     NotConfigured,
@@ -59,6 +67,9 @@ impl OAuthError {
             OAuthError::InvalidGrant(_) => ("invalid_grant", StatusCode::BAD_REQUEST),
             OAuthError::InvalidScope(_) => ("invalid_scope", StatusCode::BAD_REQUEST),
             OAuthError::PayloadTooLarge => ("invalid_request", StatusCode::PAYLOAD_TOO_LARGE),
+            OAuthError::TooManyRequests { .. } => {
+                ("too_many_requests", StatusCode::TOO_MANY_REQUESTS)
+            }
             OAuthError::UnsupportedGrantType(_) => {
                 ("unsupported_grant_type", StatusCode::BAD_REQUEST)
             }
@@ -97,35 +108,47 @@ impl OAuthError {
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let (code, status) = self.code_and_status();
-        let description = match &self {
-            OAuthError::Store(e) => {
-                tracing::error!(error = %e, "store unavailable");
-                metrics::counter!(crate::metrics::STORE_UNAVAILABLE).increment(1);
-                "A backing store is unavailable; retry shortly.".to_owned()
-            }
+        let outage = match &self {
+            OAuthError::Store(e) => Some(crate::error::store_unavailable(Protocol::OAuth, e)),
             other => {
                 tracing::info!(error = code, reason = %other, "token request refused");
-                other.to_string()
+                None
             }
         };
-        let mut response = (
-            status,
-            Json(json!({ "error": code, "error_description": description })),
-        )
-            .into_response();
+        let description = match &self {
+            OAuthError::Store(_) => STORE_UNAVAILABLE_DESCRIPTION.to_owned(),
+            other => other.to_string(),
+        };
+        let mut response = json_error(status, code, &description);
         let headers = response.headers_mut();
-        no_store(headers);
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(REALM));
         }
-        if matches!(self, OAuthError::Store(_)) {
-            headers.insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(crate::error::RETRY_AFTER_SECS),
-            );
+        if let Some(outage) = outage {
+            outage.set_retry_after(headers);
+        }
+        if let OAuthError::TooManyRequests { retry_after } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
         }
         response
     }
+}
+
+/// The `error_description` of a `503` for a store outage: it names no store and no
+/// cause.
+pub const STORE_UNAVAILABLE_DESCRIPTION: &str = "A backing store is unavailable; retry shortly.";
+
+/// An error answer in the RFC 6749 §5.2 format, `{"error", "error_description"}`, not
+/// to be cached (§5.1): the one renderer of the token endpoint's errors and of
+/// introspection's (RFC 7662 §2.3 answers as §5.2 does).
+pub fn json_error(status: StatusCode, code: &str, description: &str) -> Response {
+    let mut response = (
+        status,
+        Json(json!({ "error": code, "error_description": description })),
+    )
+        .into_response();
+    no_store(response.headers_mut());
+    response
 }
 
 /// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1): token responses

@@ -35,7 +35,7 @@ pub async fn token(
         // guessing a client secret, code or refresh token.
         Err(e) if e.is_client_error() => {
             match rate_limit::take_for_client(&state, "oauth-token", &client).await {
-                Some(wait) => rate_limit::oauth_too_many(wait),
+                Some(wait) => OAuthError::TooManyRequests { retry_after: wait }.into_response(),
                 None => e.into_response(),
             }
         }

@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use shared::scim::error::{ScimError, ScimType};
 
+use crate::body::BodyError;
+use crate::error::Protocol;
 use crate::store::StoreError;
 
 /// The SCIM media type of every response.
@@ -17,14 +19,14 @@ pub const SCIM_JSON: &str = "application/scim+json";
 /// The largest request body accepted (a full member list of a large group fits).
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
-/// How much of an oversized body is read and discarded before answering `413`.
-pub const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
-
-/// A SCIM error on its way out; 5xx details never reach the client.
+/// A SCIM error on its way out, the one renderer of SCIM errors (RFC 7644 §3.12):
+/// `application/scim+json`, `WWW-Authenticate` on `401`, `Retry-After` on `429` and
+/// `503`. 5xx details never reach the client.
 #[derive(Debug)]
 pub struct ScimFailure {
     error: ScimError,
-    retry_after: Option<i64>,
+    /// Seconds for `Retry-After` (at least 1).
+    retry_after: Option<u64>,
 }
 
 impl ScimFailure {
@@ -32,7 +34,15 @@ impl ScimFailure {
     pub fn with_retry_after(error: ScimError, seconds: i64) -> Self {
         Self {
             error,
-            retry_after: Some(seconds),
+            retry_after: Some(u64::try_from(seconds).unwrap_or(0).max(1)),
+        }
+    }
+
+    /// `429`: the client is to wait `seconds` before its next request.
+    pub fn too_many_requests(detail: &str, seconds: u64) -> Self {
+        Self {
+            error: ScimError::too_many_requests(detail),
+            retry_after: Some(seconds.max(1)),
         }
     }
 }
@@ -48,9 +58,11 @@ impl From<ScimError> for ScimFailure {
 
 impl From<StoreError> for ScimFailure {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store unavailable");
-        metrics::counter!(crate::metrics::STORE_UNAVAILABLE).increment(1);
-        Self::with_retry_after(ScimError::service_unavailable(), 5)
+        let outage = crate::error::store_unavailable(Protocol::Scim, &e);
+        Self {
+            error: ScimError::service_unavailable(),
+            retry_after: Some(outage.retry_after_secs()),
+        }
     }
 }
 
@@ -61,10 +73,8 @@ impl IntoResponse for ScimFailure {
         let mut response = (status, self.error.to_json().to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
-        if let Some(s) = self.retry_after
-            && let Ok(v) = HeaderValue::from_str(&s.to_string())
-        {
-            headers.insert(header::RETRY_AFTER, v);
+        if let Some(s) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
@@ -105,36 +115,19 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
     }
 }
 
-/// Reads at most [`MAX_BODY_BYTES`]. A larger body is still read (and discarded) up
-/// to [`DRAIN_LIMIT_BYTES`] before the `413`: answering while the client is still
-/// sending would make the connection close with unread data, and the client (or the
-/// gateway in front) would see a reset instead of our error.
-async fn read_limited(body: axum::body::Body) -> Result<Bytes, ScimFailure> {
-    use http_body_util::BodyExt;
-    let too_large =
-        || ScimError::payload_too_large(format!("the body exceeds {MAX_BODY_BYTES} bytes"));
-    let mut body = body;
-    let mut buf = Vec::new();
-    let mut seen = 0usize;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| {
-            ScimError::bad_request(ScimType::InvalidSyntax, "the body could not be read")
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        seen = seen.saturating_add(data.len());
-        if seen > DRAIN_LIMIT_BYTES {
-            return Err(too_large().into());
-        }
-        if seen <= MAX_BODY_BYTES {
-            buf.extend_from_slice(&data);
-        }
-    }
-    if seen > MAX_BODY_BYTES {
-        return Err(too_large().into());
-    }
-    Ok(Bytes::from(buf))
+/// Reads at most [`MAX_BODY_BYTES`] with the worker's one bounded reader
+/// ([`crate::body::read_limited`], which drains an oversized body before the `413`).
+async fn read_limited(body: axum::body::Body) -> Result<Bytes, ScimError> {
+    crate::body::read_limited(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => {
+                ScimError::payload_too_large(format!("the body exceeds {MAX_BODY_BYTES} bytes"))
+            }
+            BodyError::Unreadable => {
+                ScimError::bad_request(ScimType::InvalidSyntax, "the body could not be read")
+            }
+        })
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ScimError> {

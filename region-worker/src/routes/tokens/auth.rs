@@ -8,10 +8,11 @@
 //! the user's revocation epoch in one Redis round trip and claims the token's "last
 //! used" marker in the same trip; Postgres is read only when Redis lacks an entry.
 
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use shared::token::{self, TokenHash};
 
 use super::TokenApiError;
+use crate::auth_header::bearer;
 use crate::state::AppState;
 use crate::store::personal_tokens::{self, LAST_USED_RESOLUTION_SECS, Owner, PersonalKind};
 use crate::store::tokens::{self, TokenRecord};
@@ -25,21 +26,6 @@ pub struct Caller {
     pub record: TokenRecord,
     /// The token's kind.
     pub kind: PersonalKind,
-}
-
-/// The bearer token of a request with exactly one `Authorization` header; `None` when
-/// there is none, several, or another scheme.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let mut all = headers.get_all(header::AUTHORIZATION).iter();
-    let value = all.next()?.to_str().ok()?;
-    if all.next().is_some() {
-        return None;
-    }
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 /// Authenticates the request's bearer token as a live personal token of `kind`.
@@ -101,34 +87,4 @@ pub async fn caller(
 fn count(kind: PersonalKind, outcome: &'static str) {
     metrics::counter!(crate::metrics::TOKEN_CHECKS, "kind" => kind.code(), "outcome" => outcome)
         .increment(1);
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::http::HeaderValue;
-
-    use super::*;
-
-    #[test]
-    fn takes_exactly_one_bearer_header() {
-        let mut h = HeaderMap::new();
-        assert_eq!(bearer(&h), None);
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer abc "),
-        );
-        assert_eq!(bearer(&h), Some("abc"));
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("bearer abc"),
-        );
-        assert_eq!(bearer(&h), Some("abc"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(bearer(&h), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
-        assert_eq!(bearer(&h), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer a"));
-        h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer b"));
-        assert_eq!(bearer(&h), None);
-    }
 }
