@@ -88,7 +88,7 @@ impl Blocks {
 /// Which of our credentials a request presents, if any.
 fn presents_credential(state: &AppState, on_app_host: bool, headers: &HeaderMap) -> bool {
     if on_app_host {
-        return crate::session::cookie_value(headers, crate::session::cookie_name(state)).is_some();
+        return crate::cookie::value(headers, crate::session::cookie_name(state)).is_some();
     }
     headers
         .get_all(header::AUTHORIZATION)

@@ -9,12 +9,14 @@
 //! - [`routes`]: the public router, dispatched by host (API host vs app host), and
 //!   the admin router.
 //! - [`session`]: browser sessions (host-only cookies over hashed tokens, idle and
-//!   absolute lifetimes); [`csrf`]: the tokens that bind a page's forms to its session.
+//!   absolute lifetimes); [`cookie`]: every cookie the worker sets or reads.
+//! - [`web`]: what every page needs (layout, assets and CSP, `PageError`, the
+//!   `SignedIn`/`WorkspaceAdmin` extractors, CSRF); the pages themselves are in `routes`.
 //! - [`okta`]: the workspace's Okta org as OIDC relying party (domain, settings,
 //!   discovery, keys, the code flow); [`crypto`]: sealing secrets under the region key.
 //! - [`cli`]: the operator commands (`workspace create`, `token issue`, …);
 //!   [`rekey`]: `keys reencrypt`, the last step of a region key rotation.
-//! - [`error`], [`html`], [`metrics`], [`state`], [`clock`]: shared plumbing.
+//! - [`error`], [`metrics`], [`state`], [`clock`], [`pkce`]: shared plumbing.
 //!
 //! [`connect`] prepares the stores (migrations, region stamps) and [`run`] serves on
 //! listeners the caller binds, until the caller's shutdown future resolves.
@@ -26,19 +28,20 @@ pub mod body;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cookie;
 pub mod crypto;
-pub mod csrf;
 pub mod error;
 pub mod failed_auth;
-pub mod html;
 pub mod metrics;
 pub mod okta;
+pub mod pkce;
 pub mod rate_limit;
 pub mod rekey;
 pub mod routes;
 pub mod session;
 pub mod state;
 pub mod store;
+pub mod web;
 
 use std::future::Future;
 

@@ -191,15 +191,8 @@ pub async fn refused(
 
 /// `429` as a page of the sign-in flow, with an integer `Retry-After`.
 pub fn page_too_many(wait: u64) -> axum::response::Response {
-    let mut response = crate::html::error_page(
-        axum::http::StatusCode::TOO_MANY_REQUESTS,
-        "Too many sign-in attempts",
-        "Too many sign-in attempts came from your network. Wait a moment and try again.",
-    );
-    response
-        .headers_mut()
-        .insert(axum::http::header::RETRY_AFTER, wait.into());
-    response
+    use axum::response::IntoResponse;
+    crate::web::PageError::TooManyRequests { wait }.into_response()
 }
 
 #[cfg(test)]

@@ -102,7 +102,7 @@ struct Hsts(bool);
 
 /// Headers on every answer: no MIME sniffing, no `Referer` to other sites (sign-in
 /// URLs carry one-time codes; `no-referrer` would also blank the `Origin` of the
-/// pages' own form posts, which the CSRF check reads); on pages also the Content-Security-Policy ([`crate::html`]) and a
+/// pages' own form posts, which the CSRF check reads); on pages also the Content-Security-Policy ([`crate::web::assets`]), `no-store` and a
 /// refusal to be framed, for browsers that predate `frame-ancestors`; HTTPS only from
 /// then on, where the region is served over HTTPS.
 async fn security_headers(State(hsts): State<Hsts>, mut response: Response) -> Response {
@@ -131,8 +131,12 @@ async fn security_headers(State(hsts): State<Hsts>, mut response: Response) -> R
     if is_html {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(crate::html::content_security_policy()),
+            HeaderValue::from_static(crate::web::assets::content_security_policy()),
         );
+        // Pages show CSRF tokens, one-time secrets and who is signed in: never cached.
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
     response
@@ -171,12 +175,15 @@ async fn ping(State(state): State<AppState>) -> Response {
     axum::Json(json!({ "status": "ok", "region": state.config.region.id })).into_response()
 }
 
-async fn app_not_found() -> Response {
-    crate::html::page(
+async fn app_not_found() -> (axum::http::StatusCode, maud::Markup) {
+    let body = maud::html! {
+        h1 { "Page not found" }
+        p { "There is no page at this address." }
+        p { a.button href="/" { "Go to the home page" } }
+    };
+    (
         axum::http::StatusCode::NOT_FOUND,
-        "Page not found",
-        "<h1>Page not found</h1><p>There is no page at this address.</p>\
-         <p><a class=\"button\" href=\"/\">Go to the home page</a></p>",
+        crate::web::page("Page not found", body),
     )
 }
 

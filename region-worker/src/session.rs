@@ -10,12 +10,13 @@
 //! once a minute. For an Okta sign-in the same row keeps the org's issuer and the ID
 //! token, sealed under the region key, for the `id_token_hint` of Okta's logout.
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue};
 use redis::AsyncCommands;
 use shared::ids::TeamId;
 use shared::token::{self, TokenHash, TokenKind};
 use uuid::Uuid;
 
+use crate::cookie::{self, SetCookie};
 use crate::crypto::Purpose;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -38,7 +39,7 @@ pub fn cookie_name(state: &AppState) -> &'static str {
 }
 
 fn secure(state: &AppState) -> bool {
-    state.config.region.app_url.scheme() == "https"
+    cookie::secure(&state.config.region.app_url)
 }
 
 /// The Okta context of a session: what sign-out needs.
@@ -143,29 +144,24 @@ pub async fn start_with(
     }
     tokens::prime(&state.redis, &new, None).await;
     record_seen(state, &minted.hash, now.unix_timestamp()).await;
-    let secure = if secure(state) { "; Secure" } else { "" };
-    let cookie = format!(
-        "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-        cookie_name(state),
-        minted.secret,
-        absolute.whole_seconds()
-    );
-    Ok(HeaderValue::from_str(&cookie).expect("token characters are cookie-safe"))
+    Ok(SetCookie {
+        name: cookie_name(state),
+        value: &minted.secret,
+        path: "/",
+        max_age: absolute.whole_seconds(),
+        secure: secure(state),
+    }
+    .header())
 }
 
 /// The `Set-Cookie` value that removes the session cookie.
 pub fn clear_cookie(state: &AppState) -> HeaderValue {
-    let secure = if secure(state) { "; Secure" } else { "" };
-    let cookie = format!(
-        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
-        cookie_name(state)
-    );
-    HeaderValue::from_str(&cookie).expect("static cookie text")
+    SetCookie::clear(cookie_name(state), "/", secure(state)).header()
 }
 
 /// The session cookie's token if it is one of this region's session tokens.
 fn presented<'h>(state: &AppState, headers: &'h HeaderMap) -> Option<&'h str> {
-    let value = cookie_value(headers, cookie_name(state))?;
+    let value = cookie::value(headers, cookie_name(state))?;
     match token::parse_prefix(value) {
         Some(p)
             if p.kind == TokenKind::Session && p.region == state.config.region_id().as_str() =>
@@ -308,34 +304,4 @@ pub async fn end(
         user_id: row.get(1),
         okta,
     }))
-}
-
-/// Finds a cookie's value among the request's `Cookie` headers.
-pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_cookies_among_several_headers() {
-        let mut h = HeaderMap::new();
-        h.append(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; clk_session=xyz"),
-        );
-        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
-        assert_eq!(cookie_value(&h, "clk_session"), Some("xyz"));
-        assert_eq!(cookie_value(&h, "b"), Some("2"));
-        assert_eq!(cookie_value(&h, "c"), None);
-    }
 }

@@ -15,7 +15,7 @@ use url::Url;
 use super::discovery::Discovery;
 use super::http::{HttpError, OktaHttp};
 use super::jwks::{JwksCache, VerifyError};
-use crate::routes::oauth::pkce;
+use crate::pkce;
 
 /// The scopes of every sign-in.
 pub const SCOPES: &str = "openid email profile";

@@ -20,27 +20,25 @@
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 use serde_json::json;
 use shared::ids::TeamId;
-use uuid::Uuid;
 
 use super::oauth::grants_page::{self, grants_section};
 use super::oidc::{CALLBACK_PATH, LOGIN_PATH, POST_LOGOUT_PATH, sign_out};
-use crate::csrf;
-use crate::html::{error_page, escape, page};
 use crate::okta::domain::OktaDomain;
 use crate::okta::http::HttpError;
 use crate::okta::settings::{self, NewSettings, OktaSettings};
-use crate::routes::pages::{sign_in_redirect, unavailable};
-use crate::session;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEvent};
-use crate::store::grants::{self, GrantSummary};
-use crate::store::{StoreError, workspaces};
+use crate::store::grants::GrantSummary;
+use crate::store::{StoreError, grants, workspaces};
+use crate::web::assets::{COPY_SCRIPT, INTEGRATIONS_STYLE};
+use crate::web::{PageError, Text, WorkspaceAdmin, csrf, page};
 
 /// Where the page lives on the app host.
 pub const PATH: &str = "/integrations/okta";
@@ -56,38 +54,6 @@ pub fn router() -> Router<AppState> {
 /// The CSRF purpose of the settings form of a workspace.
 fn csrf_purpose(team_id: TeamId) -> String {
     format!("okta-settings:{team_id}")
-}
-
-/// The signed-in admin: their workspace, user id and workspace name.
-struct Admin {
-    team_id: TeamId,
-    user_id: Uuid,
-    workspace: String,
-}
-
-async fn admin(state: &AppState, headers: &HeaderMap) -> Result<Admin, Response> {
-    let session = match session::current(state, headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Err(sign_in_redirect(PATH)),
-        Err(e) => return Err(unavailable(e)),
-    };
-    let Some(user_id) = session.user_id else {
-        return Err(sign_in_redirect(PATH));
-    };
-    match grants::approver(&state.pg, session.team_id, user_id).await {
-        Ok(Some(a)) if a.is_admin => Ok(Admin {
-            team_id: session.team_id,
-            user_id,
-            workspace: a.workspace_name,
-        }),
-        Ok(Some(_)) => Err(error_page(
-            StatusCode::FORBIDDEN,
-            "Only workspace admins can set up Okta",
-            "Integrations > Okta is for workspace admins. Ask an admin of your workspace.",
-        )),
-        Ok(None) => Err(sign_in_redirect(PATH)),
-        Err(e) => Err(unavailable(e)),
-    }
 }
 
 /// What the form shows: saved values, or what was just submitted.
@@ -121,19 +87,11 @@ struct ShowQuery {
 
 /// `GET /integrations/okta`.
 async fn show(
+    admin: WorkspaceAdmin,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<ShowQuery>,
-) -> Response {
-    let admin = match admin(&state, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let loaded = load(&state, admin.team_id).await;
-    let (saved, grants) = match loaded {
-        Ok(l) => l,
-        Err(e) => return unavailable(e),
-    };
+) -> Result<Markup, PageError> {
+    let (saved, grants) = load(&state, admin.team_id()).await?;
     let values = match &saved {
         Some(s) => FormValues {
             okta_domain: s.okta_domain.clone(),
@@ -147,24 +105,23 @@ async fn show(
             ..FormValues::default()
         },
     };
-    let status = if q.saved.is_some() {
-        "<p role=\"status\" class=\"ok\">Okta setup saved.</p>"
+    let banner = if q.saved.is_some() {
+        Banner::Saved
     } else if q.disconnected.is_some() {
-        "<p role=\"status\" class=\"ok\">Disconnected. Tokens issued from that approval no longer work.</p>"
+        Banner::Disconnected
     } else {
-        ""
+        Banner::None
     };
-    render(
-        &state,
-        &headers,
-        &admin,
-        saved.as_ref(),
-        &grants,
-        &values,
-        &FieldErrors::default(),
-        status,
-        StatusCode::OK,
-    )
+    Ok(OktaPage {
+        state: &state,
+        admin: &admin,
+        saved: saved.as_ref(),
+        grants: &grants,
+        values: &values,
+        errors: &FieldErrors::default(),
+        banner,
+    }
+    .render())
 }
 
 async fn load(
@@ -194,26 +151,15 @@ struct SaveForm {
 
 /// `POST /integrations/okta`: **Save Okta setup**.
 async fn save(
+    admin: WorkspaceAdmin,
     State(state): State<AppState>,
-    headers: HeaderMap,
     axum::Form(form): axum::Form<SaveForm>,
-) -> Response {
-    let admin = match admin(&state, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    if csrf::check(&state, &headers, &csrf_purpose(admin.team_id), &form.csrf).is_err() {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "This form cannot be accepted",
-            "The form expired or did not come from this ClosedLoop AI page. Reload the page \
-             and save again.",
-        );
-    }
-    let (saved, grants) = match load(&state, admin.team_id).await {
-        Ok(l) => l,
-        Err(e) => return unavailable(e),
-    };
+) -> Result<Response, PageError> {
+    let team_id = admin.team_id();
+    admin
+        .signed_in
+        .check_form(&csrf_purpose(team_id), &form.csrf)?;
+    let (saved, grants) = load(&state, team_id).await?;
     let values = FormValues {
         okta_domain: form.okta_domain.trim().to_owned(),
         client_id: form.client_id.trim().to_owned(),
@@ -255,17 +201,10 @@ async fn save(
     if let Some(d) = &domain
         && !d.kind().okta_operated()
     {
-        let allowed = match state.pg.get().await {
-            Ok(client) => workspaces::allowed_okta_domains(&client, admin.team_id).await,
-            Err(e) => Err(e.into()),
-        };
-        match allowed {
-            Ok(allowed) => {
-                if let Err(e) = d.permitted(&allowed) {
-                    errors.okta_domain = Some(e.to_string());
-                }
-            }
-            Err(e) => return unavailable(e),
+        let client = state.pg.get().await.map_err(StoreError::from)?;
+        let allowed = workspaces::allowed_okta_domains(&client, team_id).await?;
+        if let Err(e) = d.permitted(&allowed) {
+            errors.okta_domain = Some(e.to_string());
         }
     }
     // The domain must lead to the public internet (the HTTP client refuses anything
@@ -274,7 +213,7 @@ async fn save(
         && errors.okta_domain.is_none()
         && let Err(e) = state.okta.http.check_host(d.host()).await
     {
-        tracing::info!(team_id = %admin.team_id, error = %e, "Okta domain refused");
+        tracing::info!(%team_id, error = %e, "Okta domain refused");
         errors.okta_domain = Some(match e {
             HttpError::NotPublic => format!(
                 "{d} leads to a private or local network address. Enter your Okta org's \
@@ -293,28 +232,34 @@ async fn save(
             .refresh(&state.okta.http, &d.issuer())
             .await
     {
-        tracing::info!(team_id = %admin.team_id, error = %e, "Okta discovery check failed");
+        tracing::info!(%team_id, error = %e, "Okta discovery check failed");
         errors.okta_domain = Some(format!(
             "ClosedLoop AI could not confirm the issuer {}: {}. Check the domain.",
             d.issuer(),
             e.admin_reason()
         ));
     }
-    let Some(domain) = domain.filter(|_| !errors.any()) else {
-        return render(
-            &state,
-            &headers,
-            &admin,
-            saved.as_ref(),
-            &grants,
-            &values,
-            &errors,
-            "<div role=\"alert\" class=\"error\"><p>The Okta setup was not saved. Correct the \
-             fields marked below.</p></div>",
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
+    // The form again, with its errors.
+    let refused = |errors: FieldErrors, banner, status: StatusCode| {
+        let page = OktaPage {
+            state: &state,
+            admin: &admin,
+            saved: saved.as_ref(),
+            grants: &grants,
+            values: &values,
+            errors: &errors,
+            banner,
+        };
+        (status, page.render()).into_response()
     };
-    let actor = format!("user:{}", admin.user_id);
+    let Some(domain) = domain.filter(|_| !errors.any()) else {
+        return Ok(refused(
+            errors,
+            Banner::NotSaved,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ));
+    };
+    let actor = format!("user:{}", admin.user_id());
     let issuer = domain.issuer();
     let stored = async {
         let mut client = state.pg.get().await?;
@@ -323,7 +268,7 @@ async fn save(
             &tx,
             &state.config.encryption_key,
             &NewSettings {
-                team_id: admin.team_id,
+                team_id,
                 okta_domain: domain.as_str(),
                 issuer: &issuer,
                 client_id: &values.client_id,
@@ -337,14 +282,14 @@ async fn save(
         audit::record(
             &tx,
             &AuditEvent {
-                team_id: Some(admin.team_id),
+                team_id: Some(team_id),
                 actor: &actor,
                 action: if saved.is_some() {
                     "okta.settings.updated"
                 } else {
                     "okta.settings.created"
                 },
-                target: Some(&admin.team_id.to_string()),
+                target: Some(&team_id.to_string()),
                 detail: json!({
                     "okta_domain": domain.as_str(),
                     "issuer": issuer,
@@ -359,23 +304,9 @@ async fn save(
         tx.commit().await?;
         Ok::<bool, StoreError>(written)
     };
-    // The form again, with one field's error.
-    let refused = |errors: FieldErrors, status| {
-        render(
-            &state,
-            &headers,
-            &admin,
-            saved.as_ref(),
-            &grants,
-            &values,
-            &errors,
-            "",
-            status,
-        )
-    };
-    match stored.await {
+    Ok(match stored.await {
         Ok(true) => {
-            tracing::info!(team_id = %admin.team_id, %issuer, "Okta setup saved");
+            tracing::info!(%team_id, %issuer, "Okta setup saved");
             Redirect::to(&format!("{PATH}?saved=1")).into_response()
         }
         Ok(false) => refused(
@@ -385,6 +316,7 @@ async fn save(
                 ),
                 ..FieldErrors::default()
             },
+            Banner::None,
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         // The unique index on (issuer, client_id): another workspace has this app.
@@ -398,10 +330,11 @@ async fn save(
                 ),
                 ..FieldErrors::default()
             },
+            Banner::None,
             StatusCode::CONFLICT,
         ),
-        Err(e) => unavailable(e),
-    }
+        Err(e) => return Err(e.into()),
+    })
 }
 
 /// A client id or secret: printable ASCII without spaces, of a sane length.
@@ -413,259 +346,296 @@ fn region_label(state: &AppState) -> String {
     state.config.region_id().as_str().to_ascii_uppercase()
 }
 
+/// What the page says above the form.
+#[derive(Debug, Clone, Copy)]
+enum Banner {
+    None,
+    /// After POST → redirect → GET.
+    Saved,
+    /// After a provisioning connection was disconnected from this page.
+    Disconnected,
+    /// The form came back with errors.
+    NotSaved,
+}
+
 /// One copyable value: the text stays selectable; the button appears with JavaScript.
-fn copyable(id: &str, label: &str, value: &str) -> String {
-    format!(
-        "<dt>{label}</dt><dd><code id=\"{id}\">{value}</code> \
-         <button type=\"button\" class=\"copy\" data-copy=\"{id}\" hidden \
-         aria-label=\"Copy {label}\">Copy</button></dd>",
-        label = escape(label),
-        value = escape(value),
-    )
+fn copyable(id: &str, label: &str, value: &str) -> Markup {
+    let copy_label = format!("Copy {label}");
+    html! {
+        dt { (Text(label)) }
+        dd {
+            code id=(id) { (Text(value)) }
+            " "
+            button type="button" class="copy" data-copy=(id) hidden aria-label=(Text(&copy_label)) {
+                "Copy"
+            }
+        }
+    }
 }
 
 /// A value shown as is (settings that are choices, not text to paste).
-fn plain(label: &str, value: &str) -> String {
-    format!("<dt>{}</dt><dd>{}</dd>", escape(label), escape(value))
+fn plain(label: &str, value: &str) -> Markup {
+    html! { dt { (Text(label)) } dd { (Text(value)) } }
 }
 
 /// A text field with its label, hint and error.
-fn field(
-    id: &str,
-    label: &str,
-    kind: &str,
-    value: &str,
-    hint: &str,
-    error: Option<&str>,
-    extra: &str,
-) -> String {
-    let mut described = format!("{id}-hint");
-    let error_html = match error {
-        Some(e) => {
-            described.push_str(&format!(" {id}-error"));
-            format!(
-                "<br><span class=\"error\" id=\"{id}-error\">{}</span>",
-                escape(e)
-            )
-        }
-        None => String::new(),
-    };
-    format!(
-        "<p><label for=\"{id}\">{label}</label><br>\
-         <input id=\"{id}\" name=\"{id}\" type=\"{kind}\" size=\"44\" value=\"{value}\" \
-         aria-describedby=\"{described}\"{invalid}{extra}>\
-         <br><small id=\"{id}-hint\">{hint}</small>{error_html}</p>",
-        label = escape(label),
-        value = escape(value),
-        invalid = if error.is_some() {
-            " aria-invalid=\"true\""
-        } else {
-            ""
-        },
-    )
+struct Field<'a> {
+    /// The input's id and name.
+    id: &'a str,
+    label: &'a str,
+    /// `text` or `password`.
+    kind: &'a str,
+    value: &'a str,
+    hint: &'a str,
+    error: Option<&'a str>,
+    autocomplete: &'a str,
+    /// `spellcheck="false"`: the value is no words (domains, ids).
+    spellcheck_off: bool,
+    placeholder: Option<&'a str>,
+    required: bool,
 }
 
-fn checkbox(id: &str, label: &str, checked: bool, hint: &str) -> String {
-    format!(
-        "<p><input id=\"{id}\" name=\"{id}\" type=\"checkbox\" value=\"on\"{} \
-         aria-describedby=\"{id}-hint\"> <label for=\"{id}\">{label}</label><br>\
-         <small id=\"{id}-hint\">{hint}</small></p>",
-        if checked { " checked" } else { "" },
-    )
-}
-
-/// Styles of this page only (the shared layout is narrow and has no tables); allowed by
-/// its hash in the pages' CSP (`html.rs`).
-pub(crate) const PAGE_STYLE: &str = "main{max-width:52rem}dt{font-weight:600;margin-top:.8rem}\
-dd{margin:.2rem 0 0 0}code{word-break:break-all}.ok{color:#0a6b2d}small{color:#4a4f57}\
-input[type=text],input[type=password]{font-size:1rem;padding:.4rem}\
-section{border-top:1px solid #dde1e6;margin-top:1.5rem}form.inline{display:inline}\
-button.copy{background:#eef0f3;color:#1c1e21;padding:.15rem .6rem;font-size:.85rem}\
-table{border-collapse:collapse}th,td{text-align:left;padding:.3rem .5rem;vertical-align:top}\
-input[type=checkbox]:focus{outline:3px solid #f5a623;outline-offset:2px}";
-
-/// Progressive enhancement: copy buttons, shown only when the clipboard works; allowed
-/// by its hash in the pages' CSP (`html.rs`).
-pub(crate) const COPY_SCRIPT_BODY: &str = "if(navigator.clipboard){for(const b of document.querySelectorAll('button.copy')){b.hidden=false;b.addEventListener('click',()=>{navigator.clipboard.writeText(document.getElementById(b.dataset.copy).textContent).then(()=>{b.textContent='Copied';setTimeout(()=>{b.textContent='Copy'},1500)})})}}";
-#[allow(clippy::too_many_arguments)]
-fn render(
-    state: &AppState,
-    headers: &HeaderMap,
-    admin: &Admin,
-    saved: Option<&OktaSettings>,
-    grants: &[GrantSummary],
-    values: &FormValues,
-    errors: &FieldErrors,
-    status_html: &str,
-    status: StatusCode,
-) -> Response {
-    let (Some(csrf_token), Some(grants_csrf)) = (
-        csrf::for_request(state, headers, &csrf_purpose(admin.team_id)),
-        csrf::for_request(state, headers, &grants_page::csrf_purpose(admin.team_id)),
-    ) else {
-        return sign_in_redirect(PATH);
-    };
-    let region = region_label(state);
-    let api = state.config.region.api_base();
-    let app = state.config.region.app_base();
-    let team = admin.team_id.to_string();
-    let secret_hint = if saved.is_some() {
-        "Saved. It is never shown again; leave this empty to keep it, or paste a new one."
-    } else {
-        "Copy it from the ClosedLoop AI app in Okta. It is stored encrypted and never shown again."
-    };
-    let issuer = match saved {
-        Some(s) => format!(
-            "<p>Issuer (generated from the domain): <code id=\"issuer\">{}</code></p>",
-            escape(&s.issuer)
-        ),
-        None => "<p>The issuer is generated from the domain when you save.</p>".to_owned(),
-    };
-    let form = format!(
-        "<section aria-labelledby=\"sign-in\"><h2 id=\"sign-in\">Okta sign-in</h2>\
-         <form method=\"post\" action=\"{PATH}\" novalidate>\
-         <input type=\"hidden\" name=\"{csrf_field}\" value=\"{csrf}\">\
-         {domain}{issuer}{client_id}{secret}{enabled}{jit}\
-         <button type=\"submit\">Save Okta setup</button></form></section>",
-        csrf_field = csrf::FIELD,
-        csrf = escape(&csrf_token),
-        domain = field(
-            "okta_domain",
-            "Okta domain",
-            "text",
-            &values.okta_domain,
-            "Your Okta org's domain, for example acme.okta.com (also Okta preview, Okta EMEA \
-             or Okta for Government). A custom domain (login.acme.com) works once ClosedLoop \
-             AI support allowed it for this workspace.",
-            errors.okta_domain.as_deref(),
-            " autocomplete=\"off\" spellcheck=\"false\" required",
-        ),
-        client_id = field(
-            "client_id",
-            "Client ID",
-            "text",
-            &values.client_id,
-            "From the ClosedLoop AI app in Okta (General tab).",
-            errors.client_id.as_deref(),
-            " autocomplete=\"off\" spellcheck=\"false\" required",
-        ),
-        secret = field(
-            "client_secret",
-            "Client secret",
-            "password",
-            "",
-            secret_hint,
-            errors.client_secret.as_deref(),
-            &format!(
-                " autocomplete=\"new-password\"{}",
-                if saved.is_some() {
-                    " placeholder=\"Saved\""
-                } else {
-                    " required"
+impl Field<'_> {
+    fn render(&self) -> Markup {
+        let id = self.id;
+        let hint_id = format!("{id}-hint");
+        let error_id = format!("{id}-error");
+        let described = match self.error {
+            Some(_) => format!("{hint_id} {error_id}"),
+            None => hint_id.clone(),
+        };
+        html! {
+            p {
+                label for=(id) { (Text(self.label)) }
+                br;
+                input id=(id) name=(id) type=(self.kind) size="44" value=(Text(self.value))
+                    aria-describedby=(described) aria-invalid=[self.error.map(|_| "true")]
+                    autocomplete=(self.autocomplete)
+                    spellcheck=[self.spellcheck_off.then_some("false")]
+                    placeholder=[self.placeholder] required[self.required];
+                br;
+                small id=(hint_id) { (Text(self.hint)) }
+                @if let Some(e) = self.error {
+                    br;
+                    span class="error" id=(error_id) { (Text(e)) }
                 }
-            ),
-        ),
-        enabled = checkbox(
-            "sign_in_enabled",
-            "Enable Okta sign-in",
-            values.sign_in_enabled,
-            "Members sign in to this workspace through Okta.",
-        ),
-        jit = checkbox(
-            "jit_provisioning",
-            "Just-in-time provisioning",
-            values.jit_provisioning,
-            "Create a user (as Member) the first time someone assigned in Okta signs in. Leave \
-             off when Okta provisions users with SCIM.",
-        ),
-    );
-    let setup = format!(
-        "<section aria-labelledby=\"setup\"><h2 id=\"setup\">Values for Okta (region {region})</h2>\
-         <p>Enter these in the ClosedLoop AI app in Okta. They are for this workspace's region \
-         only: do not mix regions in one Okta app.</p>\
-         <h3>Sign-in (OIDC)</h3><dl>{}{}{}{}</dl>\
-         <h3>Universal Logout</h3><dl>{}{}{}{}</dl>\
-         <h3>Provisioning (SCIM)</h3><dl>{}{}{}{}</dl>\
-         <h3>Entitlements</h3><dl>{}{}{}{}</dl>\
-         <p><small>Entitlements schema mapping: <code>id</code> → <code>id</code>, \
-         <code>displayName</code> → <code>displayName</code>, <code>description</code> → \
-         <code>description</code>.</small></p></section>",
-        copyable(
-            "redirect-uri",
-            "Redirect URI",
-            &format!("{api}{CALLBACK_PATH}")
-        ),
-        copyable(
-            "initiate-login-uri",
-            "Initiate login URI",
-            &format!("{api}{LOGIN_PATH}?team_id={{app.team_id}}")
-        ),
-        copyable(
-            "post-logout-uri",
-            "Post-logout URI",
-            &format!("{app}{POST_LOGOUT_PATH}")
-        ),
-        copyable(
-            "guide-url",
-            "Configuration guide URL",
-            "https://closedloop.sh/docs/integrations/okta"
-        ),
-        copyable(
-            "gtr-endpoint",
-            "Global token revocation endpoint",
-            &format!("{api}/api/okta/universal-logout")
-        ),
-        plain("Authentication method", "SIGNED_JWT"),
-        plain("Subject format", "Email"),
-        plain("Partial support", "Off"),
-        copyable(
-            "scim-base-url",
-            "Base URL",
-            &format!("'{api}/api/scim/v2/' + app.team_id")
-        ),
-        copyable(
-            "scim-authorize",
-            "Authorize endpoint",
-            &format!("{api}/api/okta/scim/oauth/authorize")
-        ),
-        copyable(
-            "scim-token",
-            "Token endpoint",
-            &format!("{api}/api/okta/scim/oauth/token")
-        ),
-        copyable(
-            "scim-scopes",
-            "Scopes",
-            "scim.read, scim.write, entitlements.read"
-        ),
-        copyable("ent-resource-type", "Resource Type", "Role"),
-        copyable("ent-endpoint", "Endpoint", "/Roles"),
-        copyable(
-            "ent-properties",
-            "Properties",
-            "id, displayName, description"
-        ),
-        copyable(
-            "ent-description",
-            "Description",
-            "ClosedLoop AI workspace roles"
-        ),
-    );
-    let body = format!(
-        "<style>{PAGE_STYLE}</style><nav aria-label=\"Breadcrumb\"><a href=\"/\">Home</a> › Integrations › Okta</nav>\
-         <h1>Okta</h1>{status_html}\
-         <p>Connect the workspace <strong>{workspace}</strong> (region {region}) to Okta.</p>\
-         <dl>{team_id}</dl>\
-         <p><small>In Okta, enter it as the tenant setting <code>team_id</code> (label \
-         ClosedLoop AI workspace ID).</small></p>\
-         {form}{setup}{grants}\
-         <p>{sign_out}</p><script>{COPY_SCRIPT_BODY}</script>",
-        workspace = escape(&admin.workspace),
-        team_id = copyable("team-id", "Workspace ID (team_id)", &team),
-        grants = grants_section(grants, &grants_csrf, PATH),
-        sign_out = sign_out::button(state, headers),
-    );
-    page(status, "Integrations > Okta", &body)
+            }
+        }
+    }
+}
+
+fn checkbox(id: &str, label: &str, checked: bool, hint: &str) -> Markup {
+    let hint_id = format!("{id}-hint");
+    html! {
+        p {
+            input id=(id) name=(id) type="checkbox" value="on" checked[checked]
+                aria-describedby=(hint_id);
+            " "
+            label for=(id) { (Text(label)) }
+            br;
+            small id=(hint_id) { (Text(hint)) }
+        }
+    }
+}
+
+/// Integrations > Okta as shown to `admin`.
+struct OktaPage<'a> {
+    state: &'a AppState,
+    admin: &'a WorkspaceAdmin,
+    saved: Option<&'a OktaSettings>,
+    grants: &'a [GrantSummary],
+    /// What the form shows.
+    values: &'a FormValues,
+    errors: &'a FieldErrors,
+    banner: Banner,
+}
+
+impl OktaPage<'_> {
+    fn render(&self) -> Markup {
+        let admin = self.admin;
+        let team_id = admin.team_id();
+        let grants_csrf = admin
+            .signed_in
+            .csrf_token(&grants_page::csrf_purpose(team_id));
+        let body = html! {
+            style { (PreEscaped(INTEGRATIONS_STYLE)) }
+            nav aria-label="Breadcrumb" { a href="/" { "Home" } " › Integrations › Okta" }
+            h1 { "Okta" }
+            @match self.banner {
+                Banner::None => {},
+                Banner::Saved => p role="status" class="ok" { "Okta setup saved." },
+                Banner::Disconnected => p role="status" class="ok" {
+                    "Disconnected. Tokens issued from that approval no longer work."
+                },
+                Banner::NotSaved => div role="alert" class="error" {
+                    p { "The Okta setup was not saved. Correct the fields marked below." }
+                },
+            }
+            p {
+                "Connect the workspace " strong { (Text(&admin.approver.workspace_name)) }
+                " (region " (region_label(self.state)) ") to Okta."
+            }
+            dl { (copyable("team-id", "Workspace ID (team_id)", &team_id.to_string())) }
+            p { small {
+                "In Okta, enter it as the tenant setting " code { "team_id" }
+                " (label ClosedLoop AI workspace ID)."
+            } }
+            (self.form())
+            (self.values_for_okta())
+            (grants_section(self.grants, &grants_csrf, PATH))
+            p { (sign_out::button(&admin.signed_in)) }
+            script { (PreEscaped(COPY_SCRIPT)) }
+        };
+        page("Integrations > Okta", body)
+    }
+
+    /// The seed's Step 3 form.
+    fn form(&self) -> Markup {
+        let (values, errors) = (self.values, self.errors);
+        let csrf_token = self
+            .admin
+            .signed_in
+            .csrf_token(&csrf_purpose(self.admin.team_id()));
+        let secret_hint = if self.saved.is_some() {
+            "Saved. It is never shown again; leave this empty to keep it, or paste a new one."
+        } else {
+            "Copy it from the ClosedLoop AI app in Okta. It is stored encrypted and never shown \
+             again."
+        };
+        html! {
+            section aria-labelledby="sign-in" {
+                h2 id="sign-in" { "Okta sign-in" }
+                form method="post" action=(PATH) novalidate {
+                    input type="hidden" name=(csrf::FIELD) value=(Text(&csrf_token));
+                    (Field {
+                        id: "okta_domain",
+                        label: "Okta domain",
+                        kind: "text",
+                        value: &values.okta_domain,
+                        hint: "Your Okta org's domain, for example acme.okta.com (also Okta \
+                               preview, Okta EMEA or Okta for Government). A custom domain \
+                               (login.acme.com) works once ClosedLoop AI support allowed it for \
+                               this workspace.",
+                        error: errors.okta_domain.as_deref(),
+                        autocomplete: "off",
+                        spellcheck_off: true,
+                        placeholder: None,
+                        required: true,
+                    }.render())
+                    @match self.saved {
+                        Some(s) => p {
+                            "Issuer (generated from the domain): "
+                            code id="issuer" { (Text(&s.issuer)) }
+                        },
+                        None => p { "The issuer is generated from the domain when you save." },
+                    }
+                    (Field {
+                        id: "client_id",
+                        label: "Client ID",
+                        kind: "text",
+                        value: &values.client_id,
+                        hint: "From the ClosedLoop AI app in Okta (General tab).",
+                        error: errors.client_id.as_deref(),
+                        autocomplete: "off",
+                        spellcheck_off: true,
+                        placeholder: None,
+                        required: true,
+                    }.render())
+                    (Field {
+                        id: "client_secret",
+                        label: "Client secret",
+                        kind: "password",
+                        value: "",
+                        hint: secret_hint,
+                        error: errors.client_secret.as_deref(),
+                        autocomplete: "new-password",
+                        spellcheck_off: false,
+                        placeholder: self.saved.map(|_| "Saved"),
+                        required: self.saved.is_none(),
+                    }.render())
+                    (checkbox(
+                        "sign_in_enabled",
+                        "Enable Okta sign-in",
+                        values.sign_in_enabled,
+                        "Members sign in to this workspace through Okta.",
+                    ))
+                    (checkbox(
+                        "jit_provisioning",
+                        "Just-in-time provisioning",
+                        values.jit_provisioning,
+                        "Create a user (as Member) the first time someone assigned in Okta signs \
+                         in. Leave off when Okta provisions users with SCIM.",
+                    ))
+                    button type="submit" { "Save Okta setup" }
+                }
+            }
+        }
+    }
+
+    /// Every region-specific value of the seed's tables, for this workspace's region.
+    fn values_for_okta(&self) -> Markup {
+        let region = region_label(self.state);
+        let api = self.state.config.region.api_base();
+        let app = self.state.config.region.app_base();
+        html! {
+            section aria-labelledby="setup" {
+                h2 id="setup" { "Values for Okta (region " (region) ")" }
+                p {
+                    "Enter these in the ClosedLoop AI app in Okta. They are for this workspace's \
+                     region only: do not mix regions in one Okta app."
+                }
+                h3 { "Sign-in (OIDC)" }
+                dl {
+                    (copyable("redirect-uri", "Redirect URI", &format!("{api}{CALLBACK_PATH}")))
+                    (copyable(
+                        "initiate-login-uri",
+                        "Initiate login URI",
+                        &format!("{api}{LOGIN_PATH}?team_id={{app.team_id}}"),
+                    ))
+                    (copyable("post-logout-uri", "Post-logout URI", &format!("{app}{POST_LOGOUT_PATH}")))
+                    (copyable(
+                        "guide-url",
+                        "Configuration guide URL",
+                        "https://closedloop.sh/docs/integrations/okta",
+                    ))
+                }
+                h3 { "Universal Logout" }
+                dl {
+                    (copyable(
+                        "gtr-endpoint",
+                        "Global token revocation endpoint",
+                        &format!("{api}/api/okta/universal-logout"),
+                    ))
+                    (plain("Authentication method", "SIGNED_JWT"))
+                    (plain("Subject format", "Email"))
+                    (plain("Partial support", "Off"))
+                }
+                h3 { "Provisioning (SCIM)" }
+                dl {
+                    (copyable("scim-base-url", "Base URL", &format!("'{api}/api/scim/v2/' + app.team_id")))
+                    (copyable(
+                        "scim-authorize",
+                        "Authorize endpoint",
+                        &format!("{api}/api/okta/scim/oauth/authorize"),
+                    ))
+                    (copyable("scim-token", "Token endpoint", &format!("{api}/api/okta/scim/oauth/token")))
+                    (copyable("scim-scopes", "Scopes", "scim.read, scim.write, entitlements.read"))
+                }
+                h3 { "Entitlements" }
+                dl {
+                    (copyable("ent-resource-type", "Resource Type", "Role"))
+                    (copyable("ent-endpoint", "Endpoint", "/Roles"))
+                    (copyable("ent-properties", "Properties", "id, displayName, description"))
+                    (copyable("ent-description", "Description", "ClosedLoop AI workspace roles"))
+                }
+                p { small {
+                    "Entitlements schema mapping: " code { "id" } " → " code { "id" } ", "
+                    code { "displayName" } " → " code { "displayName" } ", "
+                    code { "description" } " → " code { "description" } "."
+                } }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -684,25 +654,37 @@ mod tests {
 
     #[test]
     fn fields_carry_labels_hints_and_errors() {
-        let html = field(
-            "okta_domain",
-            "Okta domain",
-            "text",
-            "a\"b",
-            "hint",
-            Some("bad <x>"),
-            "",
-        );
+        let html = Field {
+            id: "okta_domain",
+            label: "Okta domain",
+            kind: "text",
+            value: "a\"b",
+            hint: "hint",
+            error: Some("bad <x>"),
+            autocomplete: "off",
+            spellcheck_off: true,
+            placeholder: None,
+            required: true,
+        }
+        .render()
+        .into_string();
         assert!(html.contains("<label for=\"okta_domain\">Okta domain</label>"));
         assert!(html.contains("aria-invalid=\"true\""));
         assert!(html.contains("aria-describedby=\"okta_domain-hint okta_domain-error\""));
         assert!(html.contains("value=\"a&quot;b\""));
         assert!(html.contains("bad &lt;x&gt;"));
-        let row = copyable("x", "Redirect URI", "https://a/b?c=1&d=2");
+        assert!(html.contains(" autocomplete=\"off\" spellcheck=\"false\" required>"));
+        let row = copyable("x", "Redirect URI", "https://a/b?c=1&d=2").into_string();
         assert!(row.contains("<code id=\"x\">https://a/b?c=1&amp;d=2</code>"));
         assert!(
             row.contains("hidden"),
             "the copy button needs JavaScript to appear"
+        );
+        let checkbox = checkbox("jit", "Just-in-time <x>", true, "hint").into_string();
+        assert!(checkbox.contains("type=\"checkbox\" value=\"on\" checked"));
+        assert!(
+            checkbox.contains("Just-in-time &lt;x&gt;"),
+            "labels are escaped too"
         );
     }
 }

@@ -26,7 +26,6 @@ pub mod error;
 pub mod grants_page;
 pub mod issue;
 pub mod params;
-pub mod pkce;
 pub mod refresh_grant;
 pub mod revoke;
 pub mod token;

@@ -16,7 +16,7 @@ use super::error::{
     error_to_client, invalid_client_page, invalid_redirect_page, no_store, not_configured_page,
 };
 use super::params::Params;
-use super::pkce;
+use crate::pkce;
 use crate::state::AppState;
 use crate::store::grants::{self, PendingRequest};
 

@@ -9,8 +9,8 @@
 //! once.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
 use shared::ids::TeamId;
@@ -19,14 +19,11 @@ use shared::token::{self, TokenKind};
 use uuid::Uuid;
 
 use super::error::{error_to_client, not_configured_page, redirect_to_client};
-use crate::csrf;
-use crate::html::{error_page, escape, page};
-use crate::routes::pages::{sign_in_redirect, unavailable};
-use crate::session;
 use crate::state::AppState;
+use crate::store::StoreError;
 use crate::store::audit::{self, AuditEvent};
-use crate::store::grants::{self, Approver, CodeRecord, NewGrant, PendingRequest};
-use crate::store::{StoreError, tokens::TokenRecord};
+use crate::store::grants::{self, CodeRecord, NewGrant, PendingRequest};
+use crate::web::{PageError, Text, WorkspaceAdmin, csrf, page};
 
 /// Where the consent page lives on the app host.
 pub const PATH: &str = "/oauth/consent";
@@ -41,62 +38,32 @@ pub(crate) struct ShowQuery {
     request: Option<String>,
 }
 
-/// The signed-in admin deciding, with their workspace.
-struct Decider {
-    session: TokenRecord,
-    user_id: Uuid,
-    approver: Approver,
+/// The admin deciding on request `request`, or why nobody may: a signed-out browser
+/// comes back to the request's page after sign-in, and a user who is no admin is told
+/// what the request needs.
+fn decider(
+    admin: Result<WorkspaceAdmin, PageError>,
+    request: Uuid,
+) -> Result<WorkspaceAdmin, PageError> {
+    admin.map_err(|e| match e {
+        PageError::NotAdmin { workspace } => PageError::Forbidden {
+            title: "Only a workspace admin can approve",
+            explanation: format!(
+                "Connecting Okta provisioning to the workspace {workspace} needs a workspace \
+                 admin. Ask an admin of this workspace to start again from Okta."
+            ),
+        },
+        other => other.returning_to(format!("{PATH}?request={request}")),
+    })
 }
 
-/// What stands between a request and the consent form.
-enum Gate {
-    /// Continue with this admin.
-    Admin(Decider),
-    /// Answer with this response (sign-in redirect, 403 page, store failure).
-    Stop(Response),
-}
-
-/// Finds the signed-in user and checks that they are an admin of their workspace.
-async fn gate(state: &AppState, headers: &HeaderMap, request: Uuid) -> Gate {
-    let back = format!("{PATH}?request={request}");
-    let session = match session::current(state, headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Gate::Stop(sign_in_redirect(&back)),
-        Err(e) => return Gate::Stop(unavailable(e)),
-    };
-    let Some(user_id) = session.user_id else {
-        return Gate::Stop(sign_in_redirect(&back));
-    };
-    match grants::approver(&state.pg, session.team_id, user_id).await {
-        Ok(Some(approver)) if approver.is_admin => Gate::Admin(Decider {
-            session,
-            user_id,
-            approver,
-        }),
-        Ok(Some(approver)) => Gate::Stop(not_admin(&approver.workspace_name)),
-        Ok(None) => Gate::Stop(sign_in_redirect(&back)),
-        Err(e) => Gate::Stop(unavailable(e)),
+fn expired() -> PageError {
+    PageError::BadRequest {
+        title: "This authorization request has expired",
+        explanation: "The request from Okta has expired (it is valid for 10 minutes) or was \
+                      already answered. Start again from the Provisioning tab of the \
+                      ClosedLoop AI app in Okta.",
     }
-}
-
-fn not_admin(workspace: &str) -> Response {
-    error_page(
-        StatusCode::FORBIDDEN,
-        "Only a workspace admin can approve",
-        &format!(
-            "Connecting Okta provisioning to the workspace {workspace} needs a workspace \
-             admin. Ask an admin of this workspace to start again from Okta."
-        ),
-    )
-}
-
-fn expired() -> Response {
-    error_page(
-        StatusCode::BAD_REQUEST,
-        "This authorization request has expired",
-        "The request from Okta has expired (it is valid for 10 minutes) or was already \
-         answered. Start again from the Provisioning tab of the ClosedLoop AI app in Okta.",
-    )
 }
 
 fn region_label(state: &AppState) -> String {
@@ -113,83 +80,68 @@ fn return_host(redirect_uri: &str) -> String {
 
 /// `GET /oauth/consent?request=…`: the consent page.
 pub(crate) async fn show(
+    admin: Result<WorkspaceAdmin, PageError>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<ShowQuery>,
-) -> Response {
+) -> Result<Response, PageError> {
     if state.config.scim_oauth.is_none() {
-        return not_configured_page();
+        return Ok(not_configured_page());
     }
     let Some(id) = q.request.as_deref().and_then(|r| Uuid::parse_str(r).ok()) else {
-        return expired();
+        return Err(expired());
     };
-    let pending = match grants::load_pending(&state.redis, id).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return expired(),
-        Err(e) => return unavailable(e),
+    let Some(pending) = grants::load_pending(&state.redis, id).await? else {
+        return Err(expired());
     };
-    let decider = match gate(&state, &headers, id).await {
-        Gate::Admin(d) => d,
-        Gate::Stop(r) => return r,
-    };
-    let Some(csrf_token) = csrf::for_request(&state, &headers, &csrf_purpose(id)) else {
-        return sign_in_redirect(&format!("{PATH}?request={id}"));
-    };
-    page(
-        StatusCode::OK,
+    let admin = decider(admin, id)?;
+    let csrf_token = admin.signed_in.csrf_token(&csrf_purpose(id));
+    Ok(page(
         "Allow Okta provisioning",
-        &render(&state, &decider, &pending, id, &csrf_token),
+        render(&state, &admin, &pending, id, &csrf_token),
     )
+    .into_response())
 }
 
 fn render(
     state: &AppState,
-    decider: &Decider,
+    admin: &WorkspaceAdmin,
     pending: &PendingRequest,
     id: Uuid,
     csrf_token: &str,
-) -> String {
-    let scopes: String = pending
-        .scopes
-        .iter()
-        .filter_map(|s| Scope::parse(s).ok())
-        .map(|s| {
-            format!(
-                "<li>{} (<code>{}</code>)</li>",
-                escape(s.describe()),
-                s.as_str()
-            )
-        })
-        .collect();
-    format!(
-        "<h1>Allow Okta to provision this workspace?</h1>\
-         <p>Okta asks for access to manage users and groups in this ClosedLoop AI workspace \
-         through SCIM.</p>\
-         <dl>\
-         <dt>Workspace</dt><dd>{workspace}</dd>\
-         <dt>Region</dt><dd>{region}</dd>\
-         <dt>Workspace ID (<code>team_id</code>)</dt><dd><code>{team_id}</code></dd>\
-         <dt>Application</dt><dd>Okta provisioning (client <code>{client}</code>), returning to \
-         <strong>{host}</strong></dd>\
-         <dt>Signed in as</dt><dd>{user}</dd>\
-         </dl>\
-         <h2>Okta will be able to</h2><ul>{scopes}</ul>\
-         <p>You can disconnect it at any time under Integrations &gt; Okta.</p>\
-         <form method=\"post\" action=\"{PATH}\">\
-         <input type=\"hidden\" name=\"request\" value=\"{id}\">\
-         <input type=\"hidden\" name=\"{field}\" value=\"{csrf}\">\
-         <button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button> \
-         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
-         </form>",
-        workspace = escape(&decider.approver.workspace_name),
-        region = escape(&region_label(state)),
-        team_id = decider.session.team_id,
-        client = escape(&pending.client_id),
-        host = escape(&return_host(&pending.redirect_uri)),
-        user = escape(&decider.approver.user_name),
-        field = csrf::FIELD,
-        csrf = escape(csrf_token),
-    )
+) -> Markup {
+    let scopes = pending.scopes.iter().filter_map(|s| Scope::parse(s).ok());
+    html! {
+        h1 { "Allow Okta to provision this workspace?" }
+        p {
+            "Okta asks for access to manage users and groups in this ClosedLoop AI workspace \
+             through SCIM."
+        }
+        dl {
+            dt { "Workspace" } dd { (Text(&admin.approver.workspace_name)) }
+            dt { "Region" } dd { (Text(&region_label(state))) }
+            dt { "Workspace ID (" code { "team_id" } ")" } dd { code { (admin.team_id()) } }
+            dt { "Application" }
+            dd {
+                "Okta provisioning (client " code { (Text(&pending.client_id)) } "), returning to "
+                strong { (Text(&return_host(&pending.redirect_uri))) }
+            }
+            dt { "Signed in as" } dd { (Text(&admin.approver.user_name)) }
+        }
+        h2 { "Okta will be able to" }
+        ul {
+            @for s in scopes {
+                li { (Text(s.describe())) " (" code { (s.as_str()) } ")" }
+            }
+        }
+        p { "You can disconnect it at any time under Integrations > Okta." }
+        form method="post" action=(PATH) {
+            input type="hidden" name="request" value=(id);
+            input type="hidden" name=(csrf::FIELD) value=(Text(csrf_token));
+            button type="submit" name="decision" value="approve" { "Approve" }
+            " "
+            button type="submit" name="decision" value="deny" { "Deny" }
+        }
+    }
 }
 
 /// The consent form's fields; missing fields read as empty and fail their checks.
@@ -205,58 +157,44 @@ pub(crate) struct DecisionForm {
 
 /// `POST /oauth/consent`: Approve or Deny.
 pub(crate) async fn decide(
+    admin: Result<WorkspaceAdmin, PageError>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     axum::Form(form): axum::Form<DecisionForm>,
-) -> Response {
+) -> Result<Response, PageError> {
     let Some(server) = state.config.scim_oauth.as_ref() else {
-        return not_configured_page();
+        return Ok(not_configured_page());
     };
     let Ok(id) = Uuid::parse_str(&form.request) else {
-        return expired();
+        return Err(expired());
     };
     let approve = match form.decision.as_str() {
         "approve" => true,
         "deny" => false,
         _ => {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                "No decision",
-                "Choose Approve or Deny.",
-            );
+            return Err(PageError::BadRequest {
+                title: "No decision",
+                explanation: "Choose Approve or Deny.",
+            });
         }
     };
-    let decider = match gate(&state, &headers, id).await {
-        Gate::Admin(d) => d,
-        Gate::Stop(r) => return r,
+    let decider = decider(admin, id)?;
+    decider
+        .signed_in
+        .check_form(&csrf_purpose(id), &form.csrf)?;
+    let Some(pending) = grants::take_pending(&state.redis, id).await? else {
+        return Err(expired());
     };
-    if csrf::check(&state, &headers, &csrf_purpose(id), &form.csrf).is_err() {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "This form cannot be accepted",
-            "The form expired or did not come from this ClosedLoop AI page. Start again from \
-             the Provisioning tab of the ClosedLoop AI app in Okta.",
-        );
-    }
-    let pending = match grants::take_pending(&state.redis, id).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return expired(),
-        Err(e) => return unavailable(e),
-    };
-    let team_id = decider.session.team_id;
-    let actor = format!("user:{}", decider.user_id);
+    let team_id = decider.team_id();
+    let actor = format!("user:{}", decider.user_id());
     if !approve {
-        let denied = audit_denial(&state, team_id, &actor, &pending).await;
-        if let Err(e) = denied {
-            return unavailable(e);
-        }
+        audit_denial(&state, team_id, &actor, &pending).await?;
         tracing::info!(%team_id, "SCIM OAuth request denied");
-        return error_to_client(
+        return Ok(error_to_client(
             &pending.redirect_uri,
             pending.state.as_deref(),
             "access_denied",
             "the workspace admin denied the request",
-        );
+        ));
     }
     let code = token::mint(state.config.region_id(), TokenKind::OneTime);
     let grant_id = Uuid::new_v4();
@@ -272,7 +210,7 @@ pub(crate) async fn decide(
                 client_id: &pending.client_id,
                 redirect_uri: &pending.redirect_uri,
                 scopes: &pending.scopes,
-                approved_by: decider.user_id,
+                approved_by: decider.user_id(),
                 approved_by_name: &decider.approver.user_name,
                 code_hash: &code.hash,
             },
@@ -311,17 +249,15 @@ pub(crate) async fn decide(
         )
         .await
     };
-    if let Err(e) = recorded.await {
-        return unavailable(e);
-    }
+    recorded.await?;
     tracing::info!(%team_id, %grant_id, "SCIM OAuth grant approved");
-    redirect_to_client(
+    Ok(redirect_to_client(
         &pending.redirect_uri,
         &[
             ("code", Some(code.secret.as_str())),
             ("state", pending.state.as_deref()),
         ],
-    )
+    ))
 }
 
 async fn audit_denial(

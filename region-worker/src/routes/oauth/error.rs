@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::error::Protocol;
 use crate::store::StoreError;
-use crate::html::error_page;
+use crate::web::layout::error_page;
 
 /// The realm named in `WWW-Authenticate` when client authentication fails.
 pub const REALM: &str = "Basic realm=\"ClosedLoop SCIM OAuth\", charset=\"UTF-8\"";

@@ -8,8 +8,8 @@
 //! [`csrf_purpose`] and come back to the page they name in `return_to`.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Redirect;
+use maud::{Markup, html};
 use serde::Deserialize;
 use shared::ids::TeamId;
 use shared::scope::Scope;
@@ -18,13 +18,11 @@ use time::macros::format_description;
 use uuid::Uuid;
 
 use super::revoke::{needs_publish, revoke_in};
-use crate::csrf;
-use crate::html::{error_page, escape, page};
-use crate::routes::pages::{safe_return_to, sign_in_redirect, unavailable};
-use crate::session;
 use crate::state::AppState;
 use crate::store::grants::{self, GrantSummary, Revocation, RevokeReason};
 use crate::store::{StoreError, tokens};
+use crate::web::return_to::safe as safe_return_to;
+use crate::web::{PageError, Text, WorkspaceAdmin, csrf, page};
 
 /// The page on the app host.
 pub const PATH: &str = "/integrations/okta/provisioning";
@@ -44,81 +42,72 @@ fn when(t: OffsetDateTime) -> String {
 }
 
 /// The list of connected grants as an HTML section, with a Disconnect form per grant.
-/// `csrf_token` is [`csrf::for_request`] for [`csrf_purpose`] of the workspace;
+/// `csrf_token` is the admin's CSRF token for [`csrf_purpose`] of the workspace;
 /// `return_to` is the (relative) page the forms come back to.
-pub fn grants_section(grants: &[GrantSummary], csrf_token: &str, return_to: &str) -> String {
-    let mut html = String::from(
-        "<section aria-labelledby=\"scim-provisioning\">\
-         <h2 id=\"scim-provisioning\">Provisioning connections</h2>\
-         <p>Okta provisions users and groups with a token it obtained when a workspace \
-         admin approved it. Disconnecting revokes that approval and every token issued \
-         from it at once; Okta then needs to be authorized again from its Provisioning tab.</p>",
-    );
-    if grants.is_empty() {
-        html.push_str("<p>No Okta provisioning connection.</p></section>");
-        return html;
+pub fn grants_section(grants: &[GrantSummary], csrf_token: &str, return_to: &str) -> Markup {
+    let back = safe_return_to(return_to).unwrap_or(PATH);
+    html! {
+        section aria-labelledby="scim-provisioning" {
+            h2 id="scim-provisioning" { "Provisioning connections" }
+            p {
+                "Okta provisions users and groups with a token it obtained when a workspace \
+                 admin approved it. Disconnecting revokes that approval and every token issued \
+                 from it at once; Okta then needs to be authorized again from its Provisioning tab."
+            }
+            @if grants.is_empty() {
+                p { "No Okta provisioning connection." }
+            } @else {
+                table {
+                    caption { "Connected provisioning grants" }
+                    thead { tr {
+                        th scope="col" { "Connected" }
+                        th scope="col" { "Approved by" }
+                        th scope="col" { "Scopes" }
+                        th scope="col" { "Last used" }
+                        th scope="col" { "Action" }
+                    } }
+                    tbody {
+                        @for g in grants {
+                            (grant_row(g, csrf_token, back))
+                        }
+                    }
+                }
+            }
+        }
     }
-    html.push_str(
-        "<table><caption>Connected provisioning grants</caption><thead><tr>\
-         <th scope=\"col\">Connected</th><th scope=\"col\">Approved by</th>\
-         <th scope=\"col\">Scopes</th><th scope=\"col\">Last used</th>\
-         <th scope=\"col\">Action</th></tr></thead><tbody>",
-    );
-    for g in grants {
-        let scopes: String = g
-            .scopes
-            .iter()
-            .map(|s| match Scope::parse(s) {
-                Ok(sc) => format!(
-                    "<li><code>{}</code>: {}</li>",
-                    sc.as_str(),
-                    escape(sc.describe())
-                ),
-                Err(_) => format!("<li><code>{}</code></li>", escape(s)),
-            })
-            .collect();
-        let approved = when(g.approved_at);
-        let last_used = g.last_used_at.map_or_else(|| "Not yet".to_owned(), when);
-        html.push_str(&format!(
-            "<tr><td>{connected}</td><td>{by}<br><small>approved {approved}</small></td>\
-             <td><ul>{scopes}</ul></td><td>{last_used}</td><td>\
-             <form method=\"post\" action=\"{DISCONNECT_PATH}\">\
-             <input type=\"hidden\" name=\"grant_id\" value=\"{id}\">\
-             <input type=\"hidden\" name=\"{field}\" value=\"{csrf}\">\
-             <input type=\"hidden\" name=\"return_to\" value=\"{back}\">\
-             <button type=\"submit\" aria-label=\"Disconnect the connection approved by {by} on {approved}\">Disconnect</button>\
-             </form></td></tr>",
-            connected = g.connected_at.map_or_else(|| approved.clone(), when),
-            by = escape(&g.approved_by_name),
-            id = g.id,
-            field = csrf::FIELD,
-            csrf = escape(csrf_token),
-            back = escape(safe_return_to(return_to).unwrap_or(PATH)),
-        ));
-    }
-    html.push_str("</tbody></table></section>");
-    html
 }
 
-/// The signed-in admin of a workspace, or the response that stops the request.
-async fn admin(state: &AppState, headers: &HeaderMap) -> Result<(TeamId, Uuid), Response> {
-    let session = match session::current(state, headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Err(sign_in_redirect(PATH)),
-        Err(e) => return Err(unavailable(e)),
-    };
-    let Some(user_id) = session.user_id else {
-        return Err(sign_in_redirect(PATH));
-    };
-    match grants::approver(&state.pg, session.team_id, user_id).await {
-        Ok(Some(a)) if a.is_admin => Ok((session.team_id, user_id)),
-        Ok(Some(_)) => Err(error_page(
-            StatusCode::FORBIDDEN,
-            "Only workspace admins can manage Okta provisioning",
-            "Ask an admin of your workspace to manage the Okta provisioning connection.",
-        )),
-        Ok(None) => Err(sign_in_redirect(PATH)),
-        Err(e) => Err(unavailable(e)),
+/// One connected grant and its Disconnect form.
+fn grant_row(g: &GrantSummary, csrf_token: &str, back: &str) -> Markup {
+    let approved = when(g.approved_at);
+    let connected = g.connected_at.map_or_else(|| approved.clone(), when);
+    let last_used = g.last_used_at.map_or_else(|| "Not yet".to_owned(), when);
+    let label = format!(
+        "Disconnect the connection approved by {} on {approved}",
+        g.approved_by_name
+    );
+    html! {
+        tr {
+            td { (connected) }
+            td { (Text(&g.approved_by_name)) br; small { "approved " (approved) } }
+            td { ul {
+                @for s in &g.scopes {
+                    @match Scope::parse(s) {
+                        Ok(sc) => li { code { (sc.as_str()) } ": " (Text(sc.describe())) },
+                        Err(_) => li { code { (Text(s)) } },
+                    }
+                }
+            } }
+            td { (last_used) }
+            td {
+                form method="post" action=(DISCONNECT_PATH) {
+                    input type="hidden" name="grant_id" value=(g.id);
+                    input type="hidden" name=(csrf::FIELD) value=(Text(csrf_token));
+                    input type="hidden" name="return_to" value=(Text(back));
+                    button type="submit" aria-label=(Text(&label)) { "Disconnect" }
+                }
+            }
+        }
     }
 }
 
@@ -129,38 +118,22 @@ pub(crate) struct ShowQuery {
 
 /// `GET /integrations/okta/provisioning`.
 pub(crate) async fn show(
+    admin: WorkspaceAdmin,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<ShowQuery>,
-) -> Response {
-    let (team_id, _) = match admin(&state, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
+) -> Result<Markup, PageError> {
+    let client = state.pg.get().await.map_err(StoreError::from)?;
+    let list = grants::list_connected(&client, admin.team_id()).await?;
+    let csrf_token = admin.signed_in.csrf_token(&csrf_purpose(admin.team_id()));
+    let body = html! {
+        h1 { "Okta provisioning" }
+        @if q.disconnected.is_some() {
+            p role="status" { "Disconnected. Tokens issued from that approval no longer work." }
+        }
+        (grants_section(&list, &csrf_token, PATH))
+        p { a href="/" { "Home" } }
     };
-    let listed = async {
-        let client = state.pg.get().await?;
-        grants::list_connected(&client, team_id).await
-    };
-    let list = match listed.await {
-        Ok(l) => l,
-        Err(e) => return unavailable(e),
-    };
-    let Some(csrf_token) = csrf::for_request(&state, &headers, &csrf_purpose(team_id)) else {
-        return sign_in_redirect(PATH);
-    };
-    let status = if q.disconnected.is_some() {
-        "<p role=\"status\">Disconnected. Tokens issued from that approval no longer work.</p>"
-    } else {
-        ""
-    };
-    page(
-        StatusCode::OK,
-        "Okta provisioning",
-        &format!(
-            "<h1>Okta provisioning</h1>{status}{}<p><a href=\"/\">Home</a></p>",
-            grants_section(&list, &csrf_token, PATH)
-        ),
-    )
+    Ok(page("Okta provisioning", body))
 }
 
 /// The Disconnect form's fields.
@@ -175,24 +148,17 @@ pub(crate) struct DisconnectForm {
 
 /// `POST /integrations/okta/provisioning/disconnect`.
 pub(crate) async fn disconnect(
+    admin: Result<WorkspaceAdmin, PageError>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     axum::Form(form): axum::Form<DisconnectForm>,
-) -> Response {
-    let (team_id, user_id) = match admin(&state, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    if csrf::check(&state, &headers, &csrf_purpose(team_id), &form.csrf).is_err() {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "This form cannot be accepted",
-            "The form expired or did not come from this ClosedLoop AI page. Reload the page \
-             and try again.",
-        );
-    }
+) -> Result<Redirect, PageError> {
+    let admin = admin.map_err(|e| e.returning_to(PATH))?;
+    let (team_id, user_id) = (admin.team_id(), admin.user_id());
+    admin
+        .signed_in
+        .check_form(&csrf_purpose(team_id), &form.csrf)?;
     let Ok(grant_id) = Uuid::parse_str(&form.grant_id) else {
-        return not_found();
+        return Err(not_found());
     };
     let actor = format!("user:{user_id}");
     let revoked = async {
@@ -212,25 +178,21 @@ pub(crate) async fn disconnect(
         }
         Ok::<Revocation, StoreError>(outcome)
     };
-    match revoked.await {
-        Ok(Revocation::NotFound) => not_found(),
-        Ok(_) => {
-            let back = form
-                .return_to
-                .as_deref()
-                .and_then(safe_return_to)
-                .unwrap_or(PATH);
-            let sep = if back.contains('?') { '&' } else { '?' };
-            Redirect::to(&format!("{back}{sep}disconnected=1")).into_response()
-        }
-        Err(e) => unavailable(e),
+    if revoked.await? == Revocation::NotFound {
+        return Err(not_found());
     }
+    let back = form
+        .return_to
+        .as_deref()
+        .and_then(safe_return_to)
+        .unwrap_or(PATH);
+    let sep = if back.contains('?') { '&' } else { '?' };
+    Ok(Redirect::to(&format!("{back}{sep}disconnected=1")))
 }
 
-fn not_found() -> Response {
-    error_page(
-        StatusCode::NOT_FOUND,
-        "No such connection",
-        "This provisioning connection does not exist in your workspace.",
-    )
+fn not_found() -> PageError {
+    PageError::NotFound {
+        title: "No such connection",
+        explanation: "This provisioning connection does not exist in your workspace.",
+    }
 }

@@ -29,11 +29,11 @@ use super::login::binding_cookie_name;
 use super::pending::{self, PendingSignIn, Taken};
 use super::provision::{self, Identity};
 use super::{no_store, redirect_uri};
+use crate::cookie::value as cookie_value;
 use crate::okta::domain::{DomainKind, OktaDomain, normalize_issuer};
 use crate::okta::jwks::VerifyError;
 use crate::okta::oidc::{self, ExchangeError, IdTokenCheck};
 use crate::okta::settings;
-use crate::session::cookie_value;
 use crate::state::AppState;
 use crate::store::StoreError;
 

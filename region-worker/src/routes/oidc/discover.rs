@@ -8,18 +8,19 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
 use serde::Deserialize;
 use shared::ids::TeamId;
 use uuid::Uuid;
 
 use super::{LOGIN_PATH, handoff, no_store};
-use crate::csrf;
-use crate::html::{escape, page};
 use crate::rate_limit::{self, ClientIp};
-use crate::routes::pages::{safe_return_to, unavailable};
+use crate::routes::pages::return_to_field;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::users::looks_like_email;
+use crate::web::return_to::safe as safe_return_to;
+use crate::web::{PageError, Text, csrf, page};
 
 /// The email form's fields.
 #[derive(Debug, Deserialize)]
@@ -95,41 +96,33 @@ pub fn email_form(
     email: &str,
     return_to: Option<&str>,
     message: Option<&str>,
-) -> String {
-    let message = message
-        .map(|m| {
-            format!(
-                "<p class=\"error\" role=\"alert\" id=\"email-error\">{}</p>",
-                escape(m)
-            )
-        })
-        .unwrap_or_default();
-    let described = if message.is_empty() {
-        "email-hint"
-    } else {
+) -> Markup {
+    let described = if message.is_some() {
         "email-hint email-error"
+    } else {
+        "email-hint"
     };
-    let return_field = return_to
-        .and_then(safe_return_to)
-        .map(|r| {
-            format!(
-                "<input type=\"hidden\" name=\"return_to\" value=\"{}\">",
-                escape(r)
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "<h1>Sign in with your work email</h1>{message}\
-         <form method=\"post\" action=\"/auth\">\
-         <p><label for=\"email\">Work email</label><br>\
-         <input id=\"email\" name=\"email\" type=\"email\" size=\"40\" required \
-         autocomplete=\"email\" value=\"{}\" aria-describedby=\"{described}\"></p>\
-         <p id=\"email-hint\"><small>Your workspace in the {} region signs you in with \
-         Okta.</small></p>{return_field}\
-         <button type=\"submit\">Continue</button></form>",
-        escape(email),
-        escape(&region_label(state)),
-    )
+    html! {
+        h1 { "Sign in with your work email" }
+        @if let Some(m) = message {
+            p.error role="alert" id="email-error" { (Text(m)) }
+        }
+        form method="post" action="/auth" {
+            p {
+                label for="email" { "Work email" } br;
+                input id="email" name="email" type="email" size="40" required
+                    autocomplete="email" value=(Text(email)) aria-describedby=(described);
+            }
+            p id="email-hint" {
+                small {
+                    "Your workspace in the " (Text(&region_label(state)))
+                    " region signs you in with Okta."
+                }
+            }
+            (return_to_field(return_to))
+            button type="submit" { "Continue" }
+        }
+    }
 }
 
 fn form_page(
@@ -139,11 +132,14 @@ fn form_page(
     return_to: Option<&str>,
     message: &str,
 ) -> Response {
-    page(
+    (
         status,
-        "Sign in",
-        &email_form(state, email, return_to, Some(message)),
+        page(
+            "Sign in",
+            email_form(state, email, return_to, Some(message)),
+        ),
     )
+        .into_response()
 }
 
 /// The email form's handler.
@@ -152,34 +148,29 @@ pub async fn submit(
     client: ClientIp,
     headers: HeaderMap,
     axum::Form(form): axum::Form<EmailForm>,
-) -> Response {
-    if csrf::check_origin(&state, &headers).is_err() {
-        return csrf::foreign_origin_page();
-    }
+) -> Result<Response, PageError> {
+    csrf::check_origin(&state, &headers)?;
     if let Some(wait) = rate_limit::take_for_client(&state, "sign-in", &client).await {
-        return rate_limit::page_too_many(wait);
+        return Err(PageError::TooManyRequests { wait });
     }
     let email = form.email.trim();
     let return_to = form.return_to.as_deref().and_then(safe_return_to);
     if email.len() > 254 || !looks_like_email(email) {
-        return form_page(
+        return Ok(form_page(
             &state,
             StatusCode::UNPROCESSABLE_ENTITY,
             email,
             return_to,
             "Enter your work email address, for example jane@acme.com.",
-        );
+        ));
     }
-    let found = match lookup(&state, email).await {
-        Ok(f) => f,
-        Err(e) => return unavailable(e),
-    };
+    let found = lookup(&state, email).await?;
     let picked = form.team_id.as_deref().and_then(|t| TeamId::parse(t).ok());
     let candidates: Vec<&Found> = match picked {
         Some(t) => found.iter().filter(|f| f.team_id == t).collect(),
         None => found.iter().collect(),
     };
-    match candidates.as_slice() {
+    Ok(match candidates.as_slice() {
         [] => form_page(
             &state,
             StatusCode::NOT_FOUND,
@@ -225,45 +216,29 @@ pub async fn submit(
                 ),
             ),
         },
-        several => page(
-            StatusCode::OK,
-            "Choose a workspace",
-            &choose(email, return_to, several),
-        ),
-    }
+        several => page("Choose a workspace", choose(email, return_to, several)).into_response(),
+    })
 }
 
 /// The list of workspaces to pick from.
-fn choose(email: &str, return_to: Option<&str>, found: &[&Found]) -> String {
-    let return_field = return_to
-        .map(|r| {
-            format!(
-                "<input type=\"hidden\" name=\"return_to\" value=\"{}\">",
-                escape(r)
-            )
-        })
-        .unwrap_or_default();
-    let items: String = found
-        .iter()
-        .map(|f| match f.sign_in {
-            Some(true) => format!(
-                "<li><form method=\"post\" action=\"/auth\">\
-                 <input type=\"hidden\" name=\"email\" value=\"{email}\">\
-                 <input type=\"hidden\" name=\"team_id\" value=\"{}\">{return_field}\
-                 <button type=\"submit\">Sign in to {}</button></form></li>",
-                f.team_id,
-                escape(&f.name),
-                email = escape(email),
-            ),
-            _ => format!(
-                "<li>{} <small>(Okta sign-in is not enabled)</small></li>",
-                escape(&f.name)
-            ),
-        })
-        .collect();
-    format!(
-        "<h1>Choose a workspace</h1><p>{} belongs to several workspaces in this region.</p>\
-         <ul class=\"plain\">{items}</ul><p><a href=\"/auth\">Use another email</a></p>",
-        escape(email)
-    )
+fn choose(email: &str, return_to: Option<&str>, found: &[&Found]) -> Markup {
+    html! {
+        h1 { "Choose a workspace" }
+        p { (Text(email)) " belongs to several workspaces in this region." }
+        ul.plain {
+            @for f in found {
+                @if f.sign_in == Some(true) {
+                    li { form method="post" action="/auth" {
+                        input type="hidden" name="email" value=(Text(email));
+                        input type="hidden" name="team_id" value=(f.team_id);
+                        (return_to_field(return_to))
+                        button type="submit" { "Sign in to " (Text(&f.name)) }
+                    } }
+                } @else {
+                    li { (Text(&f.name)) " " small { "(Okta sign-in is not enabled)" } }
+                }
+            }
+        }
+        p { a href="/auth" { "Use another email" } }
+    }
 }

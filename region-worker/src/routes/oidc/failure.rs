@@ -4,17 +4,17 @@
 //! stable `reason`). The page never shows internal text; details go to the log.
 
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use maud::html;
 use serde_json::{Value, json};
 use shared::ids::TeamId;
 use shared::jwt::JwtError;
 
 use super::{no_store, sign_in_page};
-use crate::html::{escape, page};
-use crate::routes::pages::unavailable;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditEvent};
+use crate::web::{PageError, Text, page};
 
 /// Every way a sign-in can stop.
 #[derive(Debug, thiserror::Error)]
@@ -314,20 +314,15 @@ impl SignInFailure {
     /// The page for this failure.
     pub fn page(self, state: &AppState) -> Response {
         if let SignInFailure::Store(e) = self {
-            return unavailable(e);
+            return PageError::Unavailable(e).into_response();
         }
         let (title, explanation) = self.words();
-        let mut response = page(
-            self.status(),
-            title,
-            &format!(
-                "<h1>{}</h1><p class=\"error\" role=\"alert\">{}</p>\
-                 <p><a class=\"button\" href=\"{}\">Back to sign-in</a></p>",
-                escape(title),
-                escape(&explanation),
-                escape(&sign_in_page(state)),
-            ),
-        );
+        let body = html! {
+            h1 { (Text(title)) }
+            p.error role="alert" { (Text(&explanation)) }
+            p { a.button href=(Text(&sign_in_page(state))) { "Back to sign-in" } }
+        };
+        let mut response = (self.status(), page(title, body)).into_response();
         no_store(&mut response);
         response
     }

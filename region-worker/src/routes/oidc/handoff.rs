@@ -23,8 +23,9 @@
 //! Starting a session ends the browser's previous one.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -35,15 +36,15 @@ use uuid::Uuid;
 
 use super::failure::{SignInFailure, record};
 use super::{COMPLETE_PATH, no_store};
+use crate::cookie::{self, SetCookie, value as cookie_value};
 use crate::crypto::Purpose;
-use crate::csrf;
-use crate::html::{escape, page};
 use crate::okta::oidc::random_value;
-use crate::routes::pages::safe_return_to;
-use crate::session::{self, OktaSession, cookie_value};
+use crate::session::{self, OktaSession};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::redis::Redis;
+use crate::web::return_to::safe as safe_return_to;
+use crate::web::{PageError, Text, csrf, page};
 
 /// How long a sign-in waits on the confirmation page for the person's answer.
 pub const CONFIRM_TTL_SECS: i64 = 180;
@@ -96,19 +97,22 @@ fn confirm_cookie_name(state: &AppState) -> &'static str {
 }
 
 fn secure(state: &AppState) -> bool {
-    state.config.region.app_url.scheme() == "https"
+    cookie::secure(&state.config.region.app_url)
 }
 
 /// A host-only app-host cookie (`Path=/`, as `__Host-` requires); `None` clears it.
 fn app_cookie(state: &AppState, name: &str, value: Option<&str>, max_age: i64) -> HeaderValue {
-    let secure = if secure(state) { "; Secure" } else { "" };
-    let (value, max_age) = match value {
-        Some(v) => (v, max_age.max(1)),
-        None => ("", 0),
-    };
-    let cookie =
-        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
-    HeaderValue::from_str(&cookie).expect("random values are cookie-safe")
+    match value {
+        Some(value) => SetCookie {
+            name,
+            value,
+            path: "/",
+            max_age: max_age.max(1),
+            secure: secure(state),
+        }
+        .header(),
+        None => SetCookie::clear(name, "/", secure(state)).header(),
+    }
 }
 
 /// Mints the sign-in cookie for a sign-in about to begin at `POST {app}/auth`: the
@@ -297,11 +301,7 @@ async fn ask(
         Err(e) => return SignInFailure::Store(e).page(state),
     };
     let token = csrf::token(&secret, CONFIRM_PURPOSE);
-    let mut response = page(
-        StatusCode::OK,
-        "Continue signing in?",
-        &view.render(state, &token),
-    );
+    let mut response = page("Continue signing in?", view.render(state, &token)).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,
         app_cookie(
@@ -355,33 +355,31 @@ impl ConfirmView {
         })
     }
 
-    fn render(&self, state: &AppState, token: &str) -> String {
+    fn render(&self, state: &AppState, token: &str) -> Markup {
         let region = state.config.region_id().as_str().to_ascii_uppercase();
-        let replaces = match &self.replaces {
-            Some((user, workspace)) => format!(
-                "<p class=\"error\" role=\"alert\" id=\"replaces\">This browser is signed in as \
-                 <strong>{}</strong> in <strong>{}</strong>. Continuing signs that account \
-                 out here.</p>",
-                escape(user),
-                escape(workspace)
-            ),
-            None => String::new(),
-        };
-        format!(
-            "<h1>Continue as {email} in {workspace} ({region})?</h1>\
-             <p>A sign-in to ClosedLoop AI arrived that this browser did not start here \
-             (for example from your Okta dashboard, or a link someone sent you). Continue \
-             only if you meant to sign in as <strong>{email}</strong>.</p>{replaces}\
-             <form method=\"post\" action=\"{COMPLETE_PATH}\">\
-             <input type=\"hidden\" name=\"{field}\" value=\"{token}\">\
-             <button type=\"submit\" name=\"decision\" value=\"continue\">Continue</button> \
-             <button type=\"submit\" name=\"decision\" value=\"cancel\">Cancel</button></form>",
-            email = escape(&self.email),
-            workspace = escape(&self.workspace),
-            region = escape(&region),
-            field = csrf::FIELD,
-            token = escape(token),
-        )
+        html! {
+            h1 {
+                "Continue as " (Text(&self.email)) " in " (Text(&self.workspace))
+                " (" (Text(&region)) ")?"
+            }
+            p {
+                "A sign-in to ClosedLoop AI arrived that this browser did not start here \
+                 (for example from your Okta dashboard, or a link someone sent you). Continue \
+                 only if you meant to sign in as " strong { (Text(&self.email)) } "."
+            }
+            @if let Some((user, workspace)) = &self.replaces {
+                p.error role="alert" id="replaces" {
+                    "This browser is signed in as " strong { (Text(user)) } " in "
+                    strong { (Text(workspace)) } ". Continuing signs that account out here."
+                }
+            }
+            form method="post" action=(COMPLETE_PATH) {
+                input type="hidden" name=(csrf::FIELD) value=(Text(token));
+                button type="submit" name="decision" value="continue" { "Continue" }
+                " "
+                button type="submit" name="decision" value="cancel" { "Cancel" }
+            }
+        }
     }
 }
 
@@ -420,8 +418,8 @@ pub async fn confirm(
     headers: HeaderMap,
     axum::Form(form): axum::Form<ConfirmForm>,
 ) -> Response {
-    if csrf::check_origin(&state, &headers).is_err() {
-        return csrf::foreign_origin_page();
+    if let Err(e) = csrf::check_origin(&state, &headers) {
+        return PageError::from(e).into_response();
     }
     let cookie_name = confirm_cookie_name(&state);
     let Some(secret) = cookie_value(&headers, cookie_name).map(str::to_owned) else {
@@ -430,7 +428,7 @@ pub async fn confirm(
             .await;
     };
     if !csrf::verify(&secret, CONFIRM_PURPOSE, &form.csrf) {
-        return csrf::foreign_origin_page();
+        return PageError::ForeignOrigin.into_response();
     }
     let hash = TokenHash::of(&secret);
     let handoff = match take(&state, confirm_key(&state.redis, &hash)).await {

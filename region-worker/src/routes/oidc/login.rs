@@ -11,7 +11,7 @@
 //! parked request keeps, so a callback delivered to another browser is refused.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 use shared::ids::TeamId;
@@ -20,19 +20,21 @@ use shared::token::TokenHash;
 use super::failure::SignInFailure;
 use super::pending::{self, PendingSignIn};
 use super::{LOGIN_PATH, no_store, redirect_uri};
+use crate::cookie::{self, SetCookie};
 use crate::okta::oidc::{self, AuthorizeRequest};
 use crate::okta::settings::{self, OktaSettings};
 use crate::rate_limit::{self, ClientIp};
-use crate::routes::pages::safe_return_to;
 use crate::state::AppState;
 use crate::store::workspaces;
+use crate::web::PageError;
+use crate::web::return_to::safe as safe_return_to;
 
 /// The longest `login_hint` passed on to Okta (an email is at most 254 characters).
 const MAX_LOGIN_HINT: usize = 254;
 
 /// The name of the flow-binding cookie on the API host.
 pub fn binding_cookie_name(state: &AppState) -> &'static str {
-    if state.config.region.api_url.scheme() == "https" {
+    if cookie::secure(&state.config.region.api_url) {
         "__Secure-clk_oidc"
     } else {
         "clk_oidc"
@@ -134,7 +136,7 @@ pub async fn login(
     RawQuery(query): RawQuery,
 ) -> Response {
     if let Some(wait) = rate_limit::take_for_client(&state, "oidc-login", &client).await {
-        return rate_limit::page_too_many(wait);
+        return PageError::TooManyRequests { wait }.into_response();
     }
     let p = LoginParams::parse(query.as_deref().unwrap_or_default());
     let (team_id, settings) = match workspace(&state, &p).await {
@@ -234,18 +236,18 @@ pub async fn login(
     tracing::info!(%team_id, initiated_by_okta = p.iss.is_some(), "Okta sign-in started");
     let mut response = Redirect::to(target.as_str()).into_response();
     no_store(&mut response);
-    let secure = if cookie_name.starts_with("__Secure-") {
-        "; Secure"
-    } else {
-        ""
+    // Sent only to the OIDC endpoints (the login and its callback), never the rest of
+    // the API host.
+    let cookie = SetCookie {
+        name: cookie_name,
+        value: &binding,
+        path: LOGIN_PATH.trim_end_matches("/login"),
+        max_age: ttl.whole_seconds().max(1),
+        secure: cookie::secure(&state.config.region.api_url),
     };
-    let cookie = format!(
-        "{cookie_name}={binding}; Path={}; HttpOnly; SameSite=Lax; Max-Age={ttl_secs}{secure}",
-        LOGIN_PATH.trim_end_matches("/login")
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
-    }
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, cookie.header());
     response
 }
 

@@ -5,20 +5,19 @@
 //! goes straight to `/auth`. The form carries a CSRF token bound to the session.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
 use super::failure::record;
 use super::{no_store, post_logout_uri};
-use crate::csrf;
-use crate::html::error_page;
 use crate::okta::oidc;
-use crate::routes::pages::unavailable;
 use crate::session;
 use crate::state::AppState;
+use crate::web::{PageError, SignedIn, Text, csrf};
 
 /// The CSRF purpose of the sign-out forms.
 pub const CSRF_PURPOSE: &str = "sign-out";
@@ -30,18 +29,13 @@ pub struct SignOutForm {
     csrf: String,
 }
 
-/// The HTML of a sign-out button for the request's session (empty without one).
-pub fn button(state: &AppState, headers: &HeaderMap) -> String {
-    match csrf::for_request(state, headers, CSRF_PURPOSE) {
-        Some(token) => format!(
-            "<form method=\"post\" action=\"{}\" class=\"inline\">\
-             <input type=\"hidden\" name=\"{}\" value=\"{}\">\
-             <button type=\"submit\">Sign out</button></form>",
-            super::SIGN_OUT_PATH,
-            csrf::FIELD,
-            crate::html::escape(&token)
-        ),
-        None => String::new(),
+/// The sign-out button of a signed-in page.
+pub fn button(signed_in: &SignedIn) -> Markup {
+    html! {
+        form method="post" action=(super::SIGN_OUT_PATH) class="inline" {
+            input type="hidden" name=(csrf::FIELD) value=(Text(&signed_in.csrf_token(CSRF_PURPOSE)));
+            button type="submit" { "Sign out" }
+        }
     }
 }
 
@@ -50,7 +44,7 @@ pub async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,
     axum::Form(form): axum::Form<SignOutForm>,
-) -> Response {
+) -> Result<Response, PageError> {
     let signed_out = |location: &str| {
         let mut r = Redirect::to(location).into_response();
         r.headers_mut()
@@ -59,22 +53,11 @@ pub async fn sign_out(
         r
     };
     if csrf::session_secret(&state, &headers).is_none() {
-        return signed_out("/auth?signed_out=1");
+        return Ok(signed_out("/auth?signed_out=1"));
     }
-    if csrf::check(&state, &headers, CSRF_PURPOSE, &form.csrf).is_err() {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "This form cannot be accepted",
-            "The sign-out form expired or did not come from this ClosedLoop AI page. Reload \
-             the page and sign out again.",
-        );
-    }
-    let ended = match session::end(&state, &headers).await {
-        Ok(e) => e,
-        Err(e) => return unavailable(e),
-    };
-    let Some(ended) = ended else {
-        return signed_out("/auth?signed_out=1");
+    csrf::check(&state, &headers, CSRF_PURPOSE, &form.csrf)?;
+    let Some(ended) = session::end(&state, &headers).await? else {
+        return Ok(signed_out("/auth?signed_out=1"));
     };
     let actor = ended
         .user_id
@@ -89,7 +72,7 @@ pub async fn sign_out(
     )
     .await;
     let Some(okta) = ended.okta.filter(|o| !o.id_token.is_empty()) else {
-        return signed_out("/auth?signed_out=1");
+        return Ok(signed_out("/auth?signed_out=1"));
     };
     // The org's logout endpoint from its discovery document; Okta's fixed path when
     // Okta cannot be asked now (signing out must not fail because Okta is down).
@@ -106,7 +89,7 @@ pub async fn sign_out(
         }
     }
     .or_else(|| Url::parse(&format!("{}/oauth2/v1/logout", okta.issuer)).ok());
-    match endpoint {
+    Ok(match endpoint {
         Some(endpoint) => {
             let target = oidc::logout_url(
                 &endpoint,
@@ -117,5 +100,5 @@ pub async fn sign_out(
             signed_out(target.as_str())
         }
         None => signed_out("/auth?signed_out=1"),
-    }
+    })
 }

@@ -5,23 +5,23 @@
 //! A browser without a live session is sent to sign in and brought back here.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
 use serde::Deserialize;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::csrf;
-use crate::html::{error_page, escape, page};
-use crate::routes::pages::{sign_in_redirect, unavailable};
-use crate::session;
 use crate::state::AppState;
+use crate::store::StoreError;
 use crate::store::personal_tokens::{
     self, CreatedToken, Creation, LIFETIME_DAYS, NewToken, Owner, PersonalKind, TokenSummary,
     valid_name,
 };
+use crate::web::return_to::sign_in_redirect;
+use crate::web::{PageError, SignedIn, Text, csrf, page};
 
 /// The page.
 pub const PATH: &str = "/tokens";
@@ -51,15 +51,6 @@ fn when(t: OffsetDateTime) -> String {
     t.format(WHEN).unwrap_or_default()
 }
 
-/// The signed-in user, or the response that stops the request.
-async fn owner(state: &AppState, headers: &HeaderMap) -> Result<Owner, Response> {
-    match session::current(state, headers).await {
-        Ok(Some(s)) => Owner::of(&s).ok_or_else(|| sign_in_redirect(PATH)),
-        Ok(None) => Err(sign_in_redirect(PATH)),
-        Err(e) => Err(unavailable(e)),
-    }
-}
-
 /// What the page says above the list.
 enum Notice {
     /// A token was just created: its secret, shown this once.
@@ -77,16 +68,12 @@ pub(crate) struct ShowQuery {
 
 /// `GET /tokens`.
 pub(crate) async fn show(
+    user: SignedIn,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(q): Query<ShowQuery>,
-) -> Response {
-    let owner = match owner(&state, &headers).await {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+) -> Result<Markup, PageError> {
     let notice = q.revoked.is_some().then_some(Notice::Revoked);
-    render(&state, &headers, owner, StatusCode::OK, notice).await
+    render(&state, &user, notice).await
 }
 
 /// The creation form's fields.
@@ -104,36 +91,26 @@ pub(crate) struct CreateForm {
 
 /// `POST /tokens`: creates a token and answers with the page showing its secret.
 pub(crate) async fn create(
+    user: SignedIn,
     State(state): State<AppState>,
-    headers: HeaderMap,
     axum::Form(form): axum::Form<CreateForm>,
-) -> Response {
-    let owner = match owner(&state, &headers).await {
-        Ok(o) => o,
-        Err(r) => return r,
+) -> Result<Response, PageError> {
+    user.check_form(&csrf_purpose(&user.owner), &form.csrf)?;
+    let refused = async |status: StatusCode, message: &'static str| {
+        let page = render(&state, &user, Some(Notice::Invalid(message))).await?;
+        Ok::<_, PageError>((status, page).into_response())
     };
-    if csrf::check(&state, &headers, &csrf_purpose(&owner), &form.csrf).is_err() {
-        return form_refused();
-    }
     let Some(name) = valid_name(&form.name) else {
-        let notice = Notice::Invalid("Give the token a name of 1 to 100 characters.");
-        return render(
-            &state,
-            &headers,
-            owner,
+        return refused(
             StatusCode::BAD_REQUEST,
-            Some(notice),
+            "Give the token a name of 1 to 100 characters.",
         )
         .await;
     };
     let Some(kind) = PersonalKind::parse(&form.kind) else {
-        let notice = Notice::Invalid("Choose an API token or an MCP token.");
-        return render(
-            &state,
-            &headers,
-            owner,
+        return refused(
             StatusCode::BAD_REQUEST,
-            Some(notice),
+            "Choose an API token or an MCP token.",
         )
         .await;
     };
@@ -143,15 +120,7 @@ pub(crate) async fn create(
         .ok()
         .filter(|d| LIFETIME_DAYS.contains(d))
     else {
-        let notice = Notice::Invalid("Choose when the token expires.");
-        return render(
-            &state,
-            &headers,
-            owner,
-            StatusCode::BAD_REQUEST,
-            Some(notice),
-        )
-        .await;
+        return refused(StatusCode::BAD_REQUEST, "Choose when the token expires.").await;
     };
     let now = state.config.clock.now();
     let created = personal_tokens::create(
@@ -159,33 +128,26 @@ pub(crate) async fn create(
         &state.redis,
         state.config.region_id(),
         &NewToken {
-            owner,
+            owner: user.owner,
             kind,
             name,
             expires_at: now + Duration::days(days),
             now,
         },
     )
-    .await;
+    .await?;
     match created {
-        Ok(Creation::Created(t)) => {
-            render(
-                &state,
-                &headers,
-                owner,
-                StatusCode::OK,
-                Some(Notice::Created(t)),
+        Creation::Created(t) => Ok(render(&state, &user, Some(Notice::Created(t)))
+            .await?
+            .into_response()),
+        Creation::Stale => Ok(sign_in_redirect(PATH)),
+        Creation::TooMany => {
+            refused(
+                StatusCode::CONFLICT,
+                "You hold as many live tokens as allowed. Revoke some before creating more.",
             )
             .await
         }
-        Ok(Creation::Stale) => sign_in_redirect(PATH),
-        Ok(Creation::TooMany) => {
-            let notice = Notice::Invalid(
-                "You hold as many live tokens as allowed. Revoke some before creating more.",
-            );
-            render(&state, &headers, owner, StatusCode::CONFLICT, Some(notice)).await
-        }
-        Err(e) => unavailable(e),
     }
 }
 
@@ -200,170 +162,172 @@ pub(crate) struct RevokeForm {
 
 /// `POST /tokens/revoke`.
 pub(crate) async fn revoke(
+    user: Result<SignedIn, PageError>,
     State(state): State<AppState>,
-    headers: HeaderMap,
     axum::Form(form): axum::Form<RevokeForm>,
-) -> Response {
-    let owner = match owner(&state, &headers).await {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
-    if csrf::check(&state, &headers, &csrf_purpose(&owner), &form.csrf).is_err() {
-        return form_refused();
-    }
+) -> Result<Redirect, PageError> {
+    let user = user.map_err(|e| e.returning_to(PATH))?;
+    user.check_form(&csrf_purpose(&user.owner), &form.csrf)?;
     let Ok(id) = Uuid::parse_str(&form.id) else {
-        return not_found();
+        return Err(not_found());
     };
-    match personal_tokens::revoke(&state.pg, &state.redis, owner, id).await {
-        Ok(true) => Redirect::to(&format!("{PATH}?revoked=1")).into_response(),
-        Ok(false) => not_found(),
-        Err(e) => unavailable(e),
+    if personal_tokens::revoke(&state.pg, &state.redis, user.owner, id).await? {
+        Ok(Redirect::to(&format!("{PATH}?revoked=1")))
+    } else {
+        Err(not_found())
     }
 }
 
-/// Renders the page for `owner`, with `notice` above the list.
+/// Renders the page for `user`, with `notice` above the list.
 async fn render(
     state: &AppState,
-    headers: &HeaderMap,
-    owner: Owner,
-    status: StatusCode,
+    user: &SignedIn,
     notice: Option<Notice>,
-) -> Response {
-    let listed = async {
-        let client = state.pg.get().await?;
-        personal_tokens::list(&client, owner, state.config.clock.now(), PAGE_SIZE, None).await
-    };
-    let (tokens, more) = match listed.await {
-        Ok(l) => l,
-        Err(e) => return unavailable(e),
-    };
-    let Some(csrf_token) = csrf::for_request(state, headers, &csrf_purpose(&owner)) else {
-        return sign_in_redirect(PATH);
-    };
-    let notice = match notice {
-        None => String::new(),
-        Some(Notice::Revoked) => {
-            "<p role=\"status\">Revoked. The token no longer works.</p>".to_owned()
-        }
-        Some(Notice::Invalid(message)) => {
-            format!("<p class=\"error\" role=\"alert\">{}</p>", escape(message))
-        }
-        Some(Notice::Created(t)) => format!(
-            "<section role=\"status\" aria-labelledby=\"new-token\">\
-             <h2 id=\"new-token\">Your new {kind}: {name}</h2>\
-             <p><strong>Copy it now: it will not be shown again.</strong> Send it as \
-             <code>Authorization: Bearer &lt;token&gt;</code>.</p>\
-             <p><label for=\"new-token-value\">Token</label><br>\
-             <input id=\"new-token-value\" type=\"text\" readonly size=\"64\" value=\"{secret}\" \
-             autocomplete=\"off\" spellcheck=\"false\"></p></section>",
-            kind = escape(t.summary.kind.describe()),
-            name = escape(&t.summary.name),
-            secret = escape(&t.secret),
-        ),
-    };
-    page(
-        status,
-        "API and MCP tokens",
-        &format!(
-            "<h1>API and MCP tokens</h1>\
-             <p>API tokens call the ClosedLoop AI API; MCP tokens connect MCP clients. Both act \
+) -> Result<Markup, PageError> {
+    let client = state.pg.get().await.map_err(StoreError::from)?;
+    let (tokens, more) = personal_tokens::list(
+        &client,
+        user.owner,
+        state.config.clock.now(),
+        PAGE_SIZE,
+        None,
+    )
+    .await?;
+    let csrf_token = user.csrf_token(&csrf_purpose(&user.owner));
+    let body = html! {
+        h1 { "API and MCP tokens" }
+        p {
+            "API tokens call the ClosedLoop AI API; MCP tokens connect MCP clients. Both act \
              as you. Okta Universal Logout, or your deactivation in Okta, revokes all of them at \
-             once.</p>{notice}{form}{list}<p><a href=\"/\">Home</a></p>",
-            form = create_form(&csrf_token),
-            list = token_table(&tokens, more, &csrf_token),
-        ),
-    )
+             once."
+        }
+        @match notice {
+            None => {},
+            Some(Notice::Revoked) => p role="status" { "Revoked. The token no longer works." },
+            Some(Notice::Invalid(message)) => p.error role="alert" { (Text(message)) },
+            Some(Notice::Created(t)) => (created(&t)),
+        }
+        (create_form(&csrf_token))
+        (token_table(&tokens, more, &csrf_token))
+        p { a href="/" { "Home" } }
+    };
+    Ok(page("API and MCP tokens", body))
 }
 
-fn create_form(csrf_token: &str) -> String {
-    let kinds: String = PersonalKind::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            format!(
-                "<label><input type=\"radio\" name=\"kind\" value=\"{code}\"{checked}> {desc}</label> ",
-                code = k.code(),
-                checked = if i == 0 { " checked" } else { "" },
-                desc = escape(k.describe()),
-            )
-        })
-        .collect();
-    let lifetimes: String = LIFETIMES
-        .iter()
-        .map(|(days, label)| format!("<option value=\"{days}\">{label}</option>"))
-        .collect();
-    format!(
-        "<section aria-labelledby=\"create-token\"><h2 id=\"create-token\">Create a token</h2>\
-         <form method=\"post\" action=\"{PATH}\">\
-         <p><label for=\"token-name\">Name</label><br>\
-         <input id=\"token-name\" name=\"name\" type=\"text\" maxlength=\"100\" required \
-         autocomplete=\"off\"></p>\
-         <fieldset><legend>Kind</legend>{kinds}</fieldset>\
-         <p><label for=\"token-expiry\">Expires in</label><br>\
-         <select id=\"token-expiry\" name=\"expires_in_days\">{lifetimes}</select></p>\
-         <input type=\"hidden\" name=\"{field}\" value=\"{csrf}\">\
-         <button type=\"submit\">Create token</button></form></section>",
-        field = csrf::FIELD,
-        csrf = escape(csrf_token),
-    )
-}
-
-fn token_table(tokens: &[TokenSummary], more: bool, csrf_token: &str) -> String {
-    let mut html = String::from(
-        "<section aria-labelledby=\"your-tokens\"><h2 id=\"your-tokens\">Your tokens</h2>",
-    );
-    if tokens.is_empty() {
-        html.push_str("<p>You hold no live token.</p></section>");
-        return html;
+/// The new token's secret, shown this once.
+fn created(t: &CreatedToken) -> Markup {
+    html! {
+        section role="status" aria-labelledby="new-token" {
+            h2 id="new-token" {
+                "Your new " (Text(t.summary.kind.describe())) ": " (Text(&t.summary.name))
+            }
+            p {
+                strong { "Copy it now: it will not be shown again." } " Send it as "
+                code { "Authorization: Bearer <token>" } "."
+            }
+            p {
+                label for="new-token-value" { "Token" } br;
+                input id="new-token-value" type="text" readonly size="64" value=(Text(&t.secret))
+                    autocomplete="off" spellcheck="false";
+            }
+        }
     }
-    html.push_str(
-        "<table><caption>Live tokens, newest first</caption><thead><tr>\
-         <th scope=\"col\">Name</th><th scope=\"col\">Kind</th><th scope=\"col\">Created</th>\
-         <th scope=\"col\">Last used</th><th scope=\"col\">Expires</th>\
-         <th scope=\"col\">Action</th></tr></thead><tbody>",
-    );
-    for t in tokens {
-        html.push_str(&format!(
-            "<tr><td>{name}</td><td>{kind}</td><td>{created}</td><td>{used}</td><td>{expires}</td><td>\
-             <form method=\"post\" action=\"{REVOKE_PATH}\">\
-             <input type=\"hidden\" name=\"id\" value=\"{id}\">\
-             <input type=\"hidden\" name=\"{field}\" value=\"{csrf}\">\
-             <button type=\"submit\" aria-label=\"Revoke the {kind} {name}\">Revoke</button>\
-             </form></td></tr>",
-            name = escape(&t.name),
-            kind = escape(t.kind.describe()),
-            created = when(t.created_at),
-            used = t.last_used_at.map_or_else(|| "Never".to_owned(), when),
-            expires = t.expires_at.map_or_else(|| "Never".to_owned(), when),
-            id = t.id,
-            field = csrf::FIELD,
-            csrf = escape(csrf_token),
-        ));
-    }
-    html.push_str("</tbody></table>");
-    if more {
-        html.push_str(&format!(
-            "<p>Showing your {PAGE_SIZE} newest tokens. The token API \
-             (<code>GET /api/tokens</code>) lists all of them.</p>"
-        ));
-    }
-    html.push_str("</section>");
-    html
 }
 
-fn form_refused() -> Response {
-    error_page(
-        StatusCode::FORBIDDEN,
-        "This form cannot be accepted",
-        "The form expired or did not come from this ClosedLoop AI page. Reload the page and \
-         try again.",
-    )
+fn create_form(csrf_token: &str) -> Markup {
+    html! {
+        section aria-labelledby="create-token" {
+            h2 id="create-token" { "Create a token" }
+            form method="post" action=(PATH) {
+                p {
+                    label for="token-name" { "Name" } br;
+                    input id="token-name" name="name" type="text" maxlength="100" required
+                        autocomplete="off";
+                }
+                fieldset {
+                    legend { "Kind" }
+                    @for (i, k) in PersonalKind::ALL.iter().enumerate() {
+                        label {
+                            input type="radio" name="kind" value=(k.code()) checked[i == 0];
+                            " " (Text(k.describe()))
+                        }
+                        " "
+                    }
+                }
+                p {
+                    label for="token-expiry" { "Expires in" } br;
+                    select id="token-expiry" name="expires_in_days" {
+                        @for (days, label) in LIFETIMES {
+                            option value=(days) { (label) }
+                        }
+                    }
+                }
+                input type="hidden" name=(csrf::FIELD) value=(Text(csrf_token));
+                button type="submit" { "Create token" }
+            }
+        }
+    }
 }
 
-fn not_found() -> Response {
-    error_page(
-        StatusCode::NOT_FOUND,
-        "No such token",
-        "You hold no live token with this id. It may have been revoked already.",
-    )
+fn token_table(tokens: &[TokenSummary], more: bool, csrf_token: &str) -> Markup {
+    html! {
+        section aria-labelledby="your-tokens" {
+            h2 id="your-tokens" { "Your tokens" }
+            @if tokens.is_empty() {
+                p { "You hold no live token." }
+            } @else {
+                table {
+                    caption { "Live tokens, newest first" }
+                    thead { tr {
+                        th scope="col" { "Name" }
+                        th scope="col" { "Kind" }
+                        th scope="col" { "Created" }
+                        th scope="col" { "Last used" }
+                        th scope="col" { "Expires" }
+                        th scope="col" { "Action" }
+                    } }
+                    tbody {
+                        @for t in tokens {
+                            (token_row(t, csrf_token))
+                        }
+                    }
+                }
+                @if more {
+                    p {
+                        "Showing your " (PAGE_SIZE) " newest tokens. The token API ("
+                        code { "GET /api/tokens" } ") lists all of them."
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One live token and its Revoke form.
+fn token_row(t: &TokenSummary, csrf_token: &str) -> Markup {
+    let kind = t.kind.describe();
+    let label = format!("Revoke the {kind} {}", t.name);
+    html! {
+        tr {
+            td { (Text(&t.name)) }
+            td { (Text(kind)) }
+            td { (when(t.created_at)) }
+            td { (t.last_used_at.map_or_else(|| "Never".to_owned(), when)) }
+            td { (t.expires_at.map_or_else(|| "Never".to_owned(), when)) }
+            td {
+                form method="post" action=(REVOKE_PATH) {
+                    input type="hidden" name="id" value=(t.id);
+                    input type="hidden" name=(csrf::FIELD) value=(Text(csrf_token));
+                    button type="submit" aria-label=(Text(&label)) { "Revoke" }
+                }
+            }
+        }
+    }
+}
+
+fn not_found() -> PageError {
+    PageError::NotFound {
+        title: "No such token",
+        explanation: "You hold no live token with this id. It may have been revoked already.",
+    }
 }

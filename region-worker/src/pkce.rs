@@ -1,5 +1,7 @@
 //! PKCE (RFC 7636) with the `S256` method only: `plain` would let a code intercepted
 //! with its challenge be redeemed. Pure functions, tested against the RFC's vector.
+//! Shared by both sides the worker plays: the SCIM OAuth server checks challenges
+//! (`routes::oauth`), the Okta sign-in makes them (`okta::oidc`).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

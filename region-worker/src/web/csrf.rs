@@ -7,13 +7,17 @@
 //!
 //! Purposes name the action and what it acts on (`oauth-consent:<request id>`,
 //! `scim-oauth-grants:<team_id>`), so a token for one form is useless on another.
+//!
+//! Pages behind a session check their forms with one call on the extractor
+//! ([`super::SignedIn::check_form`]); the forms that come before a session exists
+//! check the origin alone ([`check_origin`]).
 
 use axum::http::{HeaderMap, header};
 use shared::token::TokenHash;
 use subtle::ConstantTimeEq;
 
-use crate::session;
 use crate::state::AppState;
+use crate::{cookie, session};
 
 /// The name of the hidden form field that carries the token.
 pub const FIELD: &str = "csrf";
@@ -48,7 +52,7 @@ pub fn verify(session_secret: &str, purpose: &str, presented: &str) -> bool {
 /// The session secret of the request (its session cookie's value), if any. The caller
 /// is expected to have checked the session itself with [`session::current`].
 pub fn session_secret<'a>(state: &AppState, headers: &'a HeaderMap) -> Option<&'a str> {
-    session::cookie_value(headers, session::cookie_name(state))
+    cookie::value(headers, session::cookie_name(state))
 }
 
 /// The token to embed in a form for `purpose`, for the request's session.
@@ -66,15 +70,6 @@ pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), CsrfErr
         }
         _ => Ok(()),
     }
-}
-
-/// The page refusing a form posted from another origin.
-pub fn foreign_origin_page() -> axum::response::Response {
-    crate::html::error_page(
-        axum::http::StatusCode::FORBIDDEN,
-        "This form cannot be accepted",
-        "The form did not come from a ClosedLoop AI page. Open the sign-in page and try again.",
-    )
 }
 
 /// Checks a submitted form: the `Origin` (when the browser sends one) is the app

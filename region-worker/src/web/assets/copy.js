@@ -1,0 +1,1 @@
+if(navigator.clipboard){for(const b of document.querySelectorAll('button.copy')){b.hidden=false;b.addEventListener('click',()=>{navigator.clipboard.writeText(document.getElementById(b.dataset.copy).textContent).then(()=>{b.textContent='Copied';setTimeout(()=>{b.textContent='Copy'},1500)})})}}
