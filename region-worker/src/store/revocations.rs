@@ -390,14 +390,9 @@ async fn bring_up(pool: &Pool, redis: &Redis, target: impl Fn() -> i64) -> Resul
                 );
             }
             Plan::Replay => {
-                let apply = redis::Script::new(APPLY);
-                let mut script = apply.key(&key);
                 let to: i64 = rows.last().map_or(cur, |r| r.get(0));
-                script.arg(redis.key("")).arg(cur).arg(to).arg(HOT_TTL_SECS);
-                for row in &rows {
-                    push_entry(&mut script, row)?;
-                }
-                let after: i64 = script.invoke_async(&mut redis.conn()).await?;
+                let entries = rows.iter().map(entry_of).collect::<Result<Vec<_>, _>>()?;
+                let after = apply(redis, cur, to, &entries).await?;
                 tracing::info!(from = cur, to, after, "replayed revocations into Redis");
             }
         }
@@ -405,33 +400,77 @@ async fn bring_up(pool: &Pool, redis: &Redis, target: impl Fn() -> i64) -> Resul
     Ok(())
 }
 
-fn push_entry(
-    script: &mut redis::ScriptInvocation<'_>,
-    row: &tokio_postgres::Row,
-) -> Result<(), StoreError> {
+/// One revocation, as the journal records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A token revoked.
+    Token(TokenHash),
+    /// A user's tokens must carry at least `epoch` from now on.
+    Epoch {
+        /// The workspace.
+        team_id: shared::ids::TeamId,
+        /// The user.
+        user_id: Uuid,
+        /// The epoch.
+        epoch: i64,
+    },
+    /// A SCIM OAuth grant revoked.
+    Grant(Uuid),
+}
+
+fn entry_of(row: &tokio_postgres::Row) -> Result<Entry, StoreError> {
     let hash: Option<Vec<u8>> = row.get(1);
     let team: Option<Uuid> = row.get(2);
     let user: Option<Uuid> = row.get(3);
     let epoch: Option<i64> = row.get(4);
     let grant: Option<Uuid> = row.get(5);
     match (hash, team, user, epoch, grant) {
-        (Some(h), ..) => {
-            script.arg("t").arg(hex::encode(h));
-        }
-        (None, Some(team), Some(user), Some(epoch), _) => {
-            let team = shared::ids::TeamId::from(team);
-            script.arg("u").arg(format!("{team}:{user}")).arg(epoch);
-        }
-        (None, _, _, _, Some(grant)) => {
-            script.arg("g").arg(grant.to_string());
-        }
-        _ => {
-            return Err(StoreError::Corrupt(
-                "a revocation journal entry names nothing".into(),
-            ));
-        }
+        (Some(h), ..) => Ok(Entry::Token(TokenHash(h.try_into().map_err(|_| {
+            StoreError::Corrupt("a journaled token hash is not 32 bytes".into())
+        })?))),
+        (None, Some(team), Some(user_id), Some(epoch), _) => Ok(Entry::Epoch {
+            team_id: shared::ids::TeamId::from(team),
+            user_id,
+            epoch,
+        }),
+        (None, _, _, _, Some(grant)) => Ok(Entry::Grant(grant)),
+        _ => Err(StoreError::Corrupt(
+            "a revocation journal entry names nothing".into(),
+        )),
     }
-    Ok(())
+}
+
+/// Applies `entries` (journal numbers `from + 1 ..= to`) to Redis and raises its
+/// watermark to `to`, only if the watermark is still at least `from` (see [`APPLY`]).
+/// Returns the watermark after: below `to` when Redis went back in time meanwhile.
+pub async fn apply(
+    redis: &Redis,
+    from: i64,
+    to: i64,
+    entries: &[Entry],
+) -> Result<i64, StoreError> {
+    let script = redis::Script::new(APPLY);
+    let mut invocation = script.key(watermark_key(redis));
+    invocation
+        .arg(redis.key(""))
+        .arg(from)
+        .arg(to)
+        .arg(HOT_TTL_SECS);
+    for entry in entries {
+        match entry {
+            Entry::Token(hash) => invocation.arg("t").arg(hash.to_hex()),
+            Entry::Epoch {
+                team_id,
+                user_id,
+                epoch,
+            } => invocation
+                .arg("u")
+                .arg(format!("{team_id}:{user_id}"))
+                .arg(*epoch),
+            Entry::Grant(grant) => invocation.arg("g").arg(grant.to_string()),
+        };
+    }
+    Ok(invocation.invoke_async(&mut redis.conn()).await?)
 }
 
 /// Deletes every credential copy under the worker's prefix (token entries and

@@ -806,11 +806,51 @@ async fn catch_up_replays_the_journal_contiguously_and_flushes_what_it_cannot_re
     assert_eq!(f_status(&scim, &a).await, 401);
     assert_eq!(f_status(&scim, &c).await, 200);
 
-    // A Redis ahead of (or at) the worker is left alone.
-    assert_eq!(
-        revocations::plan(before + 1, before + 1, None),
-        revocations::Plan::UpToDate
+    // Contiguity, in the script itself: entries after `from` are applied and the
+    // watermark raised only when Redis's watermark is at least `from`; a Redis that
+    // went back before `from` meanwhile keeps its watermark and takes nothing.
+    let w = before + 1;
+    let entry = |t: &str| revocations::Entry::Token(TokenHash::of(t));
+    let d = operator_token(state, &scim.team_id).await;
+    let e = operator_token(state, &scim.team_id).await;
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg(w - 1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let after = revocations::apply(&state.redis, w, w + 5, &[entry(&d)])
+        .await
+        .unwrap();
+    assert_eq!(after, w - 1, "a gap: nothing raised");
+    assert_eq!(get(key.clone()).await, Some((w - 1).to_string()));
+    assert_ne!(
+        get(tok(&d)).await.as_deref(),
+        Some("revoked"),
+        "nor applied"
     );
+    let after = revocations::apply(&state.redis, w - 1, w + 5, &[entry(&d)])
+        .await
+        .unwrap();
+    assert_eq!(after, w + 5, "contiguous: raised");
+    assert_eq!(get(tok(&d)).await.as_deref(), Some("revoked"));
+    // Redis already further on: the entries are applied again (idempotent), the
+    // watermark stays where it is.
+    let after = revocations::apply(&state.redis, w, w + 2, &[entry(&e)])
+        .await
+        .unwrap();
+    assert_eq!(after, w + 5);
+    assert_eq!(get(tok(&e)).await.as_deref(), Some("revoked"));
+    // An epoch only goes up.
+    let raise = |epoch| revocations::Entry::Epoch {
+        team_id: team,
+        user_id,
+        epoch,
+    };
+    revocations::apply(&state.redis, w + 5, w + 6, &[raise(epoch), raise(0)])
+        .await
+        .unwrap();
+    assert_eq!(get(epoch_key.clone()).await, Some(epoch.to_string()));
     drop(pg);
     worker.stop().await.unwrap();
 }
