@@ -1467,8 +1467,8 @@ fn secret_comparisons_are_constant_time() {
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
     // The helpers that compare secrets, each with `ct_eq` (or the JWT's own).
     for (file, helper) in [
-        ("region-worker/src/csrf.rs", "pub fn verify("),
-        ("region-worker/src/routes/oauth/pkce.rs", "pub fn verify("),
+        ("region-worker/src/web/csrf.rs", "pub fn verify("),
+        ("region-worker/src/pkce.rs", "pub fn verify("),
         ("region-worker/src/config.rs", "pub fn secret_matches("),
         ("region-worker/src/config.rs", "pub fn matches("),
         ("region-worker/src/routes/oidc/callback.rs", "let bound = "),
