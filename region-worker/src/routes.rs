@@ -13,6 +13,7 @@ pub mod pages;
 pub mod scim;
 pub mod tokens;
 pub mod universal_logout;
+pub mod workspace;
 
 use std::sync::Arc;
 
@@ -74,6 +75,7 @@ pub fn public(state: AppState) -> Router {
         .merge(oidc::app_router())
         .merge(integrations::router())
         .merge(tokens::app_router())
+        .route(workspace::PATH, get(workspace::show))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::failed_auth::app_gate,

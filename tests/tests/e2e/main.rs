@@ -22,3 +22,4 @@ mod story;
 mod tokens;
 mod troubleshooting;
 mod universal_logout;
+mod workspace;
