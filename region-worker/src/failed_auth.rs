@@ -25,13 +25,13 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use shared::scim::error::ScimError;
 
 use crate::rate_limit::{self, ClientIp};
 use crate::routes::scim::ScimFailure;
+use crate::routes::tokens::TokenApiError;
 use crate::state::AppState;
 
 /// The most clients one worker remembers as blocked; past it, expired blocks are
@@ -90,14 +90,7 @@ fn presents_credential(state: &AppState, on_app_host: bool, headers: &HeaderMap)
     if on_app_host {
         return crate::cookie::value(headers, crate::session::cookie_name(state)).is_some();
     }
-    headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split_once(' '))
-        .any(|(scheme, token)| {
-            scheme.eq_ignore_ascii_case("bearer") && token.trim_start().starts_with("clk_")
-        })
+    crate::auth_header::bearer(headers).is_some_and(|token| token.starts_with("clk_"))
 }
 
 /// `429` in the format of the route `path` on this host.
@@ -106,26 +99,13 @@ fn too_many(on_app_host: bool, path: &str, wait: u64) -> Response {
         return rate_limit::page_too_many(wait);
     }
     if path.starts_with("/api/scim/") {
-        return ScimFailure::with_retry_after(
-            ScimError::too_many_requests(
-                "Too many requests with invalid credentials from this client; retry later.",
-            ),
-            i64::try_from(wait).unwrap_or(1),
+        return ScimFailure::too_many_requests(
+            "Too many requests with invalid credentials from this client; retry later.",
+            wait,
         )
         .into_response();
     }
-    let mut response = (
-        StatusCode::TOO_MANY_REQUESTS,
-        axum::Json(serde_json::json!({
-            "error": "too_many_requests",
-            "message": "too many requests with invalid credentials from this client; retry later",
-        })),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    response
+    TokenApiError::RateLimited { retry_after: wait }.into_response()
 }
 
 /// The API host's middleware (bearer tokens).

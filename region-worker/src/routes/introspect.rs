@@ -17,7 +17,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use shared::token::{self, TokenHash};
 
 use crate::auth_header;
 use crate::body::BodyError;
@@ -25,9 +24,8 @@ use crate::config::IntrospectionConfig;
 use crate::error::{Protocol, store_unavailable};
 use crate::rate_limit::{self, ClientIp};
 use crate::routes::oauth;
+use crate::routes::tokens::auth;
 use crate::state::AppState;
-use crate::store::personal_tokens::{self, LAST_USED_RESOLUTION_SECS, PersonalKind};
-use crate::store::tokens;
 
 /// The endpoint.
 pub const PATH: &str = "/api/tokens/introspect";
@@ -166,26 +164,10 @@ pub async fn introspect(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r
     };
-    let kind = match token::parse_prefix(&presented) {
-        Some(p) if p.region == state.config.region_id().as_str() => {
-            match PersonalKind::parse(p.kind.code()) {
-                Some(k) => k,
-                None => return Ok(inactive()),
-            }
-        }
-        _ => return Ok(inactive()),
+    let Some(kind) = auth::kind_of(&state, &presented) else {
+        return Ok(inactive());
     };
-    let hash = TokenHash::of(&presented);
-    let now = state.config.clock.now();
-    let checked = tokens::check_personal_at(
-        &state.pg,
-        &state.redis,
-        &hash,
-        kind.token_kind(),
-        now.unix_timestamp(),
-        Some(LAST_USED_RESOLUTION_SECS),
-    )
-    .await?;
+    let checked = auth::check(&state, &presented, kind).await?;
     let outcome = if checked.is_some() {
         "active"
     } else {
@@ -193,24 +175,18 @@ pub async fn introspect(
     };
     metrics::counter!(crate::metrics::TOKEN_CHECKS, "kind" => kind.code(), "outcome" => outcome)
         .increment(1);
-    let Some(checked) = checked else {
+    let Some((owner, record)) = checked else {
         return Ok(inactive());
     };
-    let Some(user_id) = checked.record.user_id else {
-        return Ok(inactive());
-    };
-    if checked.touched {
-        personal_tokens::record_use(&state.pg, hash, now);
-    }
     let mut response = Json(json!({
         "active": true,
         "token_type": "Bearer",
         "kind": kind.code(),
-        "sub": user_id,
-        "user_id": user_id,
-        "team_id": checked.record.team_id,
+        "sub": owner.user_id,
+        "user_id": owner.user_id,
+        "team_id": record.team_id,
         "region": state.config.region_id(),
-        "exp": checked.record.expires_at,
+        "exp": record.expires_at,
         "iss": state.config.region.api_base(),
     }))
     .into_response();

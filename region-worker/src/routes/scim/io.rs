@@ -30,14 +30,6 @@ pub struct ScimFailure {
 }
 
 impl ScimFailure {
-    /// An error with a `Retry-After` in seconds (429, 503).
-    pub fn with_retry_after(error: ScimError, seconds: i64) -> Self {
-        Self {
-            error,
-            retry_after: Some(u64::try_from(seconds).unwrap_or(0).max(1)),
-        }
-    }
-
     /// `429`: the client is to wait `seconds` before its next request.
     pub fn too_many_requests(detail: &str, seconds: u64) -> Self {
         Self {

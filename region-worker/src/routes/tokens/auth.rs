@@ -14,6 +14,7 @@ use shared::token::{self, TokenHash};
 use super::TokenApiError;
 use crate::auth_header::bearer;
 use crate::state::AppState;
+use crate::store::StoreError;
 use crate::store::personal_tokens::{self, LAST_USED_RESOLUTION_SECS, Owner, PersonalKind};
 use crate::store::tokens::{self, TokenRecord};
 
@@ -39,14 +40,49 @@ pub async fn caller(
         count(kind, "missing");
         return Err(refused);
     };
-    match token::parse_prefix(presented) {
-        Some(p) if p.kind == kind.token_kind() && p.region == state.config.region_id().as_str() => {
+    if kind_of(state, presented) != Some(kind) {
+        count(kind, "invalid");
+        return Err(refused);
+    }
+    match check(state, presented, kind).await {
+        Ok(Some((owner, record))) => {
+            count(kind, "valid");
+            Ok(Caller {
+                owner,
+                record,
+                kind,
+            })
         }
-        _ => {
+        Ok(None) => {
             count(kind, "invalid");
-            return Err(refused);
+            Err(refused)
+        }
+        Err(e) => {
+            count(kind, "error");
+            Err(e.into())
         }
     }
+}
+
+/// The kind of personal token `presented` is by its visible prefix, when the prefix
+/// names this region and a personal kind: anything else is refused without a lookup.
+pub fn kind_of(state: &AppState, presented: &str) -> Option<PersonalKind> {
+    let prefix = token::parse_prefix(presented)?;
+    if prefix.region != state.config.region_id().as_str() {
+        return None;
+    }
+    PersonalKind::parse(prefix.kind.code())
+}
+
+/// The one check of a presented personal token of `kind`, for the bearer routes
+/// ([`caller`]) and introspection: live at the worker's clock, with an owner; its
+/// last use recorded at most once per [`LAST_USED_RESOLUTION_SECS`]. `None` when it is
+/// not a live token of `kind`.
+pub async fn check(
+    state: &AppState,
+    presented: &str,
+    kind: PersonalKind,
+) -> Result<Option<(Owner, TokenRecord)>, StoreError> {
     let hash = TokenHash::of(presented);
     let now = state.config.clock.now();
     let checked = tokens::check_personal_at(
@@ -57,31 +93,17 @@ pub async fn caller(
         now.unix_timestamp(),
         Some(LAST_USED_RESOLUTION_SECS),
     )
-    .await;
-    let checked = match checked {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            count(kind, "invalid");
-            return Err(refused);
-        }
-        Err(e) => {
-            count(kind, "error");
-            return Err(e.into());
-        }
+    .await?;
+    let Some(checked) = checked else {
+        return Ok(None);
     };
     let Some(owner) = Owner::of(&checked.record) else {
-        count(kind, "invalid");
-        return Err(refused);
+        return Ok(None);
     };
-    count(kind, "valid");
     if checked.touched {
         personal_tokens::record_use(&state.pg, hash, now);
     }
-    Ok(Caller {
-        owner,
-        record: checked.record,
-        kind,
-    })
+    Ok(Some((owner, checked.record)))
 }
 
 fn count(kind: PersonalKind, outcome: &'static str) {
