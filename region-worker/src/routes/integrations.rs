@@ -23,7 +23,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use maud::{Markup, PreEscaped, html};
+use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
 use shared::ids::TeamId;
@@ -37,7 +37,7 @@ use crate::state::AppState;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::grants::GrantSummary;
 use crate::store::{StoreError, grants, workspaces};
-use crate::web::assets::{COPY_SCRIPT, INTEGRATIONS_STYLE};
+use crate::web::assets::{copy_script, integrations_style};
 use crate::web::{PageError, Text, WorkspaceAdmin, csrf, page};
 
 /// Where the page lives on the app host.
@@ -458,7 +458,7 @@ impl OktaPage<'_> {
             .signed_in
             .csrf_token(&grants_page::csrf_purpose(team_id));
         let body = html! {
-            style { (PreEscaped(INTEGRATIONS_STYLE)) }
+            (integrations_style())
             nav aria-label="Breadcrumb" { a href="/" { "Home" } " › Integrations › Okta" }
             h1 { "Okta" }
             @match self.banner {
@@ -484,7 +484,7 @@ impl OktaPage<'_> {
             (self.values_for_okta())
             (grants_section(self.grants, &grants_csrf, PATH))
             p { (sign_out::button(&admin.signed_in)) }
-            script { (PreEscaped(COPY_SCRIPT)) }
+            (copy_script())
         };
         page("Integrations > Okta", body)
     }

@@ -19,7 +19,7 @@ use crate::session;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::workspaces;
-use crate::web::return_to::safe as safe_return_to;
+use crate::web::return_to::{field as return_to_field, safe as safe_return_to};
 use crate::web::{PageError, SignedIn, Text, csrf, page};
 
 /// The page routes.
@@ -71,15 +71,6 @@ struct AuthQuery {
     /// sign-out when there was no Okta session to end.
     state: Option<String>,
     signed_out: Option<String>,
-}
-
-/// The hidden form field carrying a safe `return_to`, or nothing.
-pub(crate) fn return_to_field(return_to: Option<&str>) -> Markup {
-    html! {
-        @if let Some(r) = return_to.and_then(safe_return_to) {
-            input type="hidden" name="return_to" value=(Text(r));
-        }
-    }
 }
 
 /// The sign-in page. With a `return_to`, a signed-in browser goes straight there, and

@@ -6,6 +6,7 @@
 use std::sync::LazyLock;
 
 use base64::Engine as _;
+use maud::{Markup, PreEscaped, html};
 use sha2::Digest as _;
 
 /// The stylesheet of every page.
@@ -18,6 +19,18 @@ pub const INTEGRATIONS_STYLE: &str = include_str!("assets/integrations.css");
 /// Progressive enhancement of Integrations > Okta: copy buttons, shown only when the
 /// clipboard works.
 pub const COPY_SCRIPT: &str = include_str!("assets/copy.js");
+
+/// The `<style>` block of Integrations > Okta's extra styles. Assets are inserted
+/// unescaped (they are ours, compiled in, and their hashes must match byte for byte);
+/// a page never marks anything else as pre-escaped.
+pub fn integrations_style() -> Markup {
+    html! { style { (PreEscaped(INTEGRATIONS_STYLE)) } }
+}
+
+/// The `<script>` block of the copy buttons.
+pub fn copy_script() -> Markup {
+    html! { script { (PreEscaped(COPY_SCRIPT)) } }
+}
 
 /// The `Content-Security-Policy` of every page: nothing loads but the pages' own inline
 /// stylesheets and copy-button script, each allowed by its SHA-256 (no `unsafe-inline`),

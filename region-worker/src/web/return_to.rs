@@ -3,6 +3,9 @@
 //! Disconnect forms) goes through [`safe`], so an open redirect cannot creep in.
 
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+
+use super::layout::Text;
 
 /// The sign-in page.
 const SIGN_IN: &str = "/auth";
@@ -18,6 +21,16 @@ pub fn safe(s: &str) -> Option<&str> {
         && !s.contains('\\')
         && !s.bytes().any(|b| b <= b' ' || b == 0x7f);
     ok.then_some(s)
+}
+
+/// The hidden form field carrying `return_to` on to the form's target, when it is safe;
+/// nothing otherwise.
+pub fn field(return_to: Option<&str>) -> Markup {
+    html! {
+        @if let Some(r) = return_to.and_then(safe) {
+            input type="hidden" name="return_to" value=(Text(r));
+        }
+    }
 }
 
 /// The sign-in page's address, coming back to `path` (when safe) after sign-in.

@@ -15,11 +15,10 @@ use uuid::Uuid;
 
 use super::{LOGIN_PATH, handoff, no_store};
 use crate::rate_limit::{self, ClientIp};
-use crate::routes::pages::return_to_field;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::users::looks_like_email;
-use crate::web::return_to::safe as safe_return_to;
+use crate::web::return_to::{field as return_to_field, safe as safe_return_to};
 use crate::web::{PageError, Text, csrf, page};
 
 /// The email form's fields.
