@@ -81,11 +81,14 @@ impl StoreUnavailable {
 
     /// Sets `Retry-After` on the protocol's answer.
     pub fn set_retry_after(self, headers: &mut HeaderMap) {
-        headers.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static(RETRY_AFTER_SECS),
-        );
+        set_retry_after(headers, Self::RETRY_AFTER);
     }
+}
+
+/// Sets `Retry-After` to whole `seconds`, at least 1 (RFC 9110 §10.2.3 wants an
+/// integer, and 0 would invite an immediate retry): every protocol's `429` and `503`.
+pub fn set_retry_after(headers: &mut HeaderMap, seconds: u64) {
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
 }
 
 /// The one path of a store failure, for every protocol's renderer: logs the cause,

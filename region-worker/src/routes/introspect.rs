@@ -21,7 +21,7 @@ use serde_json::json;
 use crate::auth_header;
 use crate::body::BodyError;
 use crate::config::IntrospectionConfig;
-use crate::error::{Protocol, store_unavailable};
+use crate::error::{Protocol, set_retry_after, store_unavailable};
 use crate::rate_limit::{self, ClientIp};
 use crate::routes::oauth;
 use crate::routes::tokens::auth;
@@ -86,7 +86,7 @@ impl IntoResponse for IntrospectError {
                 );
             }
             IntrospectError::TooManyRequests { retry_after } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+                set_retry_after(headers, retry_after);
             }
             IntrospectError::Store(e) => {
                 store_unavailable(Protocol::Introspection, &e).set_retry_after(headers);

@@ -2,7 +2,7 @@
 //! protected endpoints accept them.
 //!
 //! - On the app host, [`page`] serves `/tokens`: a signed-in user lists, creates (the
-//!   secret shown once) and revokes tokens; forms carry a CSRF token ([`crate::csrf`]).
+//!   secret shown once) and revokes tokens; forms carry a CSRF token ([`crate::web::csrf`]).
 //! - On the API host, [`api`] serves the same as JSON under `/api/tokens`, authenticated
 //!   with a personal API token as a bearer (the first token is made on the page).
 //! - [`auth`] authenticates a bearer personal token for those routes and for
@@ -24,7 +24,9 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::error::{Protocol, STORE_UNAVAILABLE_MESSAGE, json_error, store_unavailable};
+use crate::error::{
+    Protocol, STORE_UNAVAILABLE_MESSAGE, json_error, set_retry_after, store_unavailable,
+};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::personal_tokens::TokenSummary;
@@ -105,7 +107,7 @@ impl IntoResponse for TokenApiError {
                 }
             }
             TokenApiError::RateLimited { retry_after } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+                set_retry_after(headers, retry_after);
             }
             TokenApiError::Store(e) => {
                 store_unavailable(Protocol::TokenApi, &e).set_retry_after(headers);

@@ -38,7 +38,7 @@ use uuid::Uuid;
 use self::subject::{Subject, SubjectError};
 use self::verify::{Authenticated, Claimed, Refusal};
 use crate::auth_header::bearer;
-use crate::error::{Protocol, StoreUnavailable, json_error, store_unavailable};
+use crate::error::{Protocol, StoreUnavailable, json_error, set_retry_after, store_unavailable};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditEvent};
@@ -155,15 +155,10 @@ impl IntoResponse for LogoutError {
                 );
             }
             LogoutError::RateLimited { retry_after } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+                set_retry_after(headers, retry_after);
             }
             LogoutError::StoreUnavailable(outage) => outage.set_retry_after(headers),
-            LogoutError::Unable(_) => {
-                headers.insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from_static(crate::error::RETRY_AFTER_SECS),
-                );
-            }
+            LogoutError::Unable(_) => set_retry_after(headers, StoreUnavailable::RETRY_AFTER),
             _ => {}
         }
         response

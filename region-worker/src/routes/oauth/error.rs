@@ -128,7 +128,7 @@ impl IntoResponse for OAuthError {
             outage.set_retry_after(headers);
         }
         if let OAuthError::TooManyRequests { retry_after } = self {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+            crate::error::set_retry_after(headers, retry_after);
         }
         response
     }

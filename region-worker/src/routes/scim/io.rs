@@ -65,8 +65,8 @@ impl IntoResponse for ScimFailure {
         let mut response = (status, self.error.to_json().to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
-        if let Some(s) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        if let Some(seconds) = self.retry_after {
+            crate::error::set_retry_after(headers, seconds);
         }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
