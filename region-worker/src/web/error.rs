@@ -1,14 +1,16 @@
 //! Every way a page stops, rendered in one place: the right status, a page that says
 //! what happened and what to do, and never internal text. A store outage is logged,
-//! counted (`worker_store_unavailable_total`, as the protocols count theirs) and
-//! answered `503` with `Retry-After`.
+//! counted (`worker_store_unavailable_total{protocol="pages"}`) and answered `503`
+//! with `Retry-After`, through the one store-outage path every protocol's renderer
+//! takes ([`crate::error::store_unavailable`]).
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::csrf::CsrfError;
 use super::layout::error_page;
 use super::return_to::sign_in_redirect;
+use crate::error::{Protocol, set_retry_after, store_unavailable};
 use crate::store::StoreError;
 
 /// Why a page cannot be shown, or a form not accepted.
@@ -89,29 +91,19 @@ impl From<CsrfError> for PageError {
     }
 }
 
-/// Adds `Retry-After: seconds` to `response`.
-fn retry_after(mut response: Response, seconds: &str) -> Response {
-    if let Ok(v) = HeaderValue::from_str(seconds) {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    response
-}
-
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         match self {
             PageError::Unavailable(e) => {
-                tracing::error!(error = %e, "store unavailable");
-                metrics::counter!(crate::metrics::STORE_UNAVAILABLE).increment(1);
-                retry_after(
-                    error_page(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Temporarily unavailable",
-                        "ClosedLoop AI cannot reach its data store right now. Please try \
-                         again in a few seconds.",
-                    ),
-                    crate::error::RETRY_AFTER_SECS,
-                )
+                let outage = store_unavailable(Protocol::Pages, &e);
+                let mut response = error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Temporarily unavailable",
+                    "ClosedLoop AI cannot reach its data store right now. Please try again in \
+                     a few seconds.",
+                );
+                outage.set_retry_after(response.headers_mut());
+                response
             }
             PageError::SignIn { return_to } => sign_in_redirect(&return_to),
             PageError::NotAdmin { workspace } => error_page(
@@ -143,15 +135,16 @@ impl IntoResponse for PageError {
                 "The form did not come from a ClosedLoop AI page. Open the sign-in page and \
                  try again.",
             ),
-            PageError::TooManyRequests { wait } => retry_after(
-                error_page(
+            PageError::TooManyRequests { wait } => {
+                let mut response = error_page(
                     StatusCode::TOO_MANY_REQUESTS,
                     "Too many sign-in attempts",
                     "Too many sign-in attempts came from your network. Wait a moment and try \
                      again.",
-                ),
-                &wait.to_string(),
-            ),
+                );
+                set_retry_after(response.headers_mut(), wait);
+                response
+            }
         }
     }
 }
