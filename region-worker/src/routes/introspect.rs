@@ -212,4 +212,44 @@ mod tests {
         assert!(token_param(b"token=a&token=b").is_err());
         assert!(token_param(b"token=a&token_type_hint=x&token_type_hint=y").is_err());
     }
+
+    /// Every refusal, a store outage and the rate limit included, answers RFC 6749
+    /// §5.2's shape with `no-store`.
+    #[tokio::test]
+    async fn every_error_has_one_shape() {
+        let errors = [
+            (IntrospectError::NotConfigured, 404, None),
+            (IntrospectError::InvalidClient, 401, None),
+            (IntrospectError::InvalidRequest("x"), 400, None),
+            (IntrospectError::TooLarge, 413, None),
+            (
+                IntrospectError::TooManyRequests { retry_after: 7 },
+                429,
+                Some("7"),
+            ),
+            (
+                IntrospectError::Store(crate::store::StoreError::Timeout),
+                503,
+                Some(crate::error::RETRY_AFTER_SECS),
+            ),
+        ];
+        for (error, status, retry_after) in errors {
+            let response = error.into_response();
+            assert_eq!(response.status().as_u16(), status);
+            let headers = response.headers().clone();
+            assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+            assert_eq!(
+                headers
+                    .get(header::RETRY_AFTER)
+                    .map(|v| v.to_str().unwrap()),
+                retry_after
+            );
+            let body = axum::body::to_bytes(response.into_body(), 1024)
+                .await
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+            assert_eq!(keys, ["error", "error_description"], "{status}");
+        }
+    }
 }
