@@ -3,7 +3,10 @@
 
 use std::fmt;
 
-/// One SCIM scope.
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// One SCIM scope. Stores (Postgres `text[]` columns, Redis JSON entries) and audit
+/// details keep its wire name; serde reads and writes the same name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
     /// Read users, groups and discovery documents.
@@ -56,6 +59,29 @@ impl fmt::Display for Scope {
     }
 }
 
+impl Serialize for Scope {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The space-separated form of a scope list (RFC 6749 §3.3), as the token endpoint's
+/// `scope` and the operator's `token issue` print it.
+pub fn join(scopes: &[Scope]) -> String {
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Parses a space-separated scope list (commas tolerated, as admins paste the seed's
 /// `scim.read, scim.write, entitlements.read`); duplicates collapse; the result is
 /// sorted. An empty list is returned as empty (callers decide the default).
@@ -89,5 +115,17 @@ mod tests {
         assert!(parse_list("").unwrap().is_empty());
         assert!(parse_list("SCIM.READ").is_err());
         assert!(parse_list("scim.read admin").is_err());
+    }
+
+    #[test]
+    fn scopes_serialise_as_their_wire_names() {
+        let all = Scope::ALL.to_vec();
+        let json = serde_json::to_string(&all).unwrap();
+        assert_eq!(json, r#"["scim.read","scim.write","entitlements.read"]"#);
+        assert_eq!(serde_json::from_str::<Vec<Scope>>(&json).unwrap(), all);
+        assert!(serde_json::from_str::<Scope>(r#""admin""#).is_err());
+        assert_eq!(join(&all), "scim.read scim.write entitlements.read");
+        assert_eq!(join(&[]), "");
+        assert_eq!(parse_list(&join(&all)).unwrap().len(), 3);
     }
 }

@@ -9,11 +9,14 @@ use std::fmt;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use crate::ids::RegionId;
 
-/// What a token is for. Its short code is part of the token's visible prefix.
+/// What a token is for. Its short code is part of the token's visible prefix, and it is
+/// what stores keep (Postgres `tokens.kind`, the `kind` of a token's Redis entry): serde
+/// reads and writes the same code, so entries written as plain strings read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenKind {
     /// A SCIM bearer token (operator-issued or from the SCIM OAuth server).
@@ -56,6 +59,29 @@ impl TokenKind {
     /// The kind with the given short code.
     pub fn from_code(code: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.code() == code)
+    }
+
+    /// Parses a stored short code; the error names the code that is not one.
+    pub fn parse(code: &str) -> Result<Self, UnknownTokenKind> {
+        Self::from_code(code).ok_or_else(|| UnknownTokenKind(code.to_owned()))
+    }
+}
+
+/// A kind code that is not one of ours (a store holding something we never wrote).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown token kind {0:?}")]
+pub struct UnknownTokenKind(pub String);
+
+impl Serialize for TokenKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&code).map_err(serde::de::Error::custom)
     }
 }
 
@@ -173,6 +199,24 @@ mod tests {
         ] {
             assert!(parse_prefix(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn kinds_serialise_as_their_stored_codes() {
+        for kind in TokenKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.code()));
+            assert_eq!(serde_json::from_str::<TokenKind>(&json).unwrap(), kind);
+            assert_eq!(TokenKind::parse(kind.code()), Ok(kind));
+        }
+        // The codes stores hold, spelled out: changing one would strand stored tokens.
+        let codes: Vec<_> = TokenKind::ALL.iter().map(|k| k.code()).collect();
+        assert_eq!(codes, ["scim", "rt", "api", "mcp", "ses", "otc"]);
+        assert!(serde_json::from_str::<TokenKind>("\"Scim\"").is_err());
+        assert_eq!(
+            TokenKind::parse("refresh"),
+            Err(UnknownTokenKind("refresh".into()))
+        );
     }
 
     #[test]
