@@ -1,11 +1,12 @@
 //! Operator commands. Each prints one JSON document on stdout, so scripts (and the
-//! local launcher) can read what was made.
+//! local launcher) can read what was made. Times come from the worker's clock, like
+//! every decision that depends on time, so tests can move past a link's expiry.
 
 use serde_json::{Value, json};
 use shared::ids::TeamId;
 use shared::scope;
 use shared::token::{self, TokenKind};
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::okta::domain::OktaDomain;
 use crate::state::AppState;
@@ -35,7 +36,7 @@ pub async fn workspace_create(
         "--admin-email {email:?} is not an email address"
     );
     let link = token::mint(state.config.region_id(), TokenKind::OneTime);
-    let expires = OffsetDateTime::now_utc() + SIGN_IN_LINK_TTL;
+    let expires = state.config.clock.now() + SIGN_IN_LINK_TTL;
     let created = workspaces::create(
         &state.pg,
         state.config.region_id(),
@@ -150,8 +151,7 @@ pub async fn token_issue(
         scopes = scope::Scope::ALL.to_vec();
     }
     let minted = token::mint(state.config.region_id(), TokenKind::Scim);
-    let expires = OffsetDateTime::now_utc() + Duration::days(i64::from(ttl_days.max(1)));
-    let names: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
+    let expires = state.config.clock.now() + Duration::days(i64::from(ttl_days.max(1)));
     tokens::insert(
         &state.pg,
         &state.redis,
@@ -159,8 +159,8 @@ pub async fn token_issue(
             hash: minted.hash,
             record: TokenRecord {
                 team_id,
-                kind: TokenKind::Scim.code().to_owned(),
-                scopes: names.clone(),
+                kind: TokenKind::Scim,
+                scopes: scopes.clone(),
                 user_id: None,
                 user_epoch: 0,
                 expires_at: Some(expires.unix_timestamp()),
@@ -174,7 +174,7 @@ pub async fn token_issue(
         "team_id": team_id,
         "kind": "scim",
         "token": minted.secret,
-        "scopes": names.join(" "),
+        "scopes": scope::join(&scopes),
         "expires_at": expires.format(&time::format_description::well_known::Rfc3339)?,
         "scim_base_url": format!("{}/api/scim/v2/{team_id}", state.config.region.api_base()),
     }))

@@ -103,7 +103,7 @@ pub async fn start_with(
         hash: minted.hash,
         record: TokenRecord {
             team_id,
-            kind: TokenKind::Session.code().to_owned(),
+            kind: TokenKind::Session,
             scopes: Vec::new(),
             user_id: Some(user_id),
             user_epoch,

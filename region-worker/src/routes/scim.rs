@@ -86,7 +86,7 @@ pub struct ScimCaller {
 impl ScimCaller {
     /// Refuses the request (`403`) unless the token carries `scope`.
     pub fn require(&self, scope: Scope) -> Result<(), ScimFailure> {
-        if self.token.has_scope(scope.as_str()) {
+        if self.token.has_scope(scope) {
             Ok(())
         } else {
             Err(ScimError::forbidden(format!("this token lacks the {scope} scope")).into())
@@ -95,7 +95,7 @@ impl ScimCaller {
 
     /// Refuses the request unless the token carries one of `scopes`.
     pub fn require_any(&self, scopes: &[Scope]) -> Result<(), ScimFailure> {
-        if scopes.iter().any(|s| self.token.has_scope(s.as_str())) {
+        if scopes.iter().any(|s| self.token.has_scope(*s)) {
             Ok(())
         } else {
             Err(ScimError::forbidden("this token has no SCIM scope").into())

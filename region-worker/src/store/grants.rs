@@ -20,12 +20,14 @@ use deadpool_postgres::Pool;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use shared::ids::TeamId;
+use shared::scope::Scope;
 use shared::token::TokenHash;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
 use super::redis::Redis;
+use super::tokens::{parse_scopes, scope_names};
 
 /// An `/authorize` request whose client and redirect URI were accepted, waiting for an
 /// admin's decision.
@@ -35,8 +37,8 @@ pub struct PendingRequest {
     pub client_id: String,
     /// Where the answer goes, exactly as the client sent it.
     pub redirect_uri: String,
-    /// The scopes asked for (canonical names, canonical order).
-    pub scopes: Vec<String>,
+    /// The scopes asked for (canonical order; stored by name).
+    pub scopes: Vec<Scope>,
     /// The client's `state`, echoed on the redirect.
     pub state: Option<String>,
     /// The PKCE S256 challenge, if the client sent one.
@@ -56,7 +58,7 @@ pub struct CodeRecord {
     /// endpoint, RFC 6749 §4.1.3).
     pub redirect_uri: String,
     /// The approved scopes.
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     /// The PKCE S256 challenge, if any.
     pub code_challenge: Option<String>,
     /// Expiry, Unix seconds by the worker's clock (Redis's TTL is only a backstop).
@@ -139,7 +141,7 @@ pub struct NewGrant<'a> {
     /// The redirect URI the code goes to.
     pub redirect_uri: &'a str,
     /// The approved scopes.
-    pub scopes: &'a [String],
+    pub scopes: &'a [Scope],
     /// The approving admin.
     pub approved_by: Uuid,
     /// Their user name now, for the grants list.
@@ -160,7 +162,7 @@ pub async fn insert(client: &impl GenericClient, grant: &NewGrant<'_>) -> Result
                 &grant.team_id.as_uuid(),
                 &grant.client_id,
                 &grant.redirect_uri,
-                &grant.scopes,
+                &scope_names(grant.scopes),
                 &grant.approved_by,
                 &grant.approved_by_name,
                 &grant.code_hash.0.as_slice(),
@@ -227,7 +229,7 @@ pub struct RefreshTokenRow {
     /// The workspace.
     pub team_id: TeamId,
     /// The scopes of the grant it carries.
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     /// Idle expiry, Unix seconds.
     pub expires_at: Option<i64>,
     /// Whether it was already rotated (or revoked): presenting it again is reuse.
@@ -257,15 +259,18 @@ pub async fn lock_refresh_token(
             ],
         )
         .await?;
-    Ok(row.map(|r| RefreshTokenRow {
-        grant_id: r.get(0),
-        team_id: TeamId::from(r.get::<_, Uuid>(1)),
-        scopes: r.get(2),
-        expires_at: r.get(3),
-        retired: r.get(4),
-        client_id: r.get(5),
-        grant_revoked: r.get(6),
-    }))
+    row.map(|r| {
+        Ok(RefreshTokenRow {
+            grant_id: r.get(0),
+            team_id: TeamId::from(r.get::<_, Uuid>(1)),
+            scopes: parse_scopes(&r.get::<_, Vec<String>>(2))?,
+            expires_at: r.get(3),
+            retired: r.get(4),
+            client_id: r.get(5),
+            grant_revoked: r.get(6),
+        })
+    })
+    .transpose()
 }
 
 /// Retires a refresh token that is being rotated.
@@ -373,7 +378,7 @@ pub struct GrantSummary {
     /// Where its code went (shows which Okta cell asked).
     pub redirect_uri: String,
     /// Its scopes.
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     /// The admin who approved it, by user name at the time.
     pub approved_by_name: String,
     /// When it was approved.
@@ -401,20 +406,21 @@ pub async fn list_connected(
             &[&team_id.as_uuid()],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| GrantSummary {
-            id: r.get(0),
-            client_id: r.get(1),
-            redirect_uri: r.get(2),
-            scopes: r.get(3),
-            approved_by_name: r.get(4),
-            approved_at: r.get(5),
-            connected_at: r.get(6),
-            last_refreshed_at: r.get(7),
-            last_used_at: r.get(8),
+    rows.iter()
+        .map(|r| {
+            Ok(GrantSummary {
+                id: r.get(0),
+                client_id: r.get(1),
+                redirect_uri: r.get(2),
+                scopes: parse_scopes(&r.get::<_, Vec<String>>(3))?,
+                approved_by_name: r.get(4),
+                approved_at: r.get(5),
+                connected_at: r.get(6),
+                last_refreshed_at: r.get(7),
+                last_used_at: r.get(8),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Who is deciding, for the consent page and the grant record.

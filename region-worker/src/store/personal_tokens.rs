@@ -275,7 +275,7 @@ pub async fn create(
     tx.commit().await?;
     let record = TokenRecord {
         team_id: owner.team_id,
-        kind: new.kind.code().to_owned(),
+        kind: new.kind.token_kind(),
         scopes: Vec::new(),
         user_id: Some(owner.user_id),
         user_epoch: owner.epoch,

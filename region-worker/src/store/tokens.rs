@@ -29,6 +29,7 @@ use deadpool_postgres::Pool;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use shared::ids::TeamId;
+use shared::scope::Scope;
 use shared::token::{TokenHash, TokenKind};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -44,15 +45,17 @@ pub(crate) const HOT_TTL_SECS: i64 = 24 * 3600;
 /// What a revoked token's key holds until its natural expiry.
 const TOMBSTONE: &str = "revoked";
 
-/// What a token grants, as stored.
+/// What a token grants, as stored. Kind and scopes are typed here and kept as their
+/// codes in both stores (`text` and `text[]` columns, strings in the Redis entry), so
+/// entries written before they were typed read back unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     /// The workspace the token is bound to.
     pub team_id: TeamId,
-    /// The token's kind code (`scim`, `api`, …).
-    pub kind: String,
+    /// The token's kind (stored as its code: `scim`, `api`, …).
+    pub kind: TokenKind,
     /// Granted scopes (SCIM tokens), empty otherwise.
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     /// The user the token belongs to, for personal tokens and sessions.
     pub user_id: Option<Uuid>,
     /// The user's revocation epoch at issue time.
@@ -68,9 +71,41 @@ impl TokenRecord {
     }
 
     /// Whether `scope` was granted.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
     }
+}
+
+/// A stored kind code, parsed; a code we never write is corruption.
+pub(super) fn parse_kind(code: &str) -> Result<TokenKind, StoreError> {
+    TokenKind::parse(code).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A stored `scopes` array, parsed; a name we never write is corruption (never
+/// silently dropped, nor widened).
+pub(super) fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, StoreError> {
+    names
+        .iter()
+        .map(|n| Scope::parse(n).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect()
+}
+
+/// Scopes as a `text[]` column holds them.
+pub(super) fn scope_names(scopes: &[Scope]) -> Vec<&'static str> {
+    scopes.iter().map(|s| s.as_str()).collect()
+}
+
+/// The record in columns 0 to 5 of a token row: `team_id, kind, scopes, user_id,
+/// user_epoch, expires_at` (Unix seconds).
+fn record_of(row: &tokio_postgres::Row) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        team_id: TeamId::from(row.get::<_, Uuid>(0)),
+        kind: parse_kind(row.get(1))?,
+        scopes: parse_scopes(&row.get::<_, Vec<String>>(2))?,
+        user_id: row.get(3),
+        user_epoch: row.get(4),
+        expires_at: row.get(5),
+    })
 }
 
 /// A token to record.
@@ -129,6 +164,7 @@ pub async fn insert_in(
     grant_id: Option<Uuid>,
 ) -> Result<(), StoreError> {
     let r = &new.record;
+    let scopes = scope_names(&r.scopes);
     let expires = r
         .expires_at
         .map(OffsetDateTime::from_unix_timestamp)
@@ -141,8 +177,8 @@ pub async fn insert_in(
             &[
                 &new.hash.0.as_slice(),
                 &r.team_id.as_uuid(),
-                &r.kind,
-                &r.scopes,
+                &r.kind.code(),
+                &scopes,
                 &r.user_id,
                 &r.user_epoch,
                 &new.name,
@@ -211,7 +247,7 @@ pub async fn lookup(
         revocations::spawn_catch_up(pool, redis);
         return Ok(truth(pool, redis, hash, now)
             .await?
-            .and_then(|(record, _)| (record.kind == kind.code()).then_some(record)));
+            .and_then(|(record, _)| (record.kind == kind).then_some(record)));
     }
     let HotRecord { record, grant_id } = match hot.as_deref() {
         Some(TOMBSTONE) => return Ok(None),
@@ -237,14 +273,7 @@ pub async fn lookup(
                 return Ok(None);
             }
             let hot = HotRecord {
-                record: TokenRecord {
-                    team_id: TeamId::from(row.get::<_, Uuid>(0)),
-                    kind: row.get(1),
-                    scopes: row.get(2),
-                    user_id: row.get(3),
-                    user_epoch: row.get(4),
-                    expires_at: row.get(5),
-                },
+                record: record_of(&row)?,
                 grant_id: row.get(7),
             };
             // SET NX: a tombstone written by a concurrent revocation wins.
@@ -261,7 +290,7 @@ pub async fn lookup(
             hot
         }
     };
-    if record.kind != kind.code() || record.expired_at(now) {
+    if record.kind != kind || record.expired_at(now) {
         return Ok(None);
     }
     if let Some(grant_id) = grant_id
@@ -308,14 +337,7 @@ pub async fn truth(
     if row.get::<_, Option<bool>>(6) != Some(true) {
         return Ok(None);
     }
-    let record = TokenRecord {
-        team_id: TeamId::from(row.get::<_, Uuid>(0)),
-        kind: row.get(1),
-        scopes: row.get(2),
-        user_id: row.get(3),
-        user_epoch: row.get(4),
-        expires_at: row.get(5),
-    };
+    let record = record_of(&row)?;
     if record.expired_at(now) {
         return Ok(None);
     }
@@ -604,7 +626,7 @@ pub async fn check_personal_at(
     if redis.guard().behind(rev) {
         revocations::spawn_catch_up(pool, redis);
         return Ok(match truth(pool, redis, hash, now).await? {
-            Some((record, None)) if record.kind == kind.code() && record.user_id.is_some() => {
+            Some((record, None)) if record.kind == kind && record.user_id.is_some() => {
                 Some(PersonalCheck {
                     record,
                     touched: touched == 1,
@@ -631,7 +653,7 @@ pub async fn check_personal_at(
             None => return Ok(None),
         },
     };
-    if record.kind != kind.code() || record.expired_at(now) {
+    if record.kind != kind || record.expired_at(now) {
         return Ok(None);
     }
     let Some(user_id) = record.user_id else {
@@ -647,5 +669,64 @@ pub async fn check_personal_at(
             touched: touched == 1,
         })),
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hot entry as the code before typed kinds and scopes wrote it (strings).
+    const OLD_ENTRY: &str = r#"{"team_id":"7f9c1f4e-3c55-4a70-9d0e-2f8f6b1f0a11","kind":"scim","scopes":["scim.read","entitlements.read"],"user_id":null,"user_epoch":0,"expires_at":1700000000,"grant_id":"0c7ed1e2-52d4-4c4a-8a39-7a3c8f1d2b33"}"#;
+
+    #[test]
+    fn hot_entries_keep_their_json_format() {
+        let hot: HotRecord = serde_json::from_str(OLD_ENTRY).unwrap();
+        assert_eq!(hot.record.kind, TokenKind::Scim);
+        assert_eq!(
+            hot.record.scopes,
+            [Scope::ScimRead, Scope::EntitlementsRead]
+        );
+        assert!(hot.record.has_scope(Scope::ScimRead));
+        assert!(!hot.record.has_scope(Scope::ScimWrite));
+        assert!(hot.grant_id.is_some());
+        // Written back, byte for byte what the old code wrote.
+        assert_eq!(serde_json::to_string(&hot).unwrap(), OLD_ENTRY);
+    }
+
+    #[test]
+    fn a_session_entry_without_grant_reads_back() {
+        let old = r#"{"team_id":"7f9c1f4e-3c55-4a70-9d0e-2f8f6b1f0a11","kind":"ses","scopes":[],"user_id":"0c7ed1e2-52d4-4c4a-8a39-7a3c8f1d2b33","user_epoch":3,"expires_at":null}"#;
+        let hot: HotRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(hot.record.kind, TokenKind::Session);
+        assert!(hot.grant_id.is_none());
+        assert!(!hot.record.expired_at(i64::MAX));
+        assert_eq!(serde_json::to_string(&hot).unwrap(), old);
+    }
+
+    #[test]
+    fn stored_codes_we_never_write_are_corruption() {
+        assert!(matches!(parse_kind("bearer"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            parse_scopes(&["scim.read".into(), "admin".into()]),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert_eq!(
+            parse_scopes(&["scim.write".into()]).unwrap(),
+            [Scope::ScimWrite]
+        );
+        assert_eq!(
+            scope_names(&Scope::ALL),
+            ["scim.read", "scim.write", "entitlements.read"]
+        );
+        let entry = r#"{"team_id":"7f9c1f4e-3c55-4a70-9d0e-2f8f6b1f0a11","kind":"scim","scopes":["scim.admin"],"user_id":null,"user_epoch":0,"expires_at":null}"#;
+        assert!(serde_json::from_str::<HotRecord>(entry).is_err());
+    }
+
+    #[test]
+    fn expiry_is_at_or_after_exp() {
+        let record: HotRecord = serde_json::from_str(OLD_ENTRY).unwrap();
+        assert!(!record.record.expired_at(1_699_999_999));
+        assert!(record.record.expired_at(1_700_000_000));
     }
 }

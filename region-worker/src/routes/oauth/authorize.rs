@@ -100,7 +100,7 @@ pub async fn authorize(State(state): State<AppState>, RawQuery(query): RawQuery)
     let request = PendingRequest {
         client_id: server.client_id.clone(),
         redirect_uri: redirect_uri.to_owned(),
-        scopes: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+        scopes: scopes.clone(),
         state: client_state.map(str::to_owned),
         code_challenge: challenge,
     };

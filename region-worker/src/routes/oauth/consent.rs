@@ -14,7 +14,6 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
 use shared::ids::TeamId;
-use shared::scope::Scope;
 use shared::token::{self, TokenKind};
 use uuid::Uuid;
 
@@ -109,7 +108,7 @@ fn render(
     id: Uuid,
     csrf_token: &str,
 ) -> Markup {
-    let scopes = pending.scopes.iter().filter_map(|s| Scope::parse(s).ok());
+    let scopes = pending.scopes.iter().copied();
     html! {
         h1 { "Allow Okta to provision this workspace?" }
         p {

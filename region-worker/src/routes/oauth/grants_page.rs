@@ -12,7 +12,6 @@ use axum::response::Redirect;
 use maud::{Markup, html};
 use serde::Deserialize;
 use shared::ids::TeamId;
-use shared::scope::Scope;
 use time::OffsetDateTime;
 use time::macros::format_description;
 use uuid::Uuid;
@@ -91,11 +90,8 @@ fn grant_row(g: &GrantSummary, csrf_token: &str, back: &str) -> Markup {
             td { (connected) }
             td { (Text(&g.approved_by_name)) br; small { "approved " (approved) } }
             td { ul {
-                @for s in &g.scopes {
-                    @match Scope::parse(s) {
-                        Ok(sc) => li { code { (sc.as_str()) } ": " (Text(sc.describe())) },
-                        Err(_) => li { code { (Text(s)) } },
-                    }
+                @for sc in &g.scopes {
+                    li { code { (sc.as_str()) } ": " (Text(sc.describe())) }
                 }
             } }
             td { (last_used) }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use shared::ids::TeamId;
+use shared::scope::{self, Scope};
 use shared::token::{self, TokenHash, TokenKind};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -90,9 +91,9 @@ pub struct Pair<'a> {
     /// The grant issuing it.
     pub grant_id: Uuid,
     /// The access token's scopes (a refresh may narrow them).
-    pub access_scopes: &'a [String],
+    pub access_scopes: &'a [Scope],
     /// The refresh token's scopes: always the grant's (RFC 6749 §6).
-    pub refresh_scopes: &'a [String],
+    pub refresh_scopes: &'a [Scope],
     /// Now, by the worker's clock.
     pub now: OffsetDateTime,
 }
@@ -110,7 +111,7 @@ pub async fn issue(
     let created_by = format!("oauth:{}", pair.grant_id);
     let access_record = TokenRecord {
         team_id: pair.team_id,
-        kind: TokenKind::Scim.code().to_owned(),
+        kind: TokenKind::Scim,
         scopes: pair.access_scopes.to_vec(),
         user_id: None,
         user_epoch: 0,
@@ -133,7 +134,7 @@ pub async fn issue(
             hash: refresh.hash,
             record: TokenRecord {
                 team_id: pair.team_id,
-                kind: TokenKind::Refresh.code().to_owned(),
+                kind: TokenKind::Refresh,
                 scopes: pair.refresh_scopes.to_vec(),
                 user_id: None,
                 user_epoch: 0,
@@ -151,7 +152,7 @@ pub async fn issue(
             token_type: "Bearer",
             expires_in: server.access_token_ttl.whole_seconds(),
             refresh_token: refresh.secret,
-            scope: pair.access_scopes.join(" "),
+            scope: scope::join(pair.access_scopes),
         },
         access: (access.hash, access_record),
         grant_id: pair.grant_id,

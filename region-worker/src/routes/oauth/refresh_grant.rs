@@ -81,10 +81,10 @@ pub async fn rotate(
     if row.expires_at.is_some_and(|e| e <= now.unix_timestamp()) {
         return Err(OAuthError::InvalidGrant(INVALID_REFRESH));
     }
-    let access_scopes: Vec<String> = match requested {
+    let access_scopes: Vec<scope::Scope> = match requested {
         None => row.scopes.clone(),
         Some(list) => {
-            let names: Vec<String> = list.iter().map(|s| s.as_str().to_owned()).collect();
+            let names = list;
             if !names.iter().all(|n| row.scopes.contains(n)) {
                 return Err(OAuthError::InvalidScope(
                     "a refresh may narrow the grant's scopes but never widen them",
