@@ -1,16 +1,95 @@
 //! Users: the canonical SCIM JSON beside the extracted, indexed columns, their role
-//! assignments and their group memberships (read side).
+//! assignments and their group memberships (read side), and how each user came to
+//! exist ([`UserSource`], parsed here at the store edge).
 
+use std::error::Error;
+
+use bytes::BytesMut;
 use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use shared::ids::TeamId;
 use shared::scim::filter_sql::SqlParam;
 use time::OffsetDateTime;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use uuid::Uuid;
 
 use super::StoreError;
 use super::listing::Listed;
+
+/// How a user came to exist: the `users.source` column, whose CHECK constraint (V1)
+/// allows exactly these codes. SCIM may take over a user it did not create only by
+/// `userName` when the user is not already Okta's (see `routes/scim/users.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UserSource {
+    /// Provisioned by Okta over SCIM (`scim`).
+    Scim,
+    /// Created at the user's first Okta sign-in, just in time (`jit`).
+    Jit,
+    /// A workspace's first admin, made by the operator's `workspace create` (`admin`).
+    Admin,
+}
+
+/// A `users.source` value that is not one of ours.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown user source {0:?}: expected scim, jit or admin")]
+pub struct UnknownUserSource(pub String);
+
+impl UserSource {
+    /// Every source, in the order of the column's CHECK constraint.
+    pub const ALL: [UserSource; 3] = [UserSource::Scim, UserSource::Jit, UserSource::Admin];
+
+    /// The stored code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserSource::Scim => "scim",
+            UserSource::Jit => "jit",
+            UserSource::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored code.
+    pub fn parse(code: &str) -> Result<Self, UnknownUserSource> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == code)
+            .ok_or_else(|| UnknownUserSource(code.to_owned()))
+    }
+}
+
+impl std::fmt::Display for UserSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Read straight from the `text` column: the CHECK constraint means an unknown code
+/// cannot be stored, and one would surface as a conversion error, never a default.
+impl<'a> FromSql<'a> for UserSource {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn Error + Sync + Send>> {
+        Ok(Self::parse(<&str as FromSql>::from_sql(ty, raw)?)?)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <&str as FromSql>::accepts(ty)
+    }
+}
+
+/// Written as its code into the `text` column.
+impl ToSql for UserSource {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        self.as_str().to_sql(ty, out)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <&str as ToSql>::accepts(ty)
+    }
+
+    to_sql_checked!();
+}
 
 /// A stored user.
 #[derive(Debug, Clone)]
@@ -23,8 +102,8 @@ pub struct UserRecord {
     pub active: bool,
     /// Incremented on every change; the ETag.
     pub version: i64,
-    /// `scim`, `jit` or `admin`.
-    pub source: String,
+    /// How the user came to exist.
+    pub source: UserSource,
     /// Okta's id for the user, once provisioned.
     pub external_id: Option<String>,
     /// The user's revocation epoch.
@@ -212,7 +291,7 @@ pub async fn insert(
     id: Uuid,
     cols: &UserColumns,
     resource: &Value,
-    source: &str,
+    source: UserSource,
 ) -> Result<Option<UserRecord>, StoreError> {
     let stmt = client
         .prepare_cached(&format!(
@@ -253,7 +332,7 @@ pub async fn update(
     id: Uuid,
     cols: &UserColumns,
     resource: &Value,
-    source: &str,
+    source: UserSource,
     bump_epoch: bool,
 ) -> Result<UserRecord, StoreError> {
     let stmt = client
@@ -538,6 +617,45 @@ pub async fn set_roles(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn sources_round_trip_and_match_the_columns_check() {
+        for source in UserSource::ALL {
+            assert_eq!(UserSource::parse(source.as_str()), Ok(source));
+        }
+        assert_eq!(
+            UserSource::parse("operator"),
+            Err(UnknownUserSource("operator".into()))
+        );
+        assert!(UserSource::parse("SCIM").is_err());
+        // The codes are exactly those the migration's CHECK constraint allows.
+        let migration = include_str!("../../migrations/V1__foundation.sql");
+        let check = migration
+            .lines()
+            .find(|l| l.trim_start().starts_with("source "))
+            .expect("the users.source column");
+        let quoted: Vec<String> = UserSource::ALL
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        assert!(
+            check.contains(&format!("IN ({})", quoted.join(", "))),
+            "{check}"
+        );
+    }
+
+    #[test]
+    fn sources_convert_to_and_from_text_columns() {
+        let mut buf = BytesMut::new();
+        for source in UserSource::ALL {
+            buf.clear();
+            assert!(<UserSource as ToSql>::accepts(&Type::TEXT));
+            source.to_sql(&Type::TEXT, &mut buf).unwrap();
+            assert_eq!(UserSource::from_sql(&Type::TEXT, &buf).unwrap(), source);
+        }
+        assert!(UserSource::from_sql(&Type::TEXT, b"ldap").is_err());
+        assert!(!<UserSource as FromSql>::accepts(&Type::INT4));
+    }
 
     #[test]
     fn maps_the_seeds_attributes() {

@@ -186,7 +186,9 @@ pub async fn resolve(
     let cols = UserColumns::of(&resource).ok_or(SignInFailure::NoVerifiedEmail)?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
     let id = Uuid::new_v4();
-    let Some(created) = users::insert(&tx, team_id, id, &cols, &resource, "jit").await? else {
+    let Some(created) =
+        users::insert(&tx, team_id, id, &cols, &resource, users::UserSource::Jit).await?
+    else {
         // Created concurrently (a second tab, or SCIM): that account, if its subject
         // matches.
         drop(tx);

@@ -24,7 +24,7 @@ use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::roles::Role;
-use crate::store::users::{self, UserColumns, UserRecord};
+use crate::store::users::{self, UserColumns, UserRecord, UserSource};
 use crate::store::{cursors, tokens};
 
 type Result<T> = std::result::Result<T, ScimFailure>;
@@ -250,23 +250,39 @@ pub async fn create(
             .collect(),
     };
     let cols = columns(&resource)?;
-    let (mut rec, action, deactivated) =
-        match users::insert(&tx, team, Uuid::new_v4(), &cols, &resource, "scim").await? {
-            Some(rec) => (rec, "scim.user.created", false),
-            None => {
-                let existing = users::get_by_user_name(&tx, team, &cols.user_name)
-                    .await?
-                    .ok_or_else(|| conflict(&cols))?;
-                if existing.source == "scim" || existing.external_id.is_some() {
-                    return Err(conflict(&cols));
-                }
-                let bump = existing.active && !cols.active;
-                let mut rec =
-                    users::update(&tx, team, existing.id, &cols, &resource, "scim", bump).await?;
-                rec.groups = existing.groups;
-                (rec, "scim.user.linked", bump)
+    let (mut rec, action, deactivated) = match users::insert(
+        &tx,
+        team,
+        Uuid::new_v4(),
+        &cols,
+        &resource,
+        UserSource::Scim,
+    )
+    .await?
+    {
+        Some(rec) => (rec, "scim.user.created", false),
+        None => {
+            let existing = users::get_by_user_name(&tx, team, &cols.user_name)
+                .await?
+                .ok_or_else(|| conflict(&cols))?;
+            if existing.source == UserSource::Scim || existing.external_id.is_some() {
+                return Err(conflict(&cols));
             }
-        };
+            let bump = existing.active && !cols.active;
+            let mut rec = users::update(
+                &tx,
+                team,
+                existing.id,
+                &cols,
+                &resource,
+                UserSource::Scim,
+                bump,
+            )
+            .await?;
+            rec.groups = existing.groups;
+            (rec, "scim.user.linked", bump)
+        }
+    };
     rec.roles = role_refs(&role_ids, &roles);
     let user_id = rec.id.to_string();
     let event = AuditEvent {
@@ -329,7 +345,7 @@ async fn save(
         id,
         &cols,
         &resource,
-        &existing.source,
+        existing.source,
         deactivated,
     )
     .await
