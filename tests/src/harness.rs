@@ -13,11 +13,12 @@ use anyhow::Context;
 use region_worker::config::WorkerConfig;
 use region_worker::state::AppState;
 use sha2::{Digest, Sha256};
-use shared::ids::RegionId;
 use shared::regions::{RegionMap, Secret};
 use tokio::net::TcpListener;
 use tokio::sync::{OnceCell, oneshot};
 use tokio::task::JoinHandle;
+
+use crate::region::Region;
 
 /// The admin URL of the shared test Postgres.
 pub fn pg_admin_url() -> String {
@@ -236,21 +237,11 @@ client_secret = {{ env = "EU_INTROSPECTION_SECRET" }}
 
 /// The environment a `region-worker` process needs for the test map: each region's
 /// stores and the test credentials.
-pub fn worker_env(region: &str, stores: &RegionStores) -> Vec<(String, String)> {
-    let r = region.to_uppercase();
-    let (scim, introspection, key) = if region == "eu" {
-        (
-            EU_SCIM_CLIENT_SECRET,
-            EU_INTROSPECTION_SECRET,
-            EU_ENCRYPTION_KEY,
-        )
-    } else {
-        (
-            US_SCIM_CLIENT_SECRET,
-            US_INTROSPECTION_SECRET,
-            US_ENCRYPTION_KEY,
-        )
-    };
+pub fn worker_env(region: Region, stores: &RegionStores) -> Vec<(String, String)> {
+    let r = region.as_str().to_uppercase();
+    let (_, scim) = region.scim_client();
+    let (_, introspection) = region.introspection();
+    let key = region.encryption_key();
     [
         ("PG", stores.pg_url.as_str()),
         ("REDIS", stores.redis_url.as_str()),
@@ -286,13 +277,13 @@ impl RegionStores {
 }
 
 /// A worker configuration for `region` over `stores`.
-pub fn worker_config(region: &str, stores: &RegionStores) -> WorkerConfig {
+pub fn worker_config(region: Region, stores: &RegionStores) -> WorkerConfig {
     worker_config_from(&region_map(&[], &[]), region, stores)
 }
 
 /// A worker configuration for `region` of `map` over `stores`.
-pub fn worker_config_from(map: &RegionMap, region: &str, stores: &RegionStores) -> WorkerConfig {
-    let id = RegionId::parse(region).expect("valid region");
+pub fn worker_config_from(map: &RegionMap, region: Region, stores: &RegionStores) -> WorkerConfig {
+    let id = region.id();
     let mut config = WorkerConfig::from_map(map, &id, &|name| match name {
         "US_PG" | "EU_PG" => Some(stores.pg_url.clone()),
         "US_REDIS" | "EU_REDIS" => Some(stores.redis_url.clone()),
@@ -483,10 +474,10 @@ impl TestStack {
         let mut us = Vec::new();
         let mut eu = Vec::new();
         for _ in 0..replicas {
-            let mut c = worker_config_from(&config_map, "us", &us_stores);
+            let mut c = worker_config_from(&config_map, Region::Us, &us_stores);
             adjust(&mut c);
             us.push(TestWorker::start(c).await?);
-            let mut c = worker_config_from(&config_map, "eu", &eu_stores);
+            let mut c = worker_config_from(&config_map, Region::Eu, &eu_stores);
             adjust(&mut c);
             eu.push(TestWorker::start(c).await?);
         }
@@ -524,10 +515,23 @@ impl TestStack {
     }
 
     /// The first worker of `region`.
-    pub fn worker(&self, region: &str) -> &TestWorker {
+    pub fn worker(&self, region: Region) -> &TestWorker {
+        &self.workers(region)[0]
+    }
+
+    /// Every worker of `region`.
+    pub fn workers(&self, region: Region) -> &[TestWorker] {
         match region {
-            "us" => &self.us[0],
-            _ => &self.eu[0],
+            Region::Us => &self.us,
+            Region::Eu => &self.eu,
+        }
+    }
+
+    /// The stores of `region`.
+    pub fn stores(&self, region: Region) -> &RegionStores {
+        match region {
+            Region::Us => &self.us_stores,
+            Region::Eu => &self.eu_stores,
         }
     }
 }
@@ -574,7 +578,10 @@ impl Scim {
         let created = region_worker::cli::workspace_create(state, "Acme", "a@acme.test")
             .await
             .expect("workspace created");
-        let team_id = created["team_id"].as_str().expect("team_id").to_owned();
+        let team_id = json_of(created)["team_id"]
+            .as_str()
+            .expect("team_id")
+            .to_owned();
         let token = operator_token(state, &team_id).await;
         Self {
             http: client(),
@@ -675,10 +682,12 @@ pub struct Workspace {
 
 impl TestStack {
     /// Creates a workspace in `region` with the operator command's code path.
-    pub async fn workspace(&self, region: &str, name: &str, admin_email: &str) -> Workspace {
-        let v = region_worker::cli::workspace_create(&self.worker(region).state, name, admin_email)
-            .await
-            .expect("workspace created");
+    pub async fn workspace(&self, region: Region, name: &str, admin_email: &str) -> Workspace {
+        let v = json_of(
+            region_worker::cli::workspace_create(&self.worker(region).state, name, admin_email)
+                .await
+                .expect("workspace created"),
+        );
         Workspace {
             team_id: v["team_id"].as_str().unwrap_or_default().to_owned(),
             sign_in_url: v["sign_in_url"].as_str().unwrap_or_default().to_owned(),
@@ -687,7 +696,7 @@ impl TestStack {
     }
 
     /// A SCIM client for `team_id` in `region` with a token of `scopes` ("" = all).
-    pub async fn scim(&self, region: &str, team_id: &str, scopes: &str) -> Scim {
+    pub async fn scim(&self, region: Region, team_id: &str, scopes: &str) -> Scim {
         let t =
             region_worker::cli::token_issue(&self.worker(region).state, team_id, "scim", scopes, 1)
                 .await
@@ -695,15 +704,15 @@ impl TestStack {
         Scim {
             http: self.http.clone(),
             gateway: self.gateway.url(),
-            host: if region == "us" { US_API } else { EU_API }.to_owned(),
+            host: region.api().to_owned(),
             team_id: team_id.to_owned(),
-            token: t["token"].as_str().unwrap_or_default().to_owned(),
+            token: json_of(t)["token"].as_str().unwrap_or_default().to_owned(),
         }
     }
 
     /// Signs the first admin in with the one-time link; returns the session cookie.
-    pub async fn sign_in_with_link(&self, region: &str, ws: &Workspace) -> String {
-        let host = if region == "us" { US_APP } else { EU_APP };
+    pub async fn sign_in_with_link(&self, region: Region, ws: &Workspace) -> String {
+        let host = region.app();
         let code = ws.sign_in_url.split("code=").nth(1).unwrap_or_default();
         let r = self
             .request(reqwest::Method::POST, host, "/auth/link")
@@ -752,9 +761,8 @@ pub fn okta_callback(port: u16, app: &str) -> String {
 impl TestStack {
     /// Moves the clock of every worker of `region` forward (OAuth code and
     /// refresh-token expiry), instead of sleeping.
-    pub fn advance_clock(&self, region: &str, by: std::time::Duration) {
-        let workers = if region == "us" { &self.us } else { &self.eu };
-        for w in workers {
+    pub fn advance_clock(&self, region: Region, by: std::time::Duration) {
+        for w in self.workers(region) {
             assert!(
                 w.state.config.clock.advance(by),
                 "test workers have adjustable clocks"
@@ -778,7 +786,7 @@ impl TestStack {
     /// and secret, sign-in on, just-in-time provisioning off.
     pub async fn configure_okta(
         &self,
-        region: &str,
+        region: Region,
         team_id: &str,
         org_url: &str,
         client_id: &str,
@@ -812,8 +820,8 @@ impl TestStack {
     /// The Global Token Revocation endpoint of `region` as Okta is configured with it
     /// (`http://{api host}/api/okta/universal-logout`, the JWT's `aud`), reached through
     /// the gateway.
-    pub fn universal_logout_endpoint(&self, region: &str) -> crate::okta_sim::upstream::Upstream {
-        let host = if region == "us" { US_API } else { EU_API };
+    pub fn universal_logout_endpoint(&self, region: Region) -> crate::okta_sim::upstream::Upstream {
+        let host = region.api();
         crate::okta_sim::upstream::Upstream::via(
             &format!("http://{host}/api/okta/universal-logout"),
             &self.gateway.url(),
@@ -823,7 +831,7 @@ impl TestStack {
 
     /// Starts a browser session for a user of `team_id` in `region`, as a sign-in ends,
     /// and returns its `Cookie` header value (`name=value`).
-    pub async fn session_cookie(&self, region: &str, team_id: &str, user_id: &str) -> String {
+    pub async fn session_cookie(&self, region: Region, team_id: &str, user_id: &str) -> String {
         let state = &self.worker(region).state;
         let team = shared::ids::TeamId::parse(team_id).expect("team id");
         let user = uuid::Uuid::parse_str(user_id).expect("user id");
@@ -858,7 +866,13 @@ pub async fn operator_token(state: &region_worker::state::AppState, team_id: &st
     let issued = region_worker::cli::token_issue(state, team_id, "scim", "", 1)
         .await
         .expect("token issued");
-    issued["token"].as_str().expect("token").to_owned()
+    json_of(issued)["token"].as_str().expect("token").to_owned()
+}
+
+/// An operator command's result as the JSON it prints: the fields tests read, by the
+/// names operators see.
+pub fn json_of(result: impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(result).expect("an operator result serialises")
 }
 
 /// A `redis-server` child process of a test (a master, a replica or a sentinel, by its

@@ -6,6 +6,7 @@
 //!
 //! - [`harness`]: per-test stores, in-process workers and gateways, a whole two-region
 //!   stack behind a gateway.
+//! - [`region`]: the test map's two regions as an enum, with their hosts and clients.
 //! - [`okta_sim`]: a simulated Okta org (OIDC server, SCIM provisioning client, SCIM
 //!   OAuth client, Universal Logout sender); the `okta-sim` binary serves one.
 //! - [`hostile_as`]: a hostile authorization server (the OIDC mix-up attacker's "Okta
@@ -18,4 +19,5 @@
 pub mod harness;
 pub mod hostile_as;
 pub mod okta_sim;
+pub mod region;
 pub mod story;

@@ -36,6 +36,7 @@ use crate::okta_sim::provisioning::{Provisioned, RoleChange, ScimAuth, ScimSetti
 use crate::okta_sim::seed::SeedApp;
 use crate::okta_sim::upstream::Upstream;
 use crate::okta_sim::{AppHandle, OktaSim};
+use crate::region::Region;
 use web::{Web, code_by_id, hidden, shown_secret};
 
 /// The test user of the seed's Testing section: the same email in every region.
@@ -94,11 +95,11 @@ impl LocalStack {
         })
     }
 
-    fn region(&self, region: &str) -> &Value {
-        &self.stack["regions"][region]
+    fn region(&self, region: Region) -> &Value {
+        &self.stack["regions"][region.as_str()]
     }
 
-    fn env(&self, region: &str) -> Vec<(String, String)> {
+    fn env(&self, region: Region) -> Vec<(String, String)> {
         self.region(region)["env"]
             .as_object()
             .map(|o| {
@@ -120,9 +121,9 @@ impl StoryTarget<'_> {
     }
 
     /// The app base URL of `region` (`http://app.closedloop.localhost[:PORT]`).
-    pub fn app_base(&self, region: &str) -> String {
+    pub fn app_base(&self, region: Region) -> String {
         match self {
-            Self::InProcess(_) => format!("http://{}", app_host(region)),
+            Self::InProcess(_) => region.app_url(),
             Self::Local(l) => l.region(region)["app_url"]
                 .as_str()
                 .unwrap_or_default()
@@ -139,14 +140,17 @@ impl StoryTarget<'_> {
     }
 
     /// The SCIM OAuth client (Okta's, one per region) of `region`: id and secret.
-    pub fn scim_client(&self, region: &str) -> (String, String) {
+    pub fn scim_client(&self, region: Region) -> (String, String) {
         match self {
             Self::InProcess(_) => {
-                let (id, secret) = scim_client(region);
+                let (id, secret) = region.scim_client();
                 (id.to_owned(), secret.to_owned())
             }
             Self::Local(l) => {
-                let env = format!("CLOSEDLOOP_{}_SCIM_OAUTH_SECRET", region.to_uppercase());
+                let env = format!(
+                    "CLOSEDLOOP_{}_SCIM_OAUTH_SECRET",
+                    region.as_str().to_uppercase()
+                );
                 let secret = l
                     .env(region)
                     .into_iter()
@@ -162,20 +166,21 @@ impl StoryTarget<'_> {
     /// user id, one-time sign-in URL)`.
     async fn workspace(
         &self,
-        region: &str,
+        region: Region,
         name: &str,
         admin: &str,
     ) -> anyhow::Result<(String, String, String)> {
-        let v = match self {
-            Self::InProcess(stack) => {
+        let v: Value = match self {
+            Self::InProcess(stack) => serde_json::to_value(
                 region_worker::cli::workspace_create(&stack.worker(region).state, name, admin)
-                    .await?
-            }
+                    .await?,
+            )?,
             Self::Local(l) => {
                 let out = tokio::process::Command::new(&l.worker_bin)
                     .args(["workspace", "create", "--config"])
                     .arg(&l.config)
-                    .args(["--region", region, "--name", name, "--admin-email", admin])
+                    .args(["--region", region.as_str(), "--name", name])
+                    .args(["--admin-email", admin])
                     .envs(l.env(region))
                     .output()
                     .await
@@ -190,15 +195,6 @@ impl StoryTarget<'_> {
         };
         let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
         Ok((s("team_id"), s("admin_user_id"), s("sign_in_url")))
-    }
-}
-
-/// The app host of `region` in the test map.
-fn app_host(region: &str) -> &'static str {
-    if region == "us" {
-        crate::harness::US_APP
-    } else {
-        crate::harness::EU_APP
     }
 }
 
@@ -261,10 +257,10 @@ pub fn eval_expression(expr: &str, team_id: &str) -> anyhow::Result<String> {
 
 /// What one region's story leaves behind: identifiers and live credentials, for the
 /// isolation checks.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StoryOutcome {
     /// The region.
-    pub region: String,
+    pub region: Region,
     /// The workspace.
     pub team_id: String,
     /// Our user ids (admin, the test user, the JIT user, the region-only user).
@@ -287,11 +283,30 @@ pub struct StoryOutcome {
     pub sign_in_url: String,
 }
 
+impl StoryOutcome {
+    /// Nothing yet: the run fills it in step by step.
+    fn new(region: Region) -> Self {
+        Self {
+            region,
+            team_id: String::new(),
+            user_ids: Vec::new(),
+            group_ids: Vec::new(),
+            region_emails: Vec::new(),
+            session_cookie: String::new(),
+            api_token: String::new(),
+            mcp_token: String::new(),
+            scim_access_token: String::new(),
+            scim_refresh_token: String::new(),
+            sign_in_url: String::new(),
+        }
+    }
+}
+
 /// One region's run: where it goes, the Okta org playing along, and the run's people.
 struct Run<'a> {
     target: &'a StoryTarget<'a>,
     sim: &'a OktaSim,
-    region: String,
+    region: Region,
     gateway: String,
     app_base: String,
     /// The test user's email (the same in every region of a run).
@@ -303,12 +318,12 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(target: &'a StoryTarget<'a>, sim: &'a OktaSim, region: &str) -> Self {
+    fn new(target: &'a StoryTarget<'a>, sim: &'a OktaSim, region: Region) -> Self {
         let domain = target.email_domain();
         Self {
             target,
             sim,
-            region: region.to_owned(),
+            region,
             gateway: target.gateway(),
             app_base: target.app_base(region),
             jane: format!("jane@{domain}"),
@@ -320,7 +335,7 @@ impl<'a> Run<'a> {
 
 /// Reports each step of one region's run.
 struct Steps<'r, F: FnMut(&str, bool)> {
-    region: String,
+    region: Region,
     report: &'r mut F,
 }
 
@@ -357,18 +372,12 @@ impl<F: FnMut(&str, bool)> Steps<'_, F> {
 pub async fn run_story(
     target: &StoryTarget<'_>,
     sim: &OktaSim,
-    region: &str,
+    region: Region,
     report: &mut impl FnMut(&str, bool),
 ) -> anyhow::Result<StoryOutcome> {
     let run = Run::new(target, sim, region);
-    let mut s = Steps {
-        region: region.to_owned(),
-        report,
-    };
-    let mut out = StoryOutcome {
-        region: region.to_owned(),
-        ..StoryOutcome::default()
-    };
+    let mut s = Steps { region, report };
+    let mut out = StoryOutcome::new(region);
     let (jane_email, carol_email) = (run.jane.clone(), run.carol.clone());
     let mut admin = Web::new(&run.gateway);
 
@@ -459,7 +468,7 @@ pub async fn run_story(
     let only = format!("only-{region}@{}", target.email_domain());
     let only_id = s.check(
         &format!("{only} provisioned"),
-        match run.okta_user(&only, "Solo", region) {
+        match run.okta_user(&only, "Solo", region.as_str()) {
             Ok(u) => run.assign(&app, &u).await,
             Err(e) => Err(e),
         },
@@ -709,7 +718,7 @@ impl Run<'_> {
         app: &AppHandle,
         values: &SetupValues,
     ) -> anyhow::Result<(String, String)> {
-        let (client_id, secret) = self.target.scim_client(&self.region);
+        let (client_id, secret) = self.target.scim_client(self.region);
         let config = OAuthClientConfig::okta(
             &values.scim_authorize,
             Upstream::via(&values.scim_token, &self.gateway)?,
@@ -1004,18 +1013,6 @@ async fn group_members(
     Ok(sorted(ids))
 }
 
-/// The SCIM OAuth client of `region` in the test map.
-pub fn scim_client(region: &str) -> (&'static str, &'static str) {
-    use crate::harness::{
-        EU_SCIM_CLIENT_ID, EU_SCIM_CLIENT_SECRET, US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET,
-    };
-    if region == "us" {
-        (US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET)
-    } else {
-        (EU_SCIM_CLIENT_ID, EU_SCIM_CLIENT_SECRET)
-    }
-}
-
 /// A credential presented to a region, each where it is used.
 #[derive(Debug, Clone, Copy)]
 pub enum Credential<'a> {
@@ -1078,7 +1075,7 @@ pub struct Configured {
 pub async fn configure(
     target: &StoryTarget<'_>,
     sim: &OktaSim,
-    region: &str,
+    region: Region,
     jit: bool,
 ) -> anyhow::Result<Configured> {
     let run = Run::new(target, sim, region);
@@ -1110,7 +1107,7 @@ impl Configured {
         &mut self,
         target: &StoryTarget<'_>,
         sim: &OktaSim,
-        region: &str,
+        region: Region,
         base_url: &str,
     ) -> anyhow::Result<String> {
         let run = Run::new(target, sim, region);

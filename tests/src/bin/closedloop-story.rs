@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use closedloop_tests::okta_sim::OktaSim;
+use closedloop_tests::region::Region;
 use closedloop_tests::story::{
     Credential, LocalStack, StoryOutcome, StoryTarget, credential_status, run_story,
 };
@@ -23,7 +24,7 @@ struct Args {
     stack: PathBuf,
     /// The regions to run the story in.
     #[arg(long, value_delimiter = ',', default_value = "us,eu")]
-    regions: Vec<String>,
+    regions: Vec<Region>,
 }
 
 #[tokio::main]
@@ -43,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("starting the simulated Okta org")?;
         println!("region {region} — simulated Okta org at {}", sim.base_url());
-        let result = run_story(&target, &sim, region, &mut |line, ok| {
+        let result = run_story(&target, &sim, *region, &mut |line, ok| {
             println!("  {} {line}", if ok { "✔" } else { "✘" });
             if !ok {
                 failed += 1;
@@ -69,8 +70,8 @@ async fn main() -> anyhow::Result<()> {
                 ("API token", Credential::Api(&own.api_token)),
                 ("MCP token", Credential::Mcp(&own.mcp_token)),
             ] {
-                let home = credential_status(&gw, &target.app_base(&own.region), cred).await?;
-                let away = credential_status(&gw, &target.app_base(&other.region), cred).await?;
+                let home = credential_status(&gw, &target.app_base(own.region), cred).await?;
+                let away = credential_status(&gw, &target.app_base(other.region), cred).await?;
                 let ok = home == 200 && matches!(away, 303 | 401);
                 if !ok {
                     failed += 1;

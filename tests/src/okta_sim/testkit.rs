@@ -20,6 +20,7 @@ use super::lock;
 use super::provisioning::{ScimAuth, ScimSettings};
 use super::upstream::Upstream;
 use crate::harness::{Scim, TestStack, US_API};
+use crate::region::Region;
 
 /// The three parts of a compact JWT, decoded (header, claims, signature bytes) and the
 /// signing input.
@@ -165,8 +166,8 @@ impl ScimSetup {
     pub(crate) async fn start() -> Self {
         let stack = TestStack::start().await.unwrap();
         let admin_email = "admin@acme.test".to_owned();
-        let ws = stack.workspace("us", "Acme", &admin_email).await;
-        let scim = stack.scim("us", &ws.team_id, "").await;
+        let ws = stack.workspace(Region::Us, "Acme", &admin_email).await;
+        let scim = stack.scim(Region::Us, &ws.team_id, "").await;
         Self {
             stack,
             scim,

@@ -15,6 +15,7 @@ use base64::Engine;
 use closedloop_tests::harness::TestStack;
 use closedloop_tests::okta_sim::OktaSim;
 use closedloop_tests::okta_sim::directory::NewUser;
+use closedloop_tests::region::Region;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
@@ -262,13 +263,13 @@ async fn an_admin_sets_up_okta_and_a_user_signs_in_and_out_in_chromium() {
         "http://api.closedloop.localhost:{port}/api/okta/oidc/callback"
     ));
     app.add_post_logout_redirect_uri(&format!("{app_url}/auth"));
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
     let jane = sim
         .add_user(NewUser::new("jane@acme.test", "Jane", "Doe").with_password("correct horse"))
         .unwrap();
     app.assign(&jane).await.unwrap();
     let (status, _) = stack
-        .scim("us", &ws.team_id, "")
+        .scim(Region::Us, &ws.team_id, "")
         .await
         .post(
             "/Users",

@@ -13,6 +13,7 @@ use closedloop_tests::harness::{
     fresh_database_on, operator_token, region_map, region_map_text, with_database, worker_config,
     worker_env,
 };
+use closedloop_tests::region::Region;
 use deploy::stores::{PostgresServer, RedisServer, free_port};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -52,7 +53,7 @@ async fn worker_on_private_postgres(durable: bool) -> (PathBuf, PostgresServer, 
         redis_url: closedloop_tests::harness::redis_url(),
         redis_prefix: closedloop_tests::harness::redis_prefix(),
     };
-    let worker = TestWorker::start(worker_config("us", &stores))
+    let worker = TestWorker::start(worker_config(Region::Us, &stores))
         .await
         .unwrap();
     (dir, pg, worker)
@@ -71,7 +72,7 @@ async fn worker_on_private_redis() -> (PathBuf, RedisServer, TestWorker) {
         redis_url: redis.url(),
         redis_prefix: String::new(),
     };
-    let worker = TestWorker::start(worker_config("us", &stores))
+    let worker = TestWorker::start(worker_config(Region::Us, &stores))
         .await
         .unwrap();
     (dir, redis, worker)
@@ -685,7 +686,7 @@ async fn a_replica_killed_mid_request_applies_no_scim_write_twice() {
     };
     let map = dir.join("regions.toml");
     std::fs::write(&map, region_map_text(&[], &[], None)).unwrap();
-    let env = worker_env("us", &stores);
+    let env = worker_env(Region::Us, &stores);
     let mut first = WorkerProcess::spawn(&map, &env).await;
     let second = WorkerProcess::spawn(&map, &env).await;
     let gateway = TestGateway::start(region_map(&[first.addr, second.addr], &[]))
@@ -693,7 +694,7 @@ async fn a_replica_killed_mid_request_applies_no_scim_write_twice() {
         .unwrap();
 
     // The workspace and its token, made by an operator command against the same stores.
-    let state = region_worker::connect(worker_config("us", &stores))
+    let state = region_worker::connect(worker_config(Region::Us, &stores))
         .await
         .unwrap();
     let scim = Scim::operator_workspace(&state, &gateway.url()).await;

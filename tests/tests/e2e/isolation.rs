@@ -4,18 +4,19 @@
 use closedloop_tests::harness::{
     EU_API, RegionStores, TestStack, TestWorker, US_API, worker_config,
 };
+use closedloop_tests::region::Region;
 use serde_json::Value;
 
 #[tokio::test]
 async fn a_worker_refuses_stores_stamped_by_another_region() {
     let us_stores = RegionStores::fresh().await.unwrap();
-    let first = TestWorker::start(worker_config("us", &us_stores))
+    let first = TestWorker::start(worker_config(Region::Us, &us_stores))
         .await
         .unwrap();
     first.stop().await.unwrap();
 
     // The US Postgres and Redis, handed to an EU worker.
-    let err = TestWorker::start(worker_config("eu", &us_stores))
+    let err = TestWorker::start(worker_config(Region::Eu, &us_stores))
         .await
         .unwrap_err();
     let msg = format!("{err:#}");
@@ -25,7 +26,7 @@ async fn a_worker_refuses_stores_stamped_by_another_region() {
     // A fresh Postgres but the US Redis key space: Redis's stamp refuses.
     let mut mixed = RegionStores::fresh().await.unwrap();
     mixed.redis_prefix = us_stores.redis_prefix.clone();
-    let err = TestWorker::start(worker_config("eu", &mixed))
+    let err = TestWorker::start(worker_config(Region::Eu, &mixed))
         .await
         .unwrap_err();
     let msg = format!("{err:#}");
@@ -35,7 +36,7 @@ async fn a_worker_refuses_stores_stamped_by_another_region() {
 #[tokio::test]
 async fn the_worker_binary_exits_non_zero_on_a_foreign_store() {
     let us_stores = RegionStores::fresh().await.unwrap();
-    TestWorker::start(worker_config("us", &us_stores))
+    TestWorker::start(worker_config(Region::Us, &us_stores))
         .await
         .unwrap()
         .stop()
@@ -73,14 +74,18 @@ async fn the_worker_binary_exits_non_zero_on_a_foreign_store() {
 #[tokio::test]
 async fn a_us_workspace_is_not_found_at_the_eu_host() {
     let stack = TestStack::start().await.unwrap();
-    let created =
-        region_worker::cli::workspace_create(&stack.worker("us").state, "Acme", "admin@acme.test")
+    let created = region_worker::cli::workspace_create(
+        &stack.worker(Region::Us).state,
+        "Acme",
+        "admin@acme.test",
+    )
+    .await
+    .unwrap();
+    let team = created["team_id"].as_str().unwrap();
+    let issued =
+        region_worker::cli::token_issue(&stack.worker(Region::Us).state, team, "scim", "", 1)
             .await
             .unwrap();
-    let team = created["team_id"].as_str().unwrap();
-    let issued = region_worker::cli::token_issue(&stack.worker("us").state, team, "scim", "", 1)
-        .await
-        .unwrap();
     let token = issued["token"].as_str().unwrap();
 
     // At the EU host, the US workspace does not exist, whatever the token.
@@ -108,10 +113,13 @@ async fn a_us_workspace_is_not_found_at_the_eu_host() {
         .unwrap();
     assert_eq!(r.status(), 401);
     // A token of this region for another workspace is 401 too.
-    let other =
-        region_worker::cli::workspace_create(&stack.worker("us").state, "Other", "a@other.test")
-            .await
-            .unwrap();
+    let other = region_worker::cli::workspace_create(
+        &stack.worker(Region::Us).state,
+        "Other",
+        "a@other.test",
+    )
+    .await
+    .unwrap();
     let r = stack
         .get(
             US_API,
@@ -124,7 +132,7 @@ async fn a_us_workspace_is_not_found_at_the_eu_host() {
     assert_eq!(r.status(), 401);
     // A US token is refused at the EU host for an EU workspace without any lookup.
     let eu = region_worker::cli::workspace_create(
-        &stack.worker("eu").state,
+        &stack.worker(Region::Eu).state,
         "Acme EU",
         "admin@acme.test",
     )

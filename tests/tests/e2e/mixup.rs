@@ -14,6 +14,7 @@ use closedloop_tests::harness::{TestStack, Workspace, binary, pg_connect};
 use closedloop_tests::hostile_as::{HostileAsProcess, Recorded};
 use closedloop_tests::okta_sim::OktaSim;
 use closedloop_tests::okta_sim::directory::NewUser;
+use closedloop_tests::region::Region;
 use closedloop_tests::story::web::{Page, Web, hidden};
 use region_worker::okta::http::Resolver;
 use serde_json::{Value, json};
@@ -100,12 +101,12 @@ async fn okta_sessions(stack: &TestStack, team_id: &str) -> i64 {
 /// there, assigned to the app and signed in at Okta (so authorize answers silently).
 async fn victim_workspace(stack: &TestStack, sim: &OktaSim) -> Workspace {
     let ws = stack
-        .workspace("us", "Victim Corp", "admin@victim.test")
+        .workspace(Region::Us, "Victim Corp", "admin@victim.test")
         .await;
     let app = sim.app();
     stack
         .configure_okta(
-            "us",
+            Region::Us,
             &ws.team_id,
             sim.base_url(),
             app.client_id(),
@@ -117,7 +118,7 @@ async fn victim_workspace(stack: &TestStack, sim: &OktaSim) -> Workspace {
         .unwrap();
     app.assign(&jane).await.unwrap();
     sim.set_auto_sign_in(Some(&jane));
-    let scim = stack.scim("us", &ws.team_id, "").await;
+    let scim = stack.scim(Region::Us, &ws.team_id, "").await;
     let (status, body) = scim
         .post(
             "/Users",
@@ -151,7 +152,7 @@ async fn a_mixup_through_a_hostile_org_never_gets_the_victims_code_or_session() 
     // 1. The attacker, admin of workspace A, points A's Okta domain at their server
     //    (a loopback org: this stack runs under the development switch).
     let attacker_ws = stack
-        .workspace("us", "Attacker Inc", "mallory@attacker.test")
+        .workspace(Region::Us, "Attacker Inc", "mallory@attacker.test")
         .await;
     let mut attacker = admin_browser(&stack, &attacker_ws).await;
     let saved = save_okta_page(
@@ -349,8 +350,8 @@ async fn outside_development_custom_and_private_okta_domains_are_refused() {
     })
     .await
     .unwrap();
-    let state = &stack.worker("us").state;
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
+    let state = &stack.worker(Region::Us).state;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
     let mut admin = admin_browser(&stack, &ws).await;
     let secret = "acme-secret-acme-secret-acme-secret-0123";
 
@@ -405,9 +406,17 @@ async fn outside_development_custom_and_private_okta_domains_are_refused() {
     // At sign-in time: a workspace whose saved custom domain is not (or no longer)
     // allowed gets no sign-in request; an allowed one whose name now leads to a
     // loopback address (DNS rebinding after the save) is refused at connect time.
-    let other = stack.workspace("us", "Other", "admin@other.test").await;
+    let other = stack
+        .workspace(Region::Us, "Other", "admin@other.test")
+        .await;
     stack
-        .configure_okta("us", &other.team_id, "sso.rebound.test", "0oaother", secret)
+        .configure_okta(
+            Region::Us,
+            &other.team_id,
+            "sso.rebound.test",
+            "0oaother",
+            secret,
+        )
         .await;
     let mut web = Web::new(&stack.gateway.url());
     let refused = web.get(&login_url(&other.team_id)).await.unwrap();

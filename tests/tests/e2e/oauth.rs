@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use closedloop_tests::harness::{
-    EU_API, EU_APP, EU_SCIM_CLIENT_ID, EU_SCIM_CLIENT_SECRET, Scim, TestStack, TestWorker, US_API,
-    US_APP, US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET, Workspace, okta_callback, pg_connect,
-    redis_prefix, worker_config,
+    EU_APP, EU_SCIM_CLIENT_ID, EU_SCIM_CLIENT_SECRET, Scim, TestStack, TestWorker, US_API, US_APP,
+    US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET, Workspace, okta_callback, pg_connect, redis_prefix,
+    worker_config,
 };
+use closedloop_tests::region::Region;
 use reqwest::Method;
 use reqwest::header::{CACHE_CONTROL, COOKIE, LOCATION};
 use serde_json::{Value, json};
@@ -20,32 +21,6 @@ const AUTHORIZE: &str = "/api/okta/scim/oauth/authorize";
 const TOKEN: &str = "/api/okta/scim/oauth/token";
 const GRANTS_PAGE: &str = "/integrations/okta/provisioning";
 const ALL_SCOPES: &str = "scim.read scim.write entitlements.read";
-
-/// One region as the tests see it: hosts and SCIM OAuth client.
-#[derive(Debug, Clone, Copy)]
-struct Region {
-    id: &'static str,
-    api: &'static str,
-    app: &'static str,
-    client_id: &'static str,
-    secret: &'static str,
-}
-
-const US: Region = Region {
-    id: "us",
-    api: US_API,
-    app: US_APP,
-    client_id: US_SCIM_CLIENT_ID,
-    secret: US_SCIM_CLIENT_SECRET,
-};
-
-const EU: Region = Region {
-    id: "eu",
-    api: EU_API,
-    app: EU_APP,
-    client_id: EU_SCIM_CLIENT_ID,
-    secret: EU_SCIM_CLIENT_SECRET,
-};
 
 /// The Okta admin-console callback the tests use (an allowed loopback variant).
 pub(crate) fn callback() -> String {
@@ -73,7 +48,7 @@ impl<'a> Ask<'a> {
     fn params(&self) -> Vec<(&'static str, String)> {
         let mut p = vec![
             ("response_type", "code".to_owned()),
-            ("client_id", self.region.client_id.to_owned()),
+            ("client_id", self.region.scim_client().0.to_owned()),
             ("redirect_uri", callback()),
             ("state", self.state.to_owned()),
         ];
@@ -132,7 +107,7 @@ async fn authorize(
     params: &[(&str, String)],
 ) -> reqwest::Response {
     stack
-        .get(region.api, AUTHORIZE)
+        .get(region.api(), AUTHORIZE)
         .query(params)
         .send()
         .await
@@ -145,7 +120,7 @@ async fn consent_page(stack: &TestStack, ask: &Ask<'_>, cookie: &str) -> String 
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
     let consent = location(&r);
     let page = stack
-        .get(ask.region.app, &path_of(&consent))
+        .get(ask.region.app(), &path_of(&consent))
         .header(COOKIE, cookie)
         .send()
         .await
@@ -163,7 +138,7 @@ async fn decide(
     decision: &str,
 ) -> reqwest::Response {
     stack
-        .request(Method::POST, region.app, "/oauth/consent")
+        .request(Method::POST, region.app(), "/oauth/consent")
         .header(COOKIE, cookie)
         .form(&[
             ("request", hidden(html, "request")),
@@ -189,7 +164,13 @@ async fn approved_code(stack: &TestStack, ask: &Ask<'_>, cookie: &str) -> String
 
 /// A token request with `client_secret_basic`.
 async fn token(stack: &TestStack, region: Region, form: &[(&str, &str)]) -> (u16, Value) {
-    token_with(stack, region, form, Some((region.client_id, region.secret))).await
+    token_with(
+        stack,
+        region,
+        form,
+        Some((region.scim_client().0, region.scim_client().1)),
+    )
+    .await
 }
 
 async fn token_with(
@@ -198,7 +179,7 @@ async fn token_with(
     form: &[(&str, &str)],
     basic: Option<(&str, &str)>,
 ) -> (u16, Value) {
-    let mut req = stack.request(Method::POST, region.api, TOKEN).form(form);
+    let mut req = stack.request(Method::POST, region.api(), TOKEN).form(form);
     if let Some((id, secret)) = basic {
         req = req.basic_auth(id, Some(secret));
     }
@@ -248,7 +229,7 @@ fn scim(stack: &TestStack, region: Region, team: &str, access_token: &str) -> Sc
     Scim {
         http: stack.http.clone(),
         gateway: stack.gateway.url(),
-        host: region.api.to_owned(),
+        host: region.api().to_owned(),
         team_id: team.to_owned(),
         token: access_token.to_owned(),
     }
@@ -260,8 +241,8 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
 
 /// A workspace, its admin's session and a connected grant's first tokens.
 async fn connected(stack: &TestStack, region: Region, ask: &Ask<'_>) -> (Workspace, String, Value) {
-    let ws = stack.workspace(region.id, "Acme", "admin@acme.test").await;
-    let cookie = stack.sign_in_with_link(region.id, &ws).await;
+    let ws = stack.workspace(region, "Acme", "admin@acme.test").await;
+    let cookie = stack.sign_in_with_link(region, &ws).await;
     let code = approved_code(stack, ask, &cookie).await;
     let (s, tokens) = exchange(stack, region, &code, None).await;
     assert_eq!(s, 200, "{tokens}");
@@ -269,11 +250,7 @@ async fn connected(stack: &TestStack, region: Region, ask: &Ask<'_>) -> (Workspa
 }
 
 async fn audit_actions(stack: &TestStack, region: Region, team: &str) -> Vec<String> {
-    let url = if region.id == "us" {
-        &stack.us_stores.pg_url
-    } else {
-        &stack.eu_stores.pg_url
-    };
+    let url = &stack.stores(region).pg_url;
     let db = pg_connect(url).await.unwrap();
     let team = uuid::Uuid::parse_str(team).unwrap();
     db.query(
@@ -290,11 +267,11 @@ async fn audit_actions(stack: &TestStack, region: Region, team: &str) -> Vec<Str
 #[tokio::test]
 async fn the_whole_flow_as_okta_and_an_admin_drive_it() {
     let stack = TestStack::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
 
     // Okta's admin console opens /authorize in the admin's browser, not yet signed in.
-    let ask = Ask::new(US);
-    let r = authorize(&stack, US, &ask.params()).await;
+    let ask = Ask::new(Region::Us);
+    let r = authorize(&stack, Region::Us, &ask.params()).await;
     assert_eq!(r.status(), 303);
     let consent = location(&r);
     assert!(
@@ -365,7 +342,7 @@ async fn the_whole_flow_as_okta_and_an_admin_drive_it() {
     assert!(!html.contains("<script"), "no JavaScript needed");
 
     // Approve: back to Okta with a code and the echoed state.
-    let r = decide(&stack, US, &cookie, &html, "approve").await;
+    let r = decide(&stack, Region::Us, &cookie, &html, "approve").await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
     let back = location(&r);
@@ -375,7 +352,7 @@ async fn the_whole_flow_as_okta_and_an_admin_drive_it() {
     assert!(q["code"].starts_with("clk_us_otc_"));
 
     // Okta redeems the code (client_secret_basic).
-    let (s, tokens) = exchange(&stack, US, &q["code"], None).await;
+    let (s, tokens) = exchange(&stack, Region::Us, &q["code"], None).await;
     assert_eq!(s, 200, "{tokens}");
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["expires_in"], 3600);
@@ -385,7 +362,7 @@ async fn the_whole_flow_as_okta_and_an_admin_drive_it() {
     assert!(access.starts_with("clk_us_scim_") && rt.starts_with("clk_us_rt_"));
 
     // SCIM accepts the token as it is: users, groups, roles.
-    let client = scim(&stack, US, &ws.team_id, access);
+    let client = scim(&stack, Region::Us, &ws.team_id, access);
     assert_eq!(client.get("/Users").await.0, 200);
     assert_eq!(client.get("/Roles").await.0, 200);
     let (s, user) = client
@@ -399,12 +376,12 @@ async fn the_whole_flow_as_okta_and_an_admin_drive_it() {
     // Okta refreshes (client_secret_post): a new pair, the refresh token rotated.
     let (s, next) = token_with(
         &stack,
-        US,
+        Region::Us,
         &[
             ("grant_type", "refresh_token"),
             ("refresh_token", rt),
-            ("client_id", US.client_id),
-            ("client_secret", US.secret),
+            ("client_id", Region::Us.scim_client().0),
+            ("client_secret", Region::Us.scim_client().1),
         ],
         None,
     )
@@ -412,10 +389,15 @@ async fn the_whole_flow_as_okta_and_an_admin_drive_it() {
     assert_eq!(s, 200, "{next}");
     assert_eq!(next["scope"], ALL_SCOPES);
     assert_ne!(next["refresh_token"], tokens["refresh_token"]);
-    let client = scim(&stack, US, &ws.team_id, str_of(&next, "access_token"));
+    let client = scim(
+        &stack,
+        Region::Us,
+        &ws.team_id,
+        str_of(&next, "access_token"),
+    );
     assert_eq!(client.get("/Groups").await.0, 200);
 
-    let actions = audit_actions(&stack, US, &ws.team_id).await;
+    let actions = audit_actions(&stack, Region::Us, &ws.team_id).await;
     for a in [
         "session.signed_in.link",
         "scim_oauth.grant.approved",
@@ -487,8 +469,8 @@ async fn an_independent_oauth2_client_library_completes_the_flow() {
     };
 
     let stack = TestStack::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
-    let cookie = stack.sign_in_with_link("us", &ws).await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
+    let cookie = stack.sign_in_with_link(Region::Us, &ws).await;
     let http = library::ViaGateway::new(stack.gateway.addr, &[US_API]);
     let api = format!("http://{US_API}:{}", stack.gateway.addr.port());
     let client = BasicClient::new(ClientId::new(US_SCIM_CLIENT_ID.to_owned()))
@@ -517,7 +499,7 @@ async fn an_independent_oauth2_client_library_completes_the_flow() {
         .text()
         .await
         .unwrap();
-    let r = decide(&stack, US, &cookie, &page, "approve").await;
+    let r = decide(&stack, Region::Us, &cookie, &page, "approve").await;
     let q = query_of(&location(&r));
     assert_eq!(&q["state"], csrf.secret(), "state echoed");
     let code = q["code"].clone();
@@ -536,7 +518,12 @@ async fn an_independent_oauth2_client_library_completes_the_flow() {
         .collect();
     assert_eq!(scopes, ["scim.read", "scim.write", "entitlements.read"]);
     assert_eq!(tokens.expires_in(), Some(Duration::from_secs(3600)));
-    let client_scim = scim(&stack, US, &ws.team_id, tokens.access_token().secret());
+    let client_scim = scim(
+        &stack,
+        Region::Us,
+        &ws.team_id,
+        tokens.access_token().secret(),
+    );
     assert_eq!(client_scim.get("/Users").await.0, 200);
 
     // The library parses our errors: a reused code is invalid_grant.
@@ -621,7 +608,7 @@ where
         .text()
         .await
         .unwrap();
-    let r = decide(stack, US, cookie, &page, "approve").await;
+    let r = decide(stack, Region::Us, cookie, &page, "approve").await;
     query_of(&location(&r))["code"].clone()
 }
 
@@ -740,7 +727,7 @@ async fn a_bad_client_or_redirect_uri_gets_a_page_and_never_a_redirect() {
     for (what, mut params) in cases {
         params.push(("response_type", "code".into()));
         params.push(("state", "s".into()));
-        let r = authorize(&stack, US, &params).await;
+        let r = authorize(&stack, Region::Us, &params).await;
         assert_eq!(r.status(), 400, "{what}");
         assert!(
             r.headers().get(LOCATION).is_none(),
@@ -764,7 +751,7 @@ async fn a_bad_client_or_redirect_uri_gets_a_page_and_never_a_redirect() {
         let uri = format!("https://system-admin.{host}/admin/app/cpc/closedloop_ai/oauth/callback");
         let r = authorize(
             &stack,
-            US,
+            Region::Us,
             &[
                 ("client_id", US_SCIM_CLIENT_ID.into()),
                 ("redirect_uri", uri),
@@ -781,7 +768,7 @@ async fn a_bad_client_or_redirect_uri_gets_a_page_and_never_a_redirect() {
 async fn errors_after_the_redirect_is_trusted_go_back_to_the_client() {
     let stack = TestStack::start().await.unwrap();
     let base = |extra: &[(&'static str, &str)], skip: &str| {
-        let mut p: Vec<(&str, String)> = Ask::new(US)
+        let mut p: Vec<(&str, String)> = Ask::new(Region::Us)
             .params()
             .into_iter()
             .filter(|(k, _)| *k != skip)
@@ -830,7 +817,7 @@ async fn errors_after_the_redirect_is_trusted_go_back_to_the_client() {
         ("invalid_request", base(&[("scope", "scim.read")], "")),
     ];
     for (error, params) in cases {
-        let r = authorize(&stack, US, &params).await;
+        let r = authorize(&stack, Region::Us, &params).await;
         assert_eq!(r.status(), 303, "{error}: {params:?}");
         let back = location(&r);
         assert!(back.starts_with(&callback()), "{back}");
@@ -841,19 +828,19 @@ async fn errors_after_the_redirect_is_trusted_go_back_to_the_client() {
     }
 
     // Deny: access_denied with the state, and an audit event.
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
-    let cookie = stack.sign_in_with_link("us", &ws).await;
-    let html = consent_page(&stack, &Ask::new(US), &cookie).await;
-    let r = decide(&stack, US, &cookie, &html, "deny").await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
+    let cookie = stack.sign_in_with_link(Region::Us, &ws).await;
+    let html = consent_page(&stack, &Ask::new(Region::Us), &cookie).await;
+    let r = decide(&stack, Region::Us, &cookie, &html, "deny").await;
     assert_eq!(r.status(), 303);
     let q = query_of(&location(&r));
     assert_eq!(q["error"], "access_denied");
     assert_eq!(q["state"], "okta-state-1");
     // The decision is taken once.
-    let again = decide(&stack, US, &cookie, &html, "approve").await;
+    let again = decide(&stack, Region::Us, &cookie, &html, "approve").await;
     assert_eq!(again.status(), 400);
     assert!(again.headers().get(LOCATION).is_none());
-    let actions = audit_actions(&stack, US, &ws.team_id).await;
+    let actions = audit_actions(&stack, Region::Us, &ws.team_id).await;
     assert!(
         actions.iter().any(|a| a == "scim_oauth.grant.denied"),
         "{actions:?}"
@@ -874,7 +861,7 @@ async fn the_token_endpoint_authenticates_the_client_and_speaks_rfc_6749() {
         Some((EU_SCIM_CLIENT_ID, EU_SCIM_CLIENT_SECRET)),
         None,
     ] {
-        let (s, body) = token_with(&stack, US, &grant, basic).await;
+        let (s, body) = token_with(&stack, Region::Us, &grant, basic).await;
         assert_eq!(s, 401, "{basic:?}: {body}");
         assert_eq!(body["error"], "invalid_client");
         assert!(body["error_description"].is_string());
@@ -884,7 +871,7 @@ async fn the_token_endpoint_authenticates_the_client_and_speaks_rfc_6749() {
         ("client_id", US_SCIM_CLIENT_ID),
         ("client_secret", "wrong-secret"),
     ]);
-    let (s, body) = token_with(&stack, US, &posted, None).await;
+    let (s, body) = token_with(&stack, Region::Us, &posted, None).await;
     assert_eq!((s, body["error"].as_str()), (401, Some("invalid_client")));
     // Both methods at once.
     let mut both = grant.to_vec();
@@ -892,19 +879,19 @@ async fn the_token_endpoint_authenticates_the_client_and_speaks_rfc_6749() {
         ("client_id", US_SCIM_CLIENT_ID),
         ("client_secret", US_SCIM_CLIENT_SECRET),
     ]);
-    let (s, body) = token(&stack, US, &both).await;
+    let (s, body) = token(&stack, Region::Us, &both).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_request")));
     // Grant types.
-    let (s, body) = token(&stack, US, &[("grant_type", "client_credentials")]).await;
+    let (s, body) = token(&stack, Region::Us, &[("grant_type", "client_credentials")]).await;
     assert_eq!(
         (s, body["error"].as_str()),
         (400, Some("unsupported_grant_type"))
     );
-    let (s, body) = token(&stack, US, &[("scope", "scim.read")]).await;
+    let (s, body) = token(&stack, Region::Us, &[("scope", "scim.read")]).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_request")));
     let (s, body) = token(
         &stack,
-        US,
+        Region::Us,
         &[
             ("grant_type", "refresh_token"),
             ("grant_type", "refresh_token"),
@@ -912,11 +899,11 @@ async fn the_token_endpoint_authenticates_the_client_and_speaks_rfc_6749() {
     )
     .await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_request")));
-    let (s, body) = token(&stack, US, &[("grant_type", "authorization_code")]).await;
+    let (s, body) = token(&stack, Region::Us, &[("grant_type", "authorization_code")]).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_request")));
     let (s, body) = token(
         &stack,
-        US,
+        Region::Us,
         &[
             ("grant_type", "authorization_code"),
             ("code", "clk_us_otc_nope"),
@@ -927,7 +914,7 @@ async fn the_token_endpoint_authenticates_the_client_and_speaks_rfc_6749() {
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
     let (s, body) = token(
         &stack,
-        US,
+        Region::Us,
         &[
             ("grant_type", "refresh_token"),
             ("refresh_token", "clk_us_rt_x"),
@@ -953,24 +940,29 @@ async fn the_token_endpoint_authenticates_the_client_and_speaks_rfc_6749() {
 #[tokio::test]
 async fn a_code_is_single_use_and_its_reuse_revokes_what_it_issued() {
     let stack = TestStack::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
-    let cookie = stack.sign_in_with_link("us", &ws).await;
-    let code = approved_code(&stack, &Ask::new(US), &cookie).await;
-    let (s, tokens) = exchange(&stack, US, &code, None).await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
+    let cookie = stack.sign_in_with_link(Region::Us, &ws).await;
+    let code = approved_code(&stack, &Ask::new(Region::Us), &cookie).await;
+    let (s, tokens) = exchange(&stack, Region::Us, &code, None).await;
     assert_eq!(s, 200);
-    let client = scim(&stack, US, &ws.team_id, str_of(&tokens, "access_token"));
+    let client = scim(
+        &stack,
+        Region::Us,
+        &ws.team_id,
+        str_of(&tokens, "access_token"),
+    );
     assert_eq!(client.get("/Users").await.0, 200);
 
-    let (s, body) = exchange(&stack, US, &code, None).await;
+    let (s, body) = exchange(&stack, Region::Us, &code, None).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
     assert_eq!(
         client.get("/Users").await.0,
         401,
         "the access token died with its grant"
     );
-    let (s, body) = refresh(&stack, US, str_of(&tokens, "refresh_token"), None).await;
+    let (s, body) = refresh(&stack, Region::Us, str_of(&tokens, "refresh_token"), None).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
-    let actions = audit_actions(&stack, US, &ws.team_id).await;
+    let actions = audit_actions(&stack, Region::Us, &ws.team_id).await;
     assert!(
         actions.iter().any(|a| a == "scim_oauth.grant.revoked"),
         "{actions:?}"
@@ -980,20 +972,20 @@ async fn a_code_is_single_use_and_its_reuse_revokes_what_it_issued() {
 #[tokio::test]
 async fn an_expired_code_is_refused() {
     let stack = TestStack::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
-    let cookie = stack.sign_in_with_link("us", &ws).await;
-    let code = approved_code(&stack, &Ask::new(US), &cookie).await;
-    stack.advance_clock("us", Duration::from_secs(61));
-    let (s, body) = exchange(&stack, US, &code, None).await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
+    let cookie = stack.sign_in_with_link(Region::Us, &ws).await;
+    let code = approved_code(&stack, &Ask::new(Region::Us), &cookie).await;
+    stack.advance_clock(Region::Us, Duration::from_secs(61));
+    let (s, body) = exchange(&stack, Region::Us, &code, None).await;
     assert_eq!(
         (s, body["error"].as_str()),
         (400, Some("invalid_grant")),
         "{body}"
     );
     // A code redeemed within its minute works.
-    let code = approved_code(&stack, &Ask::new(US), &cookie).await;
-    stack.advance_clock("us", Duration::from_secs(59));
-    assert_eq!(exchange(&stack, US, &code, None).await.0, 200);
+    let code = approved_code(&stack, &Ask::new(Region::Us), &cookie).await;
+    stack.advance_clock(Region::Us, Duration::from_secs(59));
+    assert_eq!(exchange(&stack, Region::Us, &code, None).await.0, 200);
 }
 
 #[tokio::test]
@@ -1001,16 +993,16 @@ async fn pkce_and_the_redirect_uri_bind_the_code() {
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
     let stack = TestStack::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
-    let cookie = stack.sign_in_with_link("us", &ws).await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
+    let cookie = stack.sign_in_with_link(Region::Us, &ws).await;
     let ask = Ask {
         challenge: Some(CHALLENGE),
-        ..Ask::new(US)
+        ..Ask::new(Region::Us)
     };
     let wrong = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXX";
     for verifier in [Some(wrong), None] {
         let c = approved_code(&stack, &ask, &cookie).await;
-        let (s, body) = exchange(&stack, US, &c, verifier).await;
+        let (s, body) = exchange(&stack, Region::Us, &c, verifier).await;
         assert_eq!(
             (s, body["error"].as_str()),
             (400, Some("invalid_grant")),
@@ -1018,15 +1010,15 @@ async fn pkce_and_the_redirect_uri_bind_the_code() {
         );
     }
     // A verifier for a code that had no challenge is refused (no PKCE downgrade).
-    let c = approved_code(&stack, &Ask::new(US), &cookie).await;
-    let (s, body) = exchange(&stack, US, &c, Some(VERIFIER)).await;
+    let c = approved_code(&stack, &Ask::new(Region::Us), &cookie).await;
+    let (s, body) = exchange(&stack, Region::Us, &c, Some(VERIFIER)).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
     // Another allowed redirect URI than the authorization request's.
     let c = approved_code(&stack, &ask, &cookie).await;
     let other = okta_callback(4443, "another_app");
     let (s, body) = token(
         &stack,
-        US,
+        Region::Us,
         &[
             ("grant_type", "authorization_code"),
             ("code", &c),
@@ -1038,40 +1030,51 @@ async fn pkce_and_the_redirect_uri_bind_the_code() {
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
     // The right verifier.
     let c = approved_code(&stack, &ask, &cookie).await;
-    let (s, body) = exchange(&stack, US, &c, Some(VERIFIER)).await;
+    let (s, body) = exchange(&stack, Region::Us, &c, Some(VERIFIER)).await;
     assert_eq!(s, 200, "{body}");
 }
 
 #[tokio::test]
 async fn scopes_default_to_all_and_a_refresh_narrows_but_never_widens() {
     let stack = TestStack::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
-    let cookie = stack.sign_in_with_link("us", &ws).await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
+    let cookie = stack.sign_in_with_link(Region::Us, &ws).await;
 
     // An omitted scope means all three.
     let c = approved_code(
         &stack,
         &Ask {
             scope: None,
-            ..Ask::new(US)
+            ..Ask::new(Region::Us)
         },
         &cookie,
     )
     .await;
-    let (_, all) = exchange(&stack, US, &c, None).await;
+    let (_, all) = exchange(&stack, Region::Us, &c, None).await;
     assert_eq!(all["scope"], ALL_SCOPES);
     // Narrow to scim.read: writes are refused at SCIM.
-    let (s, read) = refresh(&stack, US, str_of(&all, "refresh_token"), Some("scim.read")).await;
+    let (s, read) = refresh(
+        &stack,
+        Region::Us,
+        str_of(&all, "refresh_token"),
+        Some("scim.read"),
+    )
+    .await;
     assert_eq!(s, 200, "{read}");
     assert_eq!(read["scope"], "scim.read");
-    let reader = scim(&stack, US, &ws.team_id, str_of(&read, "access_token"));
+    let reader = scim(
+        &stack,
+        Region::Us,
+        &ws.team_id,
+        str_of(&read, "access_token"),
+    );
     assert_eq!(reader.get("/Users").await.0, 200);
     let (s, _) = reader
         .post("/Users", &json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "x@acme.test" }))
         .await;
     assert_eq!(s, 403);
     // The grant keeps its scopes: the next refresh may ask for all of them again.
-    let (s, again) = refresh(&stack, US, str_of(&read, "refresh_token"), None).await;
+    let (s, again) = refresh(&stack, Region::Us, str_of(&read, "refresh_token"), None).await;
     assert_eq!((s, again["scope"].as_str()), (200, Some(ALL_SCOPES)));
 
     // A grant of scim.read only cannot be widened.
@@ -1079,24 +1082,35 @@ async fn scopes_default_to_all_and_a_refresh_narrows_but_never_widens() {
         &stack,
         &Ask {
             scope: Some("scim.read"),
-            ..Ask::new(US)
+            ..Ask::new(Region::Us)
         },
         &cookie,
     )
     .await;
-    let (_, narrow) = exchange(&stack, US, &c, None).await;
+    let (_, narrow) = exchange(&stack, Region::Us, &c, None).await;
     assert_eq!(narrow["scope"], "scim.read");
     let (s, body) = refresh(
         &stack,
-        US,
+        Region::Us,
         str_of(&narrow, "refresh_token"),
         Some("scim.read scim.write"),
     )
     .await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_scope")));
-    let (s, body) = refresh(&stack, US, str_of(&narrow, "refresh_token"), Some("admin")).await;
+    let (s, body) = refresh(
+        &stack,
+        Region::Us,
+        str_of(&narrow, "refresh_token"),
+        Some("admin"),
+    )
+    .await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_scope")));
-    let roles_only = scim(&stack, US, &ws.team_id, str_of(&narrow, "access_token"));
+    let roles_only = scim(
+        &stack,
+        Region::Us,
+        &ws.team_id,
+        str_of(&narrow, "access_token"),
+    );
     assert_eq!(
         roles_only.get("/Roles").await.0,
         403,
@@ -1107,27 +1121,37 @@ async fn scopes_default_to_all_and_a_refresh_narrows_but_never_widens() {
 #[tokio::test]
 async fn a_rotated_refresh_token_presented_again_revokes_the_grant() {
     let stack = TestStack::start().await.unwrap();
-    let (ws, _, first) = connected(&stack, US, &Ask::new(US)).await;
+    let (ws, _, first) = connected(&stack, Region::Us, &Ask::new(Region::Us)).await;
     let rt1 = str_of(&first, "refresh_token");
-    let (s, second) = refresh(&stack, US, rt1, None).await;
+    let (s, second) = refresh(&stack, Region::Us, rt1, None).await;
     assert_eq!(s, 200);
-    let access2 = scim(&stack, US, &ws.team_id, str_of(&second, "access_token"));
+    let access2 = scim(
+        &stack,
+        Region::Us,
+        &ws.team_id,
+        str_of(&second, "access_token"),
+    );
     assert_eq!(access2.get("/Users").await.0, 200);
 
     // The old refresh token again: reuse. The grant and everything from it die.
-    let (s, body) = refresh(&stack, US, rt1, None).await;
+    let (s, body) = refresh(&stack, Region::Us, rt1, None).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
-    let (s, body) = refresh(&stack, US, str_of(&second, "refresh_token"), None).await;
+    let (s, body) = refresh(&stack, Region::Us, str_of(&second, "refresh_token"), None).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
     assert_eq!(access2.get("/Users").await.0, 401);
     assert_eq!(
-        scim(&stack, US, &ws.team_id, str_of(&first, "access_token"))
-            .get("/Users")
-            .await
-            .0,
+        scim(
+            &stack,
+            Region::Us,
+            &ws.team_id,
+            str_of(&first, "access_token")
+        )
+        .get("/Users")
+        .await
+        .0,
         401
     );
-    let actions = audit_actions(&stack, US, &ws.team_id).await;
+    let actions = audit_actions(&stack, Region::Us, &ws.team_id).await;
     assert!(
         actions.iter().any(|a| a == "scim_oauth.grant.revoked"),
         "{actions:?}"
@@ -1137,28 +1161,28 @@ async fn a_rotated_refresh_token_presented_again_revokes_the_grant() {
 #[tokio::test]
 async fn refresh_tokens_slide_and_expire_when_idle() {
     let stack = TestStack::start().await.unwrap();
-    let (_, _, tokens) = connected(&stack, US, &Ask::new(US)).await;
+    let (_, _, tokens) = connected(&stack, Region::Us, &Ask::new(Region::Us)).await;
     let day = Duration::from_secs(86_400);
     // Used every 60 days, it lives on (sliding expiry, default 90 days idle).
-    stack.advance_clock("us", day * 60);
-    let (s, next) = refresh(&stack, US, str_of(&tokens, "refresh_token"), None).await;
+    stack.advance_clock(Region::Us, day * 60);
+    let (s, next) = refresh(&stack, Region::Us, str_of(&tokens, "refresh_token"), None).await;
     assert_eq!(s, 200, "{next}");
-    stack.advance_clock("us", day * 60);
-    let (s, last) = refresh(&stack, US, str_of(&next, "refresh_token"), None).await;
+    stack.advance_clock(Region::Us, day * 60);
+    let (s, last) = refresh(&stack, Region::Us, str_of(&next, "refresh_token"), None).await;
     assert_eq!(s, 200, "{last}");
     // Idle for 91 days, it is dead.
-    stack.advance_clock("us", day * 91);
-    let (s, body) = refresh(&stack, US, str_of(&last, "refresh_token"), None).await;
+    stack.advance_clock(Region::Us, day * 91);
+    let (s, body) = refresh(&stack, Region::Us, str_of(&last, "refresh_token"), None).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
 }
 
 #[tokio::test]
 async fn tokens_work_only_for_their_workspace_and_region() {
     let stack = TestStack::start().await.unwrap();
-    let (ws_a, _, tokens) = connected(&stack, US, &Ask::new(US)).await;
+    let (ws_a, _, tokens) = connected(&stack, Region::Us, &Ask::new(Region::Us)).await;
     let access = str_of(&tokens, "access_token");
     assert_eq!(
-        scim(&stack, US, &ws_a.team_id, access)
+        scim(&stack, Region::Us, &ws_a.team_id, access)
             .get("/Users")
             .await
             .0,
@@ -1166,9 +1190,11 @@ async fn tokens_work_only_for_their_workspace_and_region() {
     );
 
     // Workspace B of the same region: 401 at its SCIM URL.
-    let ws_b = stack.workspace("us", "Other", "admin@other.test").await;
+    let ws_b = stack
+        .workspace(Region::Us, "Other", "admin@other.test")
+        .await;
     assert_eq!(
-        scim(&stack, US, &ws_b.team_id, access)
+        scim(&stack, Region::Us, &ws_b.team_id, access)
             .get("/Users")
             .await
             .0,
@@ -1178,16 +1204,16 @@ async fn tokens_work_only_for_their_workspace_and_region() {
     // The EU host: the US workspace does not exist there, and an EU workspace refuses
     // the US token.
     assert_eq!(
-        scim(&stack, EU, &ws_a.team_id, access)
+        scim(&stack, Region::Eu, &ws_a.team_id, access)
             .get("/Users")
             .await
             .0,
         404
     );
-    let (ws_eu, eu_cookie, eu_tokens) = connected(&stack, EU, &Ask::new(EU)).await;
+    let (ws_eu, eu_cookie, eu_tokens) = connected(&stack, Region::Eu, &Ask::new(Region::Eu)).await;
     assert!(str_of(&eu_tokens, "access_token").starts_with("clk_eu_scim_"));
     assert_eq!(
-        scim(&stack, EU, &ws_eu.team_id, access)
+        scim(&stack, Region::Eu, &ws_eu.team_id, access)
             .get("/Users")
             .await
             .0,
@@ -1196,7 +1222,7 @@ async fn tokens_work_only_for_their_workspace_and_region() {
     assert_eq!(
         scim(
             &stack,
-            EU,
+            Region::Eu,
             &ws_eu.team_id,
             str_of(&eu_tokens, "access_token")
         )
@@ -1207,14 +1233,20 @@ async fn tokens_work_only_for_their_workspace_and_region() {
     );
 
     // Codes, refresh tokens and clients do not cross regions either.
-    let eu_code = approved_code(&stack, &Ask::new(EU), &eu_cookie).await;
-    let (s, body) = exchange(&stack, US, &eu_code, None).await;
+    let eu_code = approved_code(&stack, &Ask::new(Region::Eu), &eu_cookie).await;
+    let (s, body) = exchange(&stack, Region::Us, &eu_code, None).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
-    let (s, body) = refresh(&stack, US, str_of(&eu_tokens, "refresh_token"), None).await;
+    let (s, body) = refresh(
+        &stack,
+        Region::Us,
+        str_of(&eu_tokens, "refresh_token"),
+        None,
+    )
+    .await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
     let (s, body) = token_with(
         &stack,
-        EU,
+        Region::Eu,
         &[
             ("grant_type", "refresh_token"),
             ("refresh_token", str_of(&eu_tokens, "refresh_token")),
@@ -1224,13 +1256,16 @@ async fn tokens_work_only_for_their_workspace_and_region() {
     .await;
     assert_eq!((s, body["error"].as_str()), (401, Some("invalid_client")));
     // The US admin's session is for the US app host only.
-    let r = authorize(&stack, EU, &Ask::new(EU).params()).await;
+    let r = authorize(&stack, Region::Eu, &Ask::new(Region::Eu).params()).await;
     let page = stack
         .get(EU_APP, &path_of(&location(&r)))
         .header(
             COOKIE,
             stack
-                .sign_in_with_link("us", &stack.workspace("us", "Third", "a@third.test").await)
+                .sign_in_with_link(
+                    Region::Us,
+                    &stack.workspace(Region::Us, "Third", "a@third.test").await,
+                )
                 .await,
         )
         .send()
@@ -1242,16 +1277,16 @@ async fn tokens_work_only_for_their_workspace_and_region() {
 #[tokio::test]
 async fn only_a_workspace_admin_may_approve_and_forms_need_their_csrf_token() {
     let stack = TestStack::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
-    let admin = stack.sign_in_with_link("us", &ws).await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
+    let admin = stack.sign_in_with_link(Region::Us, &ws).await;
     // A member with a session.
     let (_, member) = stack
-        .scim("us", &ws.team_id, "")
+        .scim(Region::Us, &ws.team_id, "")
         .await
         .post("/Users", &json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "m@acme.test" }))
         .await;
     let session = region_worker::session::start(
-        &stack.worker("us").state,
+        &stack.worker(Region::Us).state,
         shared::ids::TeamId::parse(&ws.team_id).unwrap(),
         uuid::Uuid::parse_str(member["id"].as_str().unwrap()).unwrap(),
         0,
@@ -1267,7 +1302,7 @@ async fn only_a_workspace_admin_may_approve_and_forms_need_their_csrf_token() {
         .unwrap()
         .to_owned();
 
-    let r = authorize(&stack, US, &Ask::new(US).params()).await;
+    let r = authorize(&stack, Region::Us, &Ask::new(Region::Us).params()).await;
     let consent = path_of(&location(&r));
     let page = stack
         .get(US_APP, &consent)
@@ -1347,7 +1382,7 @@ async fn only_a_workspace_admin_may_approve_and_forms_need_their_csrf_token() {
         .unwrap();
     assert_eq!(r.status(), 403);
     // The request is still pending: the admin approves it.
-    let r = decide(&stack, US, &admin, &html, "approve").await;
+    let r = decide(&stack, Region::Us, &admin, &html, "approve").await;
     assert_eq!(r.status(), 303);
     assert!(query_of(&location(&r)).contains_key("code"));
 
@@ -1369,11 +1404,21 @@ async fn only_a_workspace_admin_may_approve_and_forms_need_their_csrf_token() {
 #[tokio::test]
 async fn the_grants_page_lists_grants_and_disconnect_revokes_every_token_at_once() {
     let stack = TestStack::start().await.unwrap();
-    let (ws, cookie, tokens) = connected(&stack, US, &Ask::new(US)).await;
-    let client = scim(&stack, US, &ws.team_id, str_of(&tokens, "access_token"));
+    let (ws, cookie, tokens) = connected(&stack, Region::Us, &Ask::new(Region::Us)).await;
+    let client = scim(
+        &stack,
+        Region::Us,
+        &ws.team_id,
+        str_of(&tokens, "access_token"),
+    );
     assert_eq!(client.get("/Users").await.0, 200);
-    let (_, refreshed) = refresh(&stack, US, str_of(&tokens, "refresh_token"), None).await;
-    let client2 = scim(&stack, US, &ws.team_id, str_of(&refreshed, "access_token"));
+    let (_, refreshed) = refresh(&stack, Region::Us, str_of(&tokens, "refresh_token"), None).await;
+    let client2 = scim(
+        &stack,
+        Region::Us,
+        &ws.team_id,
+        str_of(&refreshed, "access_token"),
+    );
     assert_eq!(client2.get("/Users").await.0, 200);
 
     // Signed out: through sign-in and back.
@@ -1436,7 +1481,13 @@ async fn the_grants_page_lists_grants_and_disconnect_revokes_every_token_at_once
     // Every token of the grant, at once.
     assert_eq!(client.get("/Users").await.0, 401);
     assert_eq!(client2.get("/Users").await.0, 401);
-    let (s, body) = refresh(&stack, US, str_of(&refreshed, "refresh_token"), None).await;
+    let (s, body) = refresh(
+        &stack,
+        Region::Us,
+        str_of(&refreshed, "refresh_token"),
+        None,
+    )
+    .await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_grant")));
     let html = stack
         .get(US_APP, &format!("{GRANTS_PAGE}?disconnected=1"))
@@ -1453,12 +1504,12 @@ async fn the_grants_page_lists_grants_and_disconnect_revokes_every_token_at_once
     // A worker whose Redis lost every hot entry (a fresh key space over the same
     // Postgres) still refuses them, and still accepts a live grant's token.
     let (_, live) = {
-        let c = approved_code(&stack, &Ask::new(US), &cookie).await;
-        exchange(&stack, US, &c, None).await
+        let c = approved_code(&stack, &Ask::new(Region::Us), &cookie).await;
+        exchange(&stack, Region::Us, &c, None).await
     };
     let mut stores = stack.us_stores.clone();
     stores.redis_prefix = redis_prefix();
-    let cold = TestWorker::start(worker_config("us", &stores))
+    let cold = TestWorker::start(worker_config(Region::Us, &stores))
         .await
         .unwrap();
     let at_cold = |token: String| {
@@ -1479,7 +1530,7 @@ async fn the_grants_page_lists_grants_and_disconnect_revokes_every_token_at_once
         401
     );
     assert_eq!(at_cold(str_of(&live, "access_token").to_owned()).await, 200);
-    let actions = audit_actions(&stack, US, &ws.team_id).await;
+    let actions = audit_actions(&stack, Region::Us, &ws.team_id).await;
     assert!(
         actions.iter().any(|a| a == "scim_oauth.grant.disconnected"),
         "{actions:?}"
@@ -1502,7 +1553,7 @@ async fn a_store_outage_is_503_with_retry_after_and_no_internals() {
         redis_url: redis.url(),
         redis_prefix: String::new(),
     };
-    let worker = TestWorker::start(worker_config("us", &stores))
+    let worker = TestWorker::start(worker_config(Region::Us, &stores))
         .await
         .unwrap();
     let created = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test")
@@ -1527,7 +1578,7 @@ async fn a_store_outage_is_503_with_retry_after_and_no_internals() {
     let r = http
         .get(format!("{}{AUTHORIZE}", worker.url()))
         .header("host", US_API)
-        .query(&Ask::new(US).params())
+        .query(&Ask::new(Region::Us).params())
         .send()
         .await
         .unwrap();
@@ -1559,7 +1610,7 @@ async fn a_store_outage_is_503_with_retry_after_and_no_internals() {
     let r = http
         .get(format!("{}{AUTHORIZE}", worker.url()))
         .header("host", US_API)
-        .query(&Ask::new(US).params())
+        .query(&Ask::new(Region::Us).params())
         .send()
         .await
         .unwrap();
@@ -1582,14 +1633,14 @@ async fn without_its_table_the_server_says_it_is_not_configured() {
     let stores = closedloop_tests::harness::RegionStores::fresh()
         .await
         .unwrap();
-    let mut config = worker_config("us", &stores);
+    let mut config = worker_config(Region::Us, &stores);
     config.scim_oauth = None;
     let worker = TestWorker::start(config).await.unwrap();
     let http = closedloop_tests::harness::client();
     let r = http
         .get(format!("{}{AUTHORIZE}", worker.url()))
         .header("host", US_API)
-        .query(&Ask::new(US).params())
+        .query(&Ask::new(Region::Us).params())
         .send()
         .await
         .unwrap();

@@ -16,6 +16,7 @@ use closedloop_tests::harness::{TestStack, Workspace, client, pg_connect};
 use closedloop_tests::okta_sim::directory::{NewUser, UserId};
 use closedloop_tests::okta_sim::faults::{IdTokenFault, TokenFault};
 use closedloop_tests::okta_sim::{OktaSim, SimConfig};
+use closedloop_tests::region::Region;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -271,7 +272,7 @@ struct World<'a> {
 
 async fn world<'a>(stack: &'a TestStack, jit: bool) -> World<'a> {
     let sim = OktaSim::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
     let mut admin = Web::new(stack);
     admin.sign_in_with_link(&ws).await;
     let app = sim.app();
@@ -301,7 +302,7 @@ async fn okta_user(sim: &OktaSim, email: &str) -> UserId {
 
 /// Provisions `email` with SCIM as Okta would (returns its SCIM id).
 async fn provision(stack: &TestStack, ws: &Workspace, email: &str, external_id: &str) -> String {
-    let scim = stack.scim("us", &ws.team_id, "").await;
+    let scim = stack.scim(Region::Us, &ws.team_id, "").await;
     let (status, user) = scim
         .post(
             "/Users",
@@ -367,7 +368,7 @@ async fn session_count(stack: &TestStack) -> i64 {
 async fn the_okta_page_saves_the_setup_and_a_provisioned_user_signs_in_and_out() {
     let stack = TestStack::start().await.unwrap();
     let sim = OktaSim::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
     let mut admin = Web::new(&stack);
     admin.sign_in_with_link(&ws).await;
 
@@ -676,7 +677,7 @@ async fn unprovisioned_deactivated_and_disabled_users_get_a_clear_page_and_no_se
     assert!(p.body.contains("Just-in-time provisioning"));
     // Provisioned, then deactivated by SCIM.
     let scim_id = provision(&stack, &w.ws, "carol@acme.test", carol.as_str()).await;
-    let scim = stack.scim("us", &w.ws.team_id, "").await;
+    let scim = stack.scim(Region::Us, &w.ws.team_id, "").await;
     let (status, _) = scim
         .patch(
             &format!("/Users/{scim_id}"),
@@ -812,7 +813,7 @@ async fn signing_keys_rotate_without_breaking_sign_in() {
     let keys = w.sim.keys();
     let old = keys.signing_kid();
     let jwks = url::Url::parse(&format!("{}/oauth2/v1/keys", w.sim.issuer())).unwrap();
-    let cache = &stack.worker("us").state.okta.jwks;
+    let cache = &stack.worker(Region::Us).state.okta.jwks;
     assert_eq!(cache.cached_kids(&jwks), [old.as_str()]);
 
     // Okta's three steps: publish (the cache still has the old set), sign with it
@@ -929,7 +930,7 @@ async fn an_okta_that_does_not_answer_times_out_into_a_page() {
 #[tokio::test]
 async fn sessions_end_when_idle_after_their_absolute_lifetime_and_on_deactivation() {
     let stack = TestStack::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
     let home = format!("{APP}/");
     // Deactivation by SCIM ends a live session at once (before the clock moves: the
     // sim's ID tokens carry real times).
@@ -944,7 +945,7 @@ async fn sessions_end_when_idle_after_their_absolute_lifetime_and_on_deactivatio
             .contains("gus@acme.test")
     );
     let (status, _) = stack
-        .scim("us", &w.ws.team_id, "")
+        .scim(Region::Us, &w.ws.team_id, "")
         .await
         .patch(
             &format!("/Users/{scim_id}"),
@@ -958,18 +959,18 @@ async fn sessions_end_when_idle_after_their_absolute_lifetime_and_on_deactivatio
     // Sliding idle: used every 7 h, alive until the 12 h absolute limit.
     let mut a = Web::new(&stack);
     a.sign_in_with_link(&ws).await;
-    stack.advance_clock("us", Duration::from_secs(7 * 3600));
+    stack.advance_clock(Region::Us, Duration::from_secs(7 * 3600));
     assert_eq!(a.get(&home).await.status, 200);
-    stack.advance_clock("us", Duration::from_secs(4 * 3600));
+    stack.advance_clock(Region::Us, Duration::from_secs(4 * 3600));
     assert_eq!(a.get(&home).await.status, 200);
-    stack.advance_clock("us", Duration::from_secs(3600 + 60));
+    stack.advance_clock(Region::Us, Duration::from_secs(3600 + 60));
     assert_eq!(a.get(&home).await.status, 303, "past 12 h");
 
     // Idle for more than 8 h.
-    let w_ws = stack.workspace("us", "Beta", "admin@beta.test").await;
+    let w_ws = stack.workspace(Region::Us, "Beta", "admin@beta.test").await;
     let mut b = Web::new(&stack);
     b.sign_in_with_link(&w_ws).await;
-    stack.advance_clock("us", Duration::from_secs(8 * 3600 + 61));
+    stack.advance_clock(Region::Us, Duration::from_secs(8 * 3600 + 61));
     assert_eq!(b.get(&home).await.status, 303, "idle for 8 h");
 }
 
@@ -1118,7 +1119,9 @@ async fn an_email_in_several_workspaces_lets_the_user_pick() {
     let ivy = okta_user(&w.sim, "ivy@acme.test").await;
     provision(&stack, &w.ws, "ivy@acme.test", ivy.as_str()).await;
     // A second workspace knows her too, without Okta.
-    let other = stack.workspace("us", "Zeta", "zeta-admin@acme.test").await;
+    let other = stack
+        .workspace(Region::Us, "Zeta", "zeta-admin@acme.test")
+        .await;
     provision(&stack, &other, "ivy@acme.test", "x").await;
     let mut b = Web::new(&stack);
     let p = b
@@ -1221,7 +1224,7 @@ async fn an_independent_certified_openid_provider_signs_a_user_in_and_out() {
         return;
     };
     let stack = TestStack::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
     let mut admin = Web::new(&stack);
     admin.sign_in_with_link(&ws).await;
     let saved = save_setup(
@@ -1300,7 +1303,7 @@ async fn an_independent_certified_openid_provider_signs_a_user_in_and_out() {
 async fn an_okta_app_connects_to_one_workspace_only() {
     let stack = TestStack::start().await.unwrap();
     let w = world(&stack, false).await;
-    let other = stack.workspace("us", "Beta", "admin@beta.test").await;
+    let other = stack.workspace(Region::Us, "Beta", "admin@beta.test").await;
     let mut admin = Web::new(&stack);
     admin.sign_in_with_link(&other).await;
     let app = w.sim.app();

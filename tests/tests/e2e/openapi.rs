@@ -22,12 +22,13 @@ use closedloop_tests::harness::{
     US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET, okta_callback,
 };
 use closedloop_tests::okta_sim::OktaSim;
+use closedloop_tests::region::Region;
 use region_worker::config::RateLimit;
 use reqwest::Method;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION};
 use serde_json::{Value, json};
 
-use crate::tokens::{US, create_on_page, hidden};
+use crate::tokens::{create_on_page, hidden};
 
 /// JSON Schema keywords [`Validator`] checks, and annotations it may ignore.
 const CHECKED: &[&str] = &[
@@ -551,8 +552,8 @@ impl<'s> Conformance<'s> {
 
 /// A workspace in the US with its admin signed in: `(team_id, admin id, cookie)`.
 async fn admin(stack: &TestStack, email: &str) -> (String, String, String) {
-    let ws = stack.workspace("us", "Acme", email).await;
-    let cookie = stack.sign_in_with_link("us", &ws).await;
+    let ws = stack.workspace(Region::Us, "Acme", email).await;
+    let cookie = stack.sign_in_with_link(Region::Us, &ws).await;
     (ws.team_id, ws.admin_user_id, cookie)
 }
 
@@ -561,8 +562,8 @@ async fn the_token_api_and_introspection_answer_as_documented() {
     let stack = TestStack::start().await.unwrap();
     let mut c = Conformance::new(&stack).await;
     let (_, _, cookie) = admin(&stack, "admin@acme.test").await;
-    let api = create_on_page(&stack, US, &cookie, "CI", "api").await;
-    let mcp = create_on_page(&stack, US, &cookie, "Agent", "mcp").await;
+    let api = create_on_page(&stack, Region::Us, &cookie, "CI", "api").await;
+    let mcp = create_on_page(&stack, Region::Us, &cookie, "Agent", "mcp").await;
     let eu_token = api.replacen("clk_us_", "clk_eu_", 1);
 
     let a = c
@@ -1035,14 +1036,14 @@ async fn universal_logout_answers_as_documented() {
     let app = sim.app();
     stack
         .configure_okta(
-            "us",
+            Region::Us,
             &team_id,
             sim.base_url(),
             app.client_id(),
             &app.client_secret(),
         )
         .await;
-    let endpoint = stack.universal_logout_endpoint("us");
+    let endpoint = stack.universal_logout_endpoint(Region::Us);
     let jwt = || app.logout_jwt(endpoint.public_str(), None).unwrap();
     let send = |c: &Conformance<'_>, token: Option<String>, body: &str| {
         let req = c
@@ -1145,12 +1146,12 @@ async fn schemathesis_finds_no_server_error_and_no_answer_that_breaks_the_docume
     .unwrap();
     let sim = OktaSim::start().await.unwrap();
     let (team_id, _, cookie) = admin(&stack, "admin@acme.test").await;
-    let api = create_on_page(&stack, US, &cookie, "schemathesis", "api").await;
-    let mcp = create_on_page(&stack, US, &cookie, "schemathesis", "mcp").await;
+    let api = create_on_page(&stack, Region::Us, &cookie, "schemathesis", "api").await;
+    let mcp = create_on_page(&stack, Region::Us, &cookie, "schemathesis", "mcp").await;
     let app = sim.app();
     stack
         .configure_okta(
-            "us",
+            Region::Us,
             &team_id,
             sim.base_url(),
             app.client_id(),
@@ -1160,7 +1161,10 @@ async fn schemathesis_finds_no_server_error_and_no_answer_that_breaks_the_docume
     // A genuine logout JWT: its first request gets past authentication (and a replay of
     // it is refused), so the body checks are reached too.
     let logout_jwt = app
-        .logout_jwt(stack.universal_logout_endpoint("us").public_str(), None)
+        .logout_jwt(
+            stack.universal_logout_endpoint(Region::Us).public_str(),
+            None,
+        )
         .unwrap();
 
     let dir =

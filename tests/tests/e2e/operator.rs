@@ -4,12 +4,13 @@
 use closedloop_tests::harness::{
     TestStack, US_APP, binary, pg_connect, region_map_text, worker_env,
 };
+use closedloop_tests::region::Region;
 use reqwest::Method;
 
 #[tokio::test]
 async fn the_first_admin_link_signs_in_once() {
     let stack = TestStack::start().await.unwrap();
-    let state = &stack.worker("us").state;
+    let state = &stack.worker(Region::Us).state;
     let created = region_worker::cli::workspace_create(state, "Acme", "Admin@Acme.test")
         .await
         .unwrap();
@@ -79,7 +80,7 @@ async fn the_first_admin_link_signs_in_once() {
 #[tokio::test]
 async fn token_issue_validates_its_input() {
     let stack = TestStack::start().await.unwrap();
-    let state = &stack.worker("us").state;
+    let state = &stack.worker(Region::Us).state;
     let created = region_worker::cli::workspace_create(state, "Acme", "admin@acme.test")
         .await
         .unwrap();
@@ -191,7 +192,7 @@ async fn the_production_map_matches_the_seed() {
 #[tokio::test]
 async fn operators_allow_and_disallow_custom_okta_domains_listed_and_audited() {
     let stack = TestStack::start().await.unwrap();
-    let state = &stack.worker("us").state;
+    let state = &stack.worker(Region::Us).state;
     let created = region_worker::cli::workspace_create(state, "Acme", "admin@acme.test")
         .await
         .unwrap();
@@ -202,7 +203,7 @@ async fn operators_allow_and_disallow_custom_okta_domains_listed_and_audited() {
     std::fs::write(&map, region_map_text(&[], &[], None)).unwrap();
     let run = |args: Vec<String>| {
         let map = map.clone();
-        let env = worker_env("us", &stack.us_stores);
+        let env = worker_env(Region::Us, &stack.us_stores);
         async move {
             let out = tokio::process::Command::new(binary("region-worker"))
                 .args(&args[..2])

@@ -4,6 +4,7 @@
 //! to the current key in one transaction.
 
 use closedloop_tests::harness::{RegionStores, US_ENCRYPTION_KEY, worker_config};
+use closedloop_tests::region::Region;
 use region_worker::crypto::{Purpose, RegionKey};
 use region_worker::okta::settings::{self, NewSettings};
 use region_worker::session::{self, OktaSession};
@@ -42,7 +43,7 @@ async fn secret(
 #[tokio::test]
 async fn reencrypt_moves_every_secret_to_the_current_key() {
     let stores = RegionStores::fresh().await.unwrap();
-    let old_config = worker_config("us", &stores);
+    let old_config = worker_config(Region::Us, &stores);
     let old_key = old_config.encryption_key.clone();
     let old = region_worker::connect(old_config.clone()).await.unwrap();
 

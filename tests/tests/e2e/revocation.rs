@@ -16,6 +16,7 @@ use closedloop_tests::harness::{
 };
 use closedloop_tests::okta_sim::OktaSim;
 use closedloop_tests::okta_sim::logout::Subject;
+use closedloop_tests::region::Region;
 use deploy::stores::{RedisServer, free_port};
 use region_worker::store::revocations;
 use reqwest::Method;
@@ -23,7 +24,7 @@ use reqwest::header::{COOKIE, LOCATION};
 use serde_json::{Value, json};
 use shared::token::TokenHash;
 
-use crate::tokens::{US, create_on_page, get_page, hidden, me, whoami};
+use crate::tokens::{create_on_page, get_page, hidden, me, whoami};
 
 const ADMIN: &str = "jane@acme.test";
 
@@ -57,7 +58,7 @@ async fn fixture() -> Fixture {
     let stack = TestStack::start_on_stores(us, eu, 1, false, |_| {})
         .await
         .unwrap();
-    let ws = stack.workspace("us", "Acme", ADMIN).await;
+    let ws = stack.workspace(Region::Us, "Acme", ADMIN).await;
     Fixture {
         stack,
         redis,
@@ -102,7 +103,7 @@ impl Fixture {
             self.redis.stop().unwrap();
             self.redis.resume().unwrap();
         });
-        let admin = format!("http://{}/readyz", self.stack.worker("us").admin_addr);
+        let admin = format!("http://{}/readyz", self.stack.worker(Region::Us).admin_addr);
         let http = client();
         eventually("the worker to reach the restarted Redis", || async {
             http.get(&admin)
@@ -116,7 +117,7 @@ impl Fixture {
     /// A session for the workspace's admin, as a sign-in ends.
     async fn admin_session(&self) -> String {
         self.stack
-            .session_cookie("us", &self.team_id, &self.admin_id)
+            .session_cookie(Region::Us, &self.team_id, &self.admin_id)
             .await
     }
 
@@ -124,7 +125,7 @@ impl Fixture {
         Scim {
             http: self.stack.http.clone(),
             gateway: self.stack.gateway.url(),
-            host: US.api.to_owned(),
+            host: Region::Us.api().to_owned(),
             team_id: self.team_id.clone(),
             token: token.to_owned(),
         }
@@ -140,7 +141,7 @@ impl Drop for Fixture {
 
 /// The status of the `/tokens` page with `cookie`: 200 signed in, 303 to sign-in.
 async fn session_status(stack: &TestStack, cookie: &str) -> u16 {
-    get_page(stack, US, cookie, "/tokens").await.status
+    get_page(stack, Region::Us, cookie, "/tokens").await.status
 }
 
 fn hash_of(secret: &str) -> String {
@@ -150,7 +151,7 @@ fn hash_of(secret: &str) -> String {
 /// `GET /api/tokens` with an API token: the owner's tokens (name → id).
 async fn token_ids(stack: &TestStack, api_token: &str) -> Vec<(String, String)> {
     let listed: Value = stack
-        .get(US.api, "/api/tokens")
+        .get(Region::Us.api(), "/api/tokens")
         .bearer_auth(api_token)
         .send()
         .await
@@ -178,7 +179,7 @@ async fn universal_logout_stays_when_redis_restarts_from_an_older_snapshot() {
     let app = sim.app();
     f.stack
         .configure_okta(
-            "us",
+            Region::Us,
             &f.team_id,
             sim.base_url(),
             app.client_id(),
@@ -186,10 +187,10 @@ async fn universal_logout_stays_when_redis_restarts_from_an_older_snapshot() {
         )
         .await;
     let session = f.admin_session().await;
-    let api = create_on_page(&f.stack, US, &session, "CI", "api").await;
-    let mcp = create_on_page(&f.stack, US, &session, "Claude", "mcp").await;
-    assert_eq!(me(&f.stack, US, &api).await, 200);
-    assert_eq!(whoami(&f.stack, US, &mcp).await, 200);
+    let api = create_on_page(&f.stack, Region::Us, &session, "CI", "api").await;
+    let mcp = create_on_page(&f.stack, Region::Us, &session, "Claude", "mcp").await;
+    assert_eq!(me(&f.stack, Region::Us, &api).await, 200);
+    assert_eq!(whoami(&f.stack, Region::Us, &mcp).await, 200);
     assert_eq!(session_status(&f.stack, &session).await, 200);
 
     // Redis snapshots; then Okta logs the user out, and everything of theirs stops.
@@ -198,14 +199,14 @@ async fn universal_logout_stays_when_redis_restarts_from_an_older_snapshot() {
     let before = f.get(&epoch_key).await;
     let sent = app
         .universal_logout(
-            &f.stack.universal_logout_endpoint("us"),
+            &f.stack.universal_logout_endpoint(Region::Us),
             &Subject::Email(ADMIN.into()),
         )
         .await
         .unwrap();
     assert_eq!(sent.status, 204, "{}", sent.body);
-    assert_eq!(me(&f.stack, US, &api).await, 401);
-    assert_eq!(whoami(&f.stack, US, &mcp).await, 401);
+    assert_eq!(me(&f.stack, Region::Us, &api).await, 401);
+    assert_eq!(whoami(&f.stack, Region::Us, &mcp).await, 401);
     assert_eq!(session_status(&f.stack, &session).await, 303);
     assert_ne!(
         f.get(&epoch_key).await,
@@ -216,9 +217,13 @@ async fn universal_logout_stays_when_redis_restarts_from_an_older_snapshot() {
     // Redis crashes and comes back with the snapshot from before the logout: the very
     // first request of each credential is refused.
     f.restart_from_snapshot().await;
-    assert_eq!(me(&f.stack, US, &api).await, 401, "API token after restart");
     assert_eq!(
-        whoami(&f.stack, US, &mcp).await,
+        me(&f.stack, Region::Us, &api).await,
+        401,
+        "API token after restart"
+    );
+    assert_eq!(
+        whoami(&f.stack, Region::Us, &mcp).await,
         401,
         "MCP token after restart"
     );
@@ -238,11 +243,11 @@ async fn universal_logout_stays_when_redis_restarts_from_an_older_snapshot() {
 async fn deleted_api_and_mcp_tokens_stay_deleted_when_redis_restarts_from_an_older_snapshot() {
     let mut f = fixture().await;
     let session = f.admin_session().await;
-    let keep = create_on_page(&f.stack, US, &session, "keep", "api").await;
-    let api = create_on_page(&f.stack, US, &session, "CI", "api").await;
-    let mcp = create_on_page(&f.stack, US, &session, "Claude", "mcp").await;
-    assert_eq!(me(&f.stack, US, &api).await, 200);
-    assert_eq!(whoami(&f.stack, US, &mcp).await, 200);
+    let keep = create_on_page(&f.stack, Region::Us, &session, "keep", "api").await;
+    let api = create_on_page(&f.stack, Region::Us, &session, "CI", "api").await;
+    let mcp = create_on_page(&f.stack, Region::Us, &session, "Claude", "mcp").await;
+    assert_eq!(me(&f.stack, Region::Us, &api).await, 200);
+    assert_eq!(whoami(&f.stack, Region::Us, &mcp).await, 200);
     let ids = token_ids(&f.stack, &keep).await;
     let id = |name: &str| ids.iter().find(|(n, _)| n == name).unwrap().1.clone();
 
@@ -250,29 +255,37 @@ async fn deleted_api_and_mcp_tokens_stay_deleted_when_redis_restarts_from_an_old
     for name in ["CI", "Claude"] {
         let r = f
             .stack
-            .request(Method::DELETE, US.api, &format!("/api/tokens/{}", id(name)))
+            .request(
+                Method::DELETE,
+                Region::Us.api(),
+                &format!("/api/tokens/{}", id(name)),
+            )
             .bearer_auth(&keep)
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 204, "{name} deleted");
     }
-    assert_eq!(me(&f.stack, US, &api).await, 401);
-    assert_eq!(whoami(&f.stack, US, &mcp).await, 401);
+    assert_eq!(me(&f.stack, Region::Us, &api).await, 401);
+    assert_eq!(whoami(&f.stack, Region::Us, &mcp).await, 401);
     assert_eq!(
         f.get(&format!("tok:{}", hash_of(&api))).await.as_deref(),
         Some("revoked")
     );
 
     f.restart_from_snapshot().await;
-    assert_eq!(me(&f.stack, US, &api).await, 401, "API token after restart");
     assert_eq!(
-        whoami(&f.stack, US, &mcp).await,
+        me(&f.stack, Region::Us, &api).await,
+        401,
+        "API token after restart"
+    );
+    assert_eq!(
+        whoami(&f.stack, Region::Us, &mcp).await,
         401,
         "MCP token after restart"
     );
     // Only what was revoked: the other token and the session still work.
-    assert_eq!(me(&f.stack, US, &keep).await, 200);
+    assert_eq!(me(&f.stack, Region::Us, &keep).await, 200);
     assert_eq!(session_status(&f.stack, &session).await, 200);
     eventually("the tombstone to be replayed", || async {
         f.get(&format!("tok:{}", hash_of(&api))).await.as_deref() == Some("revoked")
@@ -283,7 +296,7 @@ async fn deleted_api_and_mcp_tokens_stay_deleted_when_redis_restarts_from_an_old
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scim_deactivation_stays_when_redis_restarts_from_an_older_snapshot() {
     let mut f = fixture().await;
-    let scim = f.scim(&operator_token(&f.stack.worker("us").state, &f.team_id).await);
+    let scim = f.scim(&operator_token(&f.stack.worker(Region::Us).state, &f.team_id).await);
     let (status, user) = scim
         .post(
             "/Users",
@@ -298,9 +311,9 @@ async fn scim_deactivation_stays_when_redis_restarts_from_an_older_snapshot() {
         .await;
     assert_eq!(status, 201, "{user}");
     let bob = user["id"].as_str().unwrap().to_owned();
-    let session = f.stack.session_cookie("us", &f.team_id, &bob).await;
-    let api = create_on_page(&f.stack, US, &session, "bob's", "api").await;
-    assert_eq!(me(&f.stack, US, &api).await, 200);
+    let session = f.stack.session_cookie(Region::Us, &f.team_id, &bob).await;
+    let api = create_on_page(&f.stack, Region::Us, &session, "bob's", "api").await;
+    assert_eq!(me(&f.stack, Region::Us, &api).await, 200);
 
     f.snapshot().await;
     let (status, body) = scim
@@ -313,11 +326,15 @@ async fn scim_deactivation_stays_when_redis_restarts_from_an_older_snapshot() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(me(&f.stack, US, &api).await, 401);
+    assert_eq!(me(&f.stack, Region::Us, &api).await, 401);
     assert_eq!(session_status(&f.stack, &session).await, 303);
 
     f.restart_from_snapshot().await;
-    assert_eq!(me(&f.stack, US, &api).await, 401, "API token after restart");
+    assert_eq!(
+        me(&f.stack, Region::Us, &api).await,
+        401,
+        "API token after restart"
+    );
     assert_eq!(
         session_status(&f.stack, &session).await,
         303,
@@ -335,7 +352,7 @@ async fn scim_deactivation_stays_when_redis_restarts_from_an_older_snapshot() {
 async fn connect_grant(stack: &TestStack, cookie: &str) -> (String, String) {
     let redirect = okta_callback(4443, "closedloop_ai");
     let r = stack
-        .get(US.api, "/api/okta/scim/oauth/authorize")
+        .get(Region::Us.api(), "/api/okta/scim/oauth/authorize")
         .query(&[
             ("response_type", "code"),
             ("client_id", US_SCIM_CLIENT_ID),
@@ -349,10 +366,10 @@ async fn connect_grant(stack: &TestStack, cookie: &str) -> (String, String) {
     assert_eq!(r.status(), 303);
     let consent = url::Url::parse(r.headers()[LOCATION].to_str().unwrap()).unwrap();
     let path = format!("{}?{}", consent.path(), consent.query().unwrap_or_default());
-    let page = get_page(stack, US, cookie, &path).await;
+    let page = get_page(stack, Region::Us, cookie, &path).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let decided = stack
-        .request(Method::POST, US.app, "/oauth/consent")
+        .request(Method::POST, Region::Us.app(), "/oauth/consent")
         .header(COOKIE, cookie)
         .form(&[
             ("request", hidden(&page.body, "request")),
@@ -370,7 +387,7 @@ async fn connect_grant(stack: &TestStack, cookie: &str) -> (String, String) {
         .map(|(_, v)| v.into_owned())
         .expect("a code");
     let tokens: Value = stack
-        .request(Method::POST, US.api, "/api/okta/scim/oauth/token")
+        .request(Method::POST, Region::Us.api(), "/api/okta/scim/oauth/token")
         .basic_auth(US_SCIM_CLIENT_ID, Some(US_SCIM_CLIENT_SECRET))
         .form(&[
             ("grant_type", "authorization_code"),
@@ -394,12 +411,12 @@ async fn connect_grant(stack: &TestStack, cookie: &str) -> (String, String) {
 
 /// Presses Disconnect on the provisioning page for the workspace's one grant.
 async fn disconnect(stack: &TestStack, cookie: &str) {
-    let page = get_page(stack, US, cookie, "/integrations/okta/provisioning").await;
+    let page = get_page(stack, Region::Us, cookie, "/integrations/okta/provisioning").await;
     assert_eq!(page.status, 200, "{}", page.body);
     let r = stack
         .request(
             Method::POST,
-            US.app,
+            Region::Us.app(),
             "/integrations/okta/provisioning/disconnect",
         )
         .header(COOKIE, cookie)
@@ -417,7 +434,7 @@ async fn disconnect(stack: &TestStack, cookie: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_scim_tokens_and_grants_stay_revoked_when_redis_restarts_from_an_older_snapshot() {
     let mut f = fixture().await;
-    let state = f.stack.worker("us").state.clone();
+    let state = f.stack.worker(Region::Us).state.clone();
     let operator = operator_token(&state, &f.team_id).await;
     let other = operator_token(&state, &f.team_id).await;
     let session = f.admin_session().await;
@@ -464,10 +481,10 @@ async fn a_revocation_whose_publication_never_reached_redis_is_still_enforced() 
     // Redis does not. An HTTP request cannot make Redis fail at that instant, so the
     // commit is made here, as the store would have made it.
     let f = fixture().await;
-    let state = f.stack.worker("us").state.clone();
+    let state = f.stack.worker(Region::Us).state.clone();
     let session = f.admin_session().await;
-    let api = create_on_page(&f.stack, US, &session, "CI", "api").await;
-    assert_eq!(me(&f.stack, US, &api).await, 200);
+    let api = create_on_page(&f.stack, Region::Us, &session, "CI", "api").await;
+    assert_eq!(me(&f.stack, Region::Us, &api).await, 200);
     let pg = state.pg.get().await.unwrap();
     let committed: i64 = pg
         .query_one(
@@ -490,7 +507,7 @@ async fn a_revocation_whose_publication_never_reached_redis_is_still_enforced() 
         state.redis.guard().known() >= seq
     })
     .await;
-    assert_eq!(me(&f.stack, US, &api).await, 401, "API token");
+    assert_eq!(me(&f.stack, Region::Us, &api).await, 401, "API token");
     assert_eq!(session_status(&f.stack, &session).await, 303, "session");
 }
 
@@ -551,13 +568,13 @@ async fn a_failover_to_a_replica_that_missed_the_revocation_does_not_bring_it_ba
     let stack = TestStack::start_on_stores(us, eu, 1, false, |_| {})
         .await
         .unwrap();
-    let ws = stack.workspace("us", "Acme", ADMIN).await;
+    let ws = stack.workspace(Region::Us, "Acme", ADMIN).await;
     let session = stack
-        .session_cookie("us", &ws.team_id, &ws.admin_user_id)
+        .session_cookie(Region::Us, &ws.team_id, &ws.admin_user_id)
         .await;
-    let keep = create_on_page(&stack, US, &session, "keep", "api").await;
-    let api = create_on_page(&stack, US, &session, "CI", "api").await;
-    assert_eq!(me(&stack, US, &api).await, 200);
+    let keep = create_on_page(&stack, Region::Us, &session, "keep", "api").await;
+    let api = create_on_page(&stack, Region::Us, &session, "CI", "api").await;
+    assert_eq!(me(&stack, Region::Us, &api).await, 200);
     let key = format!("{prefix}tok:{}", hash_of(&api));
     eventually("the replica to hold the token", || async {
         let v: Option<String> = redis::cmd("GET")
@@ -587,13 +604,17 @@ async fn a_failover_to_a_replica_that_missed_the_revocation_does_not_bring_it_ba
     let ids = token_ids(&stack, &keep).await;
     let id = &ids.iter().find(|(n, _)| n == "CI").unwrap().1;
     let r = stack
-        .request(Method::DELETE, US.api, &format!("/api/tokens/{id}"))
+        .request(
+            Method::DELETE,
+            Region::Us.api(),
+            &format!("/api/tokens/{id}"),
+        )
         .bearer_auth(&keep)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(me(&stack, US, &api).await, 401);
+    assert_eq!(me(&stack, Region::Us, &api).await, 401);
 
     // The master dies before the replica read it; the replica resumes and is promoted.
     master.child.kill().unwrap();
@@ -621,7 +642,7 @@ async fn a_failover_to_a_replica_that_missed_the_revocation_does_not_bring_it_ba
     // has no master, then 401.
     let seen = std::sync::Mutex::new(Vec::new());
     eventually("the worker to answer from the new master", || async {
-        let status = me(&stack, US, &api).await;
+        let status = me(&stack, Region::Us, &api).await;
         seen.lock().unwrap().push(status);
         status != 503
     })
@@ -632,7 +653,11 @@ async fn a_failover_to_a_replica_that_missed_the_revocation_does_not_bring_it_ba
         "the revoked token was never accepted: {seen:?}"
     );
     assert_eq!(seen.last(), Some(&401));
-    assert_eq!(me(&stack, US, &keep).await, 200, "the other token works");
+    assert_eq!(
+        me(&stack, Region::Us, &keep).await,
+        200,
+        "the other token works"
+    );
     drop(stack);
     drop((sentinel, replica, master));
     let _ = std::fs::remove_dir_all(&dir);
@@ -642,7 +667,8 @@ async fn a_failover_to_a_replica_that_missed_the_revocation_does_not_bring_it_ba
 async fn journal_worker() -> closedloop_tests::harness::TestWorker {
     let stores = RegionStores::fresh().await.unwrap();
     closedloop_tests::harness::TestWorker::start(closedloop_tests::harness::worker_config(
-        "us", &stores,
+        Region::Us,
+        &stores,
     ))
     .await
     .unwrap()

@@ -1,6 +1,7 @@
 //! The gateway routes by host, and only to the host's region.
 
 use closedloop_tests::harness::{EU_API, EU_APP, TestStack, US_API, US_APP, client};
+use closedloop_tests::region::Region;
 use serde_json::Value;
 
 #[tokio::test]
@@ -48,7 +49,7 @@ async fn unknown_host_is_misdirected_at_the_gateway_and_the_worker() {
     assert!(body["error"].is_string(), "{body}");
 
     // Defense in depth: a worker refuses another region's host even if reached.
-    let us = stack.worker("us");
+    let us = stack.worker(Region::Us);
     let r = client()
         .get(format!("{}/api/ping", us.url()))
         .header("host", EU_API)
@@ -63,7 +64,7 @@ async fn unknown_host_is_misdirected_at_the_gateway_and_the_worker() {
 #[tokio::test]
 async fn admin_listeners_answer_health_and_metrics() {
     let stack = TestStack::start().await.unwrap();
-    let us = stack.worker("us");
+    let us = stack.worker(Region::Us);
     let http = client();
     let base = format!("http://{}", us.admin_addr);
     assert_eq!(

@@ -1,6 +1,7 @@
 //! SCIM 2.0 as Okta (OKTA.md §1–5) and Entra drive it, through the gateway.
 
 use closedloop_tests::harness::{Scim, TestStack, US_APP, send};
+use closedloop_tests::region::Region;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -11,8 +12,8 @@ const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
 async fn setup() -> (TestStack, Scim) {
     let stack = TestStack::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
-    let scim = stack.scim("us", &ws.team_id, "").await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
+    let scim = stack.scim(Region::Us, &ws.team_id, "").await;
     (stack, scim)
 }
 
@@ -268,7 +269,7 @@ async fn entitlement_discovery_and_role_assignment() {
     // The role decides what the user may do.
     let team = shared::ids::TeamId::parse(&scim.team_id).unwrap();
     let uid = uuid::Uuid::parse_str(&boss_id).unwrap();
-    let client = stack.worker("us").state.pg.get().await.unwrap();
+    let client = stack.worker(Region::Us).state.pg.get().await.unwrap();
     assert!(
         !region_worker::store::roles::user_has(&client, team, uid, "admin")
             .await
@@ -511,7 +512,7 @@ async fn etags_paging_and_projection() {
 #[tokio::test]
 async fn scopes_and_discovery() {
     let (stack, scim) = setup().await;
-    let read_only = stack.scim("us", &scim.team_id, "scim.read").await;
+    let read_only = stack.scim(Region::Us, &scim.team_id, "scim.read").await;
     let (s, e) = read_only
         .post("/Users", &okta_user("r@acme.test", "R", "O"))
         .await;
@@ -519,7 +520,9 @@ async fn scopes_and_discovery() {
     assert_error(&e, "403");
     assert_eq!(read_only.get("/Users").await.0, 200);
     assert_eq!(read_only.get("/Roles").await.0, 403);
-    let entitlements = stack.scim("us", &scim.team_id, "entitlements.read").await;
+    let entitlements = stack
+        .scim(Region::Us, &scim.team_id, "entitlements.read")
+        .await;
     assert_eq!(entitlements.get("/Roles").await.0, 200);
     assert_eq!(entitlements.get("/ResourceTypes").await.0, 200);
     assert_eq!(entitlements.get("/Users").await.0, 403);
@@ -546,8 +549,8 @@ async fn scopes_and_discovery() {
 #[tokio::test]
 async fn deactivation_ends_the_users_sessions_at_once() {
     let stack = TestStack::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
-    let cookie = stack.sign_in_with_link("us", &ws).await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
+    let cookie = stack.sign_in_with_link(Region::Us, &ws).await;
     let home = stack
         .get(US_APP, "/")
         .header("cookie", &cookie)
@@ -556,7 +559,7 @@ async fn deactivation_ends_the_users_sessions_at_once() {
         .unwrap();
     assert_eq!(home.status(), 200);
 
-    let scim = stack.scim("us", &ws.team_id, "").await;
+    let scim = stack.scim(Region::Us, &ws.team_id, "").await;
     // Okta provisions the admin's email: linked to the existing user, no conflict.
     let (s, linked) = scim
         .post("/Users", &okta_user("admin@acme.test", "Ad", "Min"))
@@ -636,7 +639,7 @@ async fn racing_clients_lose_no_member_and_create_no_duplicate() {
 async fn rate_limit_answers_429_with_an_integer_retry_after() {
     use closedloop_tests::harness::{RegionStores, TestWorker, US_API, client, worker_config};
     let stores = RegionStores::fresh().await.unwrap();
-    let mut config = worker_config("us", &stores);
+    let mut config = worker_config(Region::Us, &stores);
     config.scim_rate_limit = region_worker::config::RateLimit {
         per_second: 1,
         burst: 3,

@@ -17,6 +17,7 @@ use closedloop_tests::harness::{
 use closedloop_tests::okta_sim::OktaSim;
 use closedloop_tests::okta_sim::directory::NewUser;
 use closedloop_tests::okta_sim::logout::Subject;
+use closedloop_tests::region::Region;
 use region_worker::config::RateLimit;
 use reqwest::Method;
 use reqwest::header::{COOKIE, LOCATION, ORIGIN, RETRY_AFTER, SET_COOKIE};
@@ -24,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::oauth::{callback, location, path_of, query_of};
 use super::oidc::{Setup, Web, save_setup};
-use super::tokens::{self, EU, US, create_on_page, get_page, hidden, post_form};
+use super::tokens::{self, create_on_page, get_page, hidden, post_form};
 
 const APP: &str = "http://app.closedloop.localhost";
 const API: &str = "http://api.closedloop.localhost";
@@ -73,7 +74,7 @@ fn code_of(ws: &Workspace) -> String {
 }
 
 /// A workspace of `region` and its first admin's session cookie.
-async fn signed_in(stack: &TestStack, region: &str, name: &str) -> (Workspace, String) {
+async fn signed_in(stack: &TestStack, region: Region, name: &str) -> (Workspace, String) {
     let ws = stack
         .workspace(region, name, &format!("admin@{}.test", name.to_lowercase()))
         .await;
@@ -104,12 +105,12 @@ struct Org {
 
 async fn okta_org(stack: &TestStack) -> Org {
     let sim = OktaSim::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
     let app = sim.app();
     let okta_secret = app.client_secret();
     stack
         .configure_okta(
-            "us",
+            Region::Us,
             &ws.team_id,
             sim.base_url(),
             app.client_id(),
@@ -121,7 +122,7 @@ async fn okta_org(stack: &TestStack) -> Org {
         .unwrap();
     app.assign(&jane).await.unwrap();
     sim.set_auto_sign_in(Some(&jane));
-    let scim = stack.scim("us", &ws.team_id, "").await;
+    let scim = stack.scim(Region::Us, &ws.team_id, "").await;
     let (s, body) = scim
         .post(
             "/Users",
@@ -246,12 +247,12 @@ async fn audit_count(stack: &TestStack, team: &str, action: &str) -> i64 {
 #[tokio::test]
 async fn personal_tokens_and_sessions_open_nothing_of_another_workspace_or_region() {
     let stack = TestStack::start().await.unwrap();
-    let (a, a_cookie) = signed_in(&stack, "us", "Alpha").await;
-    let (_b, b_cookie) = signed_in(&stack, "us", "Bravo").await;
-    let a_api = create_on_page(&stack, US, &a_cookie, "a", "api").await;
-    let a_mcp = create_on_page(&stack, US, &a_cookie, "a", "mcp").await;
-    let b_api = create_on_page(&stack, US, &b_cookie, "b", "api").await;
-    let (s, listed) = tokens::call(&stack, US, "/api/tokens", &b_api).await;
+    let (a, a_cookie) = signed_in(&stack, Region::Us, "Alpha").await;
+    let (_b, b_cookie) = signed_in(&stack, Region::Us, "Bravo").await;
+    let a_api = create_on_page(&stack, Region::Us, &a_cookie, "a", "api").await;
+    let a_mcp = create_on_page(&stack, Region::Us, &a_cookie, "a", "mcp").await;
+    let b_api = create_on_page(&stack, Region::Us, &b_cookie, "b", "api").await;
+    let (s, listed) = tokens::call(&stack, Region::Us, "/api/tokens", &b_api).await;
     assert_eq!(s, 200);
     let b_id = listed["tokens"][0]["id"].as_str().unwrap().to_owned();
 
@@ -269,14 +270,14 @@ async fn personal_tokens_and_sessions_open_nothing_of_another_workspace_or_regio
         body,
         json!({"error": "not_found", "message": "no such token"})
     );
-    assert_eq!(tokens::me(&stack, US, &b_api).await, 200);
+    assert_eq!(tokens::me(&stack, Region::Us, &b_api).await, 200);
 
     // A's session cannot revoke B's token on the page either (valid CSRF token of A).
-    let page = get_page(&stack, US, &a_cookie, "/tokens").await;
+    let page = get_page(&stack, Region::Us, &a_cookie, "/tokens").await;
     let csrf = hidden(&page.body, "csrf");
     let r = post_form(
         &stack,
-        US,
+        Region::Us,
         &a_cookie,
         "/tokens/revoke",
         &[("id", &b_id), ("csrf", &csrf)],
@@ -284,18 +285,18 @@ async fn personal_tokens_and_sessions_open_nothing_of_another_workspace_or_regio
     .await;
     assert_ne!(r.status / 100, 2, "{}", r.body);
     assert_ne!(r.status / 100, 3, "{}", r.location);
-    assert_eq!(tokens::me(&stack, US, &b_api).await, 200);
+    assert_eq!(tokens::me(&stack, Region::Us, &b_api).await, 200);
 
     // Each token kind only where it belongs: an API token is no MCP token, no SCIM
     // token, and nothing at the other region's host.
-    let (s, body) = tokens::call(&stack, US, "/api/mcp/whoami", &a_api).await;
+    let (s, body) = tokens::call(&stack, Region::Us, "/api/mcp/whoami", &a_api).await;
     assert_eq!((s, body["error"].as_str()), (401, Some("invalid_token")));
-    let (s, body) = tokens::call(&stack, US, "/api/me", &a_mcp).await;
+    let (s, body) = tokens::call(&stack, Region::Us, "/api/me", &a_mcp).await;
     assert_eq!((s, body["error"].as_str()), (401, Some("invalid_token")));
     for token in [&a_api, &a_mcp] {
-        let (s, body) = tokens::call(&stack, EU, "/api/me", token).await;
+        let (s, body) = tokens::call(&stack, Region::Eu, "/api/me", token).await;
         assert_eq!((s, body["error"].as_str()), (401, Some("invalid_token")));
-        let (s, body) = tokens::call(&stack, EU, "/api/mcp/whoami", token).await;
+        let (s, body) = tokens::call(&stack, Region::Eu, "/api/mcp/whoami", token).await;
         assert_eq!((s, body["error"].as_str()), (401, Some("invalid_token")));
         let r = stack
             .get(US_API, &format!("/api/scim/v2/{}/Users", a.team_id))
@@ -310,11 +311,11 @@ async fn personal_tokens_and_sessions_open_nothing_of_another_workspace_or_regio
     }
     // A session token is a cookie, never a bearer.
     let session_secret = a_cookie.split_once('=').unwrap().1.to_owned();
-    let (s, _) = tokens::call(&stack, US, "/api/me", &session_secret).await;
+    let (s, _) = tokens::call(&stack, Region::Us, "/api/me", &session_secret).await;
     assert_eq!(s, 401);
 
     // A US session cookie is nobody at the EU app host.
-    let (eu_ws, eu_cookie) = signed_in(&stack, "eu", "Echo").await;
+    let (eu_ws, eu_cookie) = signed_in(&stack, Region::Eu, "Echo").await;
     let r = stack
         .get(EU_APP, "/tokens")
         .header(COOKIE, &a_cookie)
@@ -337,9 +338,11 @@ async fn personal_tokens_and_sessions_open_nothing_of_another_workspace_or_regio
 #[tokio::test]
 async fn service_credentials_operator_tokens_and_links_stay_in_their_workspace_and_region() {
     let stack = TestStack::start().await.unwrap();
-    let (a, a_cookie) = signed_in(&stack, "us", "Alpha").await;
-    let b = stack.workspace("us", "Bravo", "admin@bravo.test").await;
-    let a_api = create_on_page(&stack, US, &a_cookie, "a", "api").await;
+    let (a, a_cookie) = signed_in(&stack, Region::Us, "Alpha").await;
+    let b = stack
+        .workspace(Region::Us, "Bravo", "admin@bravo.test")
+        .await;
+    let a_api = create_on_page(&stack, Region::Us, &a_cookie, "a", "api").await;
 
     // Introspection: the US service credential is refused at the EU host with the
     // OAuth error; the EU one learns nothing about a US token.
@@ -372,12 +375,15 @@ async fn service_credentials_operator_tokens_and_links_stay_in_their_workspace_a
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(tokens::introspect(&stack, US, &a_api).await["active"], true);
+    assert_eq!(
+        tokens::introspect(&stack, Region::Us, &a_api).await["active"],
+        true
+    );
 
     // An operator SCIM token of A reads nothing of B, even by B's resource id, and
     // A's path with B's user id finds nothing.
-    let scim_a = stack.scim("us", &a.team_id, "").await;
-    let scim_b = stack.scim("us", &b.team_id, "").await;
+    let scim_a = stack.scim(Region::Us, &a.team_id, "").await;
+    let scim_b = stack.scim(Region::Us, &b.team_id, "").await;
     let (s, secret_user) = scim_b
         .post(
             "/Users",
@@ -419,11 +425,13 @@ async fn service_credentials_operator_tokens_and_links_stay_in_their_workspace_a
     let (s, body) = scim_b.get(&format!("/Users/{b_user}")).await;
     assert_eq!((s, body["active"].as_bool()), (200, Some(true)));
     // The SCIM token is no personal token.
-    assert_eq!(tokens::me(&stack, US, &scim_a.token).await, 401);
+    assert_eq!(tokens::me(&stack, Region::Us, &scim_a.token).await, 401);
 
     // A first-admin link of the US region is no link at the EU app host, and trying
     // it there does not spend it.
-    let fresh = stack.workspace("us", "Charlie", "admin@charlie.test").await;
+    let fresh = stack
+        .workspace(Region::Us, "Charlie", "admin@charlie.test")
+        .await;
     let r = stack
         .request(Method::POST, EU_APP, "/auth/link")
         .form(&[("code", code_of(&fresh))])
@@ -432,7 +440,7 @@ async fn service_credentials_operator_tokens_and_links_stay_in_their_workspace_a
         .unwrap();
     assert_eq!(r.status(), 400);
     assert!(set_cookies(&r).is_empty());
-    let cookie = stack.sign_in_with_link("us", &fresh).await;
+    let cookie = stack.sign_in_with_link(Region::Us, &fresh).await;
     let (s, body) = home(&stack, US_APP, &cookie).await;
     assert_eq!(s, 200);
     assert!(body.contains("Charlie"));
@@ -446,8 +454,10 @@ async fn a_universal_logout_ends_nothing_in_another_workspace() {
     let b = okta_org(&stack).await;
     let mut held = Vec::new();
     for org in [&a, &b] {
-        let session = stack.session_cookie("us", &org.ws.team_id, &org.jane).await;
-        let token = create_on_page(&stack, US, &session, "jane", "api").await;
+        let session = stack
+            .session_cookie(Region::Us, &org.ws.team_id, &org.jane)
+            .await;
+        let token = create_on_page(&stack, Region::Us, &session, "jane", "api").await;
         held.push((session, token));
     }
     // A's org logs Jane out: only A's Jane.
@@ -455,28 +465,28 @@ async fn a_universal_logout_ends_nothing_in_another_workspace() {
         .sim
         .app()
         .universal_logout(
-            &stack.universal_logout_endpoint("us"),
+            &stack.universal_logout_endpoint(Region::Us),
             &Subject::Email("jane@acme.test".into()),
         )
         .await
         .unwrap();
     assert_eq!(sent.status, 204, "{}", sent.body);
-    assert_eq!(tokens::me(&stack, US, &held[0].1).await, 401);
+    assert_eq!(tokens::me(&stack, Region::Us, &held[0].1).await, 401);
     assert_eq!(home(&stack, US_APP, &held[0].0).await.0, 303);
-    assert_eq!(tokens::me(&stack, US, &held[1].1).await, 200);
+    assert_eq!(tokens::me(&stack, Region::Us, &held[1].1).await, 200);
     assert_eq!(home(&stack, US_APP, &held[1].0).await.0, 200);
     // The same request to the EU endpoint is refused (its audience is the US one).
     let sent = b
         .sim
         .app()
         .universal_logout(
-            &stack.universal_logout_endpoint("eu"),
+            &stack.universal_logout_endpoint(Region::Eu),
             &Subject::Email("jane@acme.test".into()),
         )
         .await
         .unwrap();
     assert_eq!(sent.status, 401, "{}", sent.body);
-    assert_eq!(tokens::me(&stack, US, &held[1].1).await, 200);
+    assert_eq!(tokens::me(&stack, Region::Us, &held[1].1).await, 200);
 }
 
 // ---------------------------------------------------------------------------------
@@ -522,7 +532,7 @@ fn stays_home(location: &str) -> bool {
 async fn return_to_on_the_app_host_never_leaves_it() {
     let stack = TestStack::start().await.unwrap();
     let org = okta_org(&stack).await;
-    let (_, cookie) = signed_in(&stack, "us", "Bravo").await;
+    let (_, cookie) = signed_in(&stack, Region::Us, "Bravo").await;
 
     for target in HOSTILE_TARGETS {
         // A signed-in browser at `/auth?return_to=…` is redirected only to a path of ours.
@@ -542,7 +552,7 @@ async fn return_to_on_the_app_host_never_leaves_it() {
         }
 
         // A link sign-in lands on `/`.
-        let ws = stack.workspace("us", "Link", "admin@link.test").await;
+        let ws = stack.workspace(Region::Us, "Link", "admin@link.test").await;
         let r = stack
             .request(Method::POST, US_APP, "/auth/link")
             .form(&[("code", code_of(&ws).as_str()), ("return_to", target)])
@@ -683,19 +693,23 @@ async fn forged(
 #[tokio::test]
 async fn every_form_refuses_a_forged_post_and_changes_nothing() {
     let stack = TestStack::start().await.unwrap();
-    let (a, cookie) = signed_in(&stack, "us", "Alpha").await;
-    let (_, other_cookie) = signed_in(&stack, "us", "Other").await;
-    let api = create_on_page(&stack, US, &cookie, "kept", "api").await;
-    let tokens_page = get_page(&stack, US, &cookie, "/tokens").await.body;
+    let (a, cookie) = signed_in(&stack, Region::Us, "Alpha").await;
+    let (_, other_cookie) = signed_in(&stack, Region::Us, "Other").await;
+    let api = create_on_page(&stack, Region::Us, &cookie, "kept", "api").await;
+    let tokens_page = get_page(&stack, Region::Us, &cookie, "/tokens").await.body;
     let csrf_tokens = form_field(&tokens_page, "/tokens", "csrf");
     let wrong_tokens = form_field(
-        &get_page(&stack, US, &other_cookie, "/tokens").await.body,
+        &get_page(&stack, Region::Us, &other_cookie, "/tokens")
+            .await
+            .body,
         "/tokens",
         "csrf",
     );
     let token_id = form_field(&tokens_page, "/tokens/revoke", "id");
     let live_tokens = || async {
-        tokens::call(&stack, US, "/api/tokens", &api).await.1["tokens"]
+        tokens::call(&stack, Region::Us, "/api/tokens", &api)
+            .await
+            .1["tokens"]
             .as_array()
             .map_or(0, Vec::len)
     };
@@ -714,7 +728,13 @@ async fn every_form_refuses_a_forged_post_and_changes_nothing() {
     .await;
     assert_eq!(s, 200, "{issued}");
     let access = issued["access_token"].as_str().unwrap().to_owned();
-    let grants = get_page(&stack, US, &cookie, "/integrations/okta/provisioning").await;
+    let grants = get_page(
+        &stack,
+        Region::Us,
+        &cookie,
+        "/integrations/okta/provisioning",
+    )
+    .await;
     assert_eq!(grants.status, 200);
     let disconnect = "/integrations/okta/provisioning/disconnect";
     let grant_id = form_field(&grants.body, disconnect, "grant_id");
@@ -722,7 +742,7 @@ async fn every_form_refuses_a_forged_post_and_changes_nothing() {
     let consent = consent_page(&stack, &cookie, None).await;
     let request = form_field(&consent, "/oauth/consent", "request");
     let csrf_consent = form_field(&consent, "/oauth/consent", "csrf");
-    let okta_page = get_page(&stack, US, &cookie, "/integrations/okta")
+    let okta_page = get_page(&stack, Region::Us, &cookie, "/integrations/okta")
         .await
         .body;
     let csrf_okta = form_field(&okta_page, "/integrations/okta", "csrf");
@@ -762,7 +782,7 @@ async fn every_form_refuses_a_forged_post_and_changes_nothing() {
         )
         .await;
         assert_eq!(s, 403, "{what}");
-        assert_eq!(tokens::me(&stack, US, &api).await, 200, "{what}");
+        assert_eq!(tokens::me(&stack, Region::Us, &api).await, 200, "{what}");
         // Save the Okta settings (turn sign-in on with another org).
         let (s, _) = forged(
             &stack,
@@ -813,7 +833,7 @@ async fn every_form_refuses_a_forged_post_and_changes_nothing() {
         assert_eq!(s, 403, "{what}");
         let scim = closedloop_tests::harness::Scim {
             token: access.clone(),
-            ..stack.scim("us", &a.team_id, "").await
+            ..stack.scim(Region::Us, &a.team_id, "").await
         };
         assert_eq!(scim.get("/Users").await.0, 200, "{what}");
         // Sign out.
@@ -836,7 +856,7 @@ async fn every_form_refuses_a_forged_post_and_changes_nothing() {
     );
     let scim = closedloop_tests::harness::Scim {
         token: access.clone(),
-        ..stack.scim("us", &a.team_id, "").await
+        ..stack.scim(Region::Us, &a.team_id, "").await
     };
     // Another workspace's admin, with a valid form of their own, cannot disconnect it.
     let their_code = approve(
@@ -856,10 +876,16 @@ async fn every_form_refuses_a_forged_post_and_changes_nothing() {
     )
     .await;
     assert_eq!(s, 200);
-    let theirs = get_page(&stack, US, &other_cookie, "/integrations/okta/provisioning").await;
+    let theirs = get_page(
+        &stack,
+        Region::Us,
+        &other_cookie,
+        "/integrations/okta/provisioning",
+    )
+    .await;
     let r = post_form(
         &stack,
-        US,
+        Region::Us,
         &other_cookie,
         disconnect,
         &[
@@ -908,7 +934,9 @@ async fn every_form_refuses_a_forged_post_and_changes_nothing() {
 
     // The forms before a session: a foreign origin cannot sign a browser in (login
     // CSRF) nor start a sign-in, and the link stays unspent.
-    let ws = stack.workspace("us", "Victim", "admin@victim.test").await;
+    let ws = stack
+        .workspace(Region::Us, "Victim", "admin@victim.test")
+        .await;
     for (path, form) in [
         ("/auth/link", vec![("code", code_of(&ws))]),
         ("/auth", vec![("email", "admin@victim.test".to_owned())]),
@@ -941,7 +969,7 @@ async fn every_form_refuses_a_forged_post_and_changes_nothing() {
 async fn signing_in_always_issues_a_new_session_whatever_cookie_came_before() {
     let stack = TestStack::start().await.unwrap();
     let org = okta_org(&stack).await;
-    let (_, attacker) = signed_in(&stack, "us", "Mallory").await;
+    let (_, attacker) = signed_in(&stack, Region::Us, "Mallory").await;
     let planted = [
         attacker.clone(),
         "clk_session=clk_us_ses_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned(),
@@ -949,7 +977,9 @@ async fn signing_in_always_issues_a_new_session_whatever_cookie_came_before() {
     ];
     for fixed in &planted {
         // The first-admin link.
-        let ws = stack.workspace("us", "Victim", "admin@victim.test").await;
+        let ws = stack
+            .workspace(Region::Us, "Victim", "admin@victim.test")
+            .await;
         let r = stack
             .request(Method::POST, US_APP, "/auth/link")
             .header(COOKIE, fixed)
@@ -1037,7 +1067,7 @@ encryption_key = { env = "US_ENCRYPTION_KEY" }
 async fn cookies_carry_exactly_the_flags_they_need() {
     // Under TLS: `__Host-` session cookie, `__Secure-` flow binding, all `Secure`.
     let stores = RegionStores::fresh().await.unwrap();
-    let worker = TestWorker::start(worker_config_from(&tls_map(), "us", &stores))
+    let worker = TestWorker::start(worker_config_from(&tls_map(), Region::Us, &stores))
         .await
         .unwrap();
     let http = closedloop_tests::harness::client();
@@ -1141,7 +1171,7 @@ async fn cookies_carry_exactly_the_flags_they_need() {
     // Plain HTTP (the development stack): the same without `Secure` and prefixes, even
     // when a client claims `X-Forwarded-Proto: https` through the gateway.
     let stack = TestStack::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
     let r = stack
         .request(Method::POST, US_APP, "/auth/link")
         .header("x-forwarded-proto", "https")
@@ -1230,15 +1260,18 @@ async fn no_credential_reaches_a_log_line() {
     // First-admin link, session, personal tokens, the protected endpoints.
     let org = okta_org(&stack).await;
     secrets.push(("Okta client secret", org.okta_secret.clone()));
-    let ws = stack.workspace("us", "Logs", "admin@logs.test").await;
+    let ws = stack.workspace(Region::Us, "Logs", "admin@logs.test").await;
     secrets.push(("first-admin link", code_of(&ws)));
-    let cookie = stack.sign_in_with_link("us", &ws).await;
+    let cookie = stack.sign_in_with_link(Region::Us, &ws).await;
     secrets.push(("session", cookie.split_once('=').unwrap().1.to_owned()));
-    let api = create_on_page(&stack, US, &cookie, "ci", "api").await;
-    let mcp = create_on_page(&stack, US, &cookie, "mcp", "mcp").await;
-    assert_eq!(tokens::me(&stack, US, &api).await, 200);
-    assert_eq!(tokens::whoami(&stack, US, &mcp).await, 200);
-    assert_eq!(tokens::introspect(&stack, US, &mcp).await["active"], true);
+    let api = create_on_page(&stack, Region::Us, &cookie, "ci", "api").await;
+    let mcp = create_on_page(&stack, Region::Us, &cookie, "mcp", "mcp").await;
+    assert_eq!(tokens::me(&stack, Region::Us, &api).await, 200);
+    assert_eq!(tokens::whoami(&stack, Region::Us, &mcp).await, 200);
+    assert_eq!(
+        tokens::introspect(&stack, Region::Us, &mcp).await["active"],
+        true
+    );
     let r = stack
         .request(Method::POST, US_API, "/api/tokens/introspect")
         .basic_auth(
@@ -1258,7 +1291,7 @@ async fn no_credential_reaches_a_log_line() {
     secrets.push(("MCP token", mcp));
 
     // An operator SCIM token, and a bearer that is not one.
-    let scim = stack.scim("us", &org.ws.team_id, "").await;
+    let scim = stack.scim(Region::Us, &org.ws.team_id, "").await;
     assert_eq!(scim.get("/Users").await.0, 200);
     let mut bad = scim.clone();
     bad.token = "not-a-token-but-a-secret-guess-4242".into();
@@ -1386,7 +1419,7 @@ async fn no_credential_reaches_a_log_line() {
     // An admin types an Okta client secret on the Integrations > Okta page.
     let typed = "typed-okta-client-secret-for-the-log-test-0123";
     let settings_ws = stack
-        .workspace("us", "Settings", "admin@settings.test")
+        .workspace(Region::Us, "Settings", "admin@settings.test")
         .await;
     let mut admin = Web::new(&stack);
     admin.sign_in_with_link(&settings_ws).await;
@@ -1681,7 +1714,7 @@ async fn credential_endpoints_are_rate_limited_per_client_whatever_it_claims() {
 
     // The limit is the client's: another address (as the gateway states it, to the
     // worker directly) is not slowed down by the first one's flood.
-    let w = stack.worker("us");
+    let w = stack.worker(Region::Us);
     let r = stack
         .http
         .post(format!("{}/api/tokens/introspect", w.url()))
@@ -1714,10 +1747,10 @@ fn deep_json(depth: usize) -> String {
 #[tokio::test]
 async fn oversized_and_deeply_nested_bodies_get_the_protocols_errors() {
     let stack = TestStack::start().await.unwrap();
-    let (ws, cookie) = signed_in(&stack, "us", "Alpha").await;
-    let scim = stack.scim("us", &ws.team_id, "").await;
-    let api = create_on_page(&stack, US, &cookie, "ci", "api").await;
-    let worker = stack.worker("us").url();
+    let (ws, cookie) = signed_in(&stack, Region::Us, "Alpha").await;
+    let scim = stack.scim(Region::Us, &ws.team_id, "").await;
+    let api = create_on_page(&stack, Region::Us, &cookie, "ci", "api").await;
+    let worker = stack.worker(Region::Us).url();
     let deep = deep_json(100_000);
     let nested_object = format!("{{\"a\":{}", "{\"a\":".repeat(50_000));
     let big = format!("{{\"userName\":\"{}\"}}", "a".repeat(9 * 1024 * 1024));
@@ -1891,7 +1924,9 @@ async fn forwarded_headers_sent_by_clients_steer_nothing() {
     );
 
     // The cookie's `Secure` follows the configuration, not the client's claim.
-    let ws = stack.workspace("us", "Acme2", "admin@acme2.test").await;
+    let ws = stack
+        .workspace(Region::Us, "Acme2", "admin@acme2.test")
+        .await;
     let r = spoofed(stack.request(Method::POST, US_APP, "/auth/link"))
         .form(&[("code", code_of(&ws))])
         .send()
@@ -1907,7 +1942,7 @@ async fn forwarded_headers_sent_by_clients_steer_nothing() {
     // Forms posted with our Origin are ours whatever the forwarded host says, and a
     // foreign Origin is refused whatever it claims.
     let cookie = pair(cookie);
-    let page = get_page(&stack, US, &cookie, "/tokens").await;
+    let page = get_page(&stack, Region::Us, &cookie, "/tokens").await;
     let csrf = hidden(&page.body, "csrf");
     let r = spoofed(stack.request(Method::POST, US_APP, "/tokens"))
         .header(COOKIE, &cookie)
@@ -1951,8 +1986,8 @@ async fn pages_allow_only_their_own_inline_code_and_refuse_framing() {
     use base64::Engine as _;
     use sha2::Digest as _;
     let stack = TestStack::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
-    let cookie = stack.sign_in_with_link("us", &ws).await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
+    let cookie = stack.sign_in_with_link(Region::Us, &ws).await;
     let mut seen_script = false;
     for path in [
         "/auth",
@@ -2045,11 +2080,11 @@ async fn a_client_presenting_made_up_credentials_is_turned_away_before_any_looku
     })
     .await
     .unwrap();
-    let state = &stack.worker("us").state;
+    let state = &stack.worker(Region::Us).state;
     let scim =
         closedloop_tests::harness::Scim::operator_workspace(state, &stack.gateway.url()).await;
-    let (_, cookie) = signed_in(&stack, "us", "Flood").await;
-    let api_token = create_on_page(&stack, US, &cookie, "CI", "api").await;
+    let (_, cookie) = signed_in(&stack, Region::Us, "Flood").await;
+    let api_token = create_on_page(&stack, Region::Us, &cookie, "CI", "api").await;
     let users = |token: &str| {
         scim.with_token(token)
             .request(Method::GET, "/Users?count=1")
@@ -2090,7 +2125,7 @@ async fn a_client_presenting_made_up_credentials_is_turned_away_before_any_looku
     // Another client is not affected (straight to the worker, from loopback: a trusted
     // proxy naming the client), and a request with no credential is never turned away.
     let direct = closedloop_tests::harness::Scim {
-        gateway: stack.worker("us").url(),
+        gateway: stack.worker(Region::Us).url(),
         ..scim.clone()
     };
     let r = direct
@@ -2110,7 +2145,7 @@ async fn a_client_presenting_made_up_credentials_is_turned_away_before_any_looku
         200
     );
     assert_eq!(
-        tokens::me(&stack, US, &api_token).await,
+        tokens::me(&stack, Region::Us, &api_token).await,
         429,
         "the blocked client is blocked whatever it presents, until its bucket refills"
     );

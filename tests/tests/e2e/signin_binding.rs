@@ -17,11 +17,12 @@ use closedloop_tests::harness::{TestStack, Workspace, pg_connect};
 use closedloop_tests::okta_sim::OktaSim;
 use closedloop_tests::okta_sim::directory::{NewUser, UserId};
 use closedloop_tests::okta_sim::logout::Subject;
+use closedloop_tests::region::Region;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::oidc::{Page, Web, hidden};
-use crate::tokens::{US, create_on_page, me};
+use crate::tokens::{create_on_page, me};
 
 const APP: &str = "http://app.closedloop.localhost";
 const API: &str = "http://api.closedloop.localhost";
@@ -37,11 +38,11 @@ struct Org<'a> {
 
 async fn org(stack: &TestStack, jit: bool) -> Org<'_> {
     let sim = OktaSim::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
     let app = sim.app();
     stack
         .configure_okta(
-            "us",
+            Region::Us,
             &ws.team_id,
             sim.base_url(),
             app.client_id(),
@@ -73,7 +74,7 @@ impl Org<'_> {
 
     /// Provisions `email` with SCIM as Okta would; returns the SCIM id.
     async fn provision(&self, email: &str, external_id: &str) -> String {
-        let scim = self.stack.scim("us", &self.ws.team_id, "").await;
+        let scim = self.stack.scim(Region::Us, &self.ws.team_id, "").await;
         let (status, user) = scim
             .post(
                 "/Users",
@@ -305,7 +306,7 @@ async fn signin_binding_an_attackers_handoff_in_the_victims_browser_needs_confir
         .await;
     let page = victim2.get(&handoff).await;
     assert_eq!(page.status, 200);
-    stack.advance_clock("us", Duration::from_secs(181));
+    stack.advance_clock(Region::Us, Duration::from_secs(181));
     let late = victim2
         .post(
             &format!("{APP}/auth/complete"),
@@ -547,7 +548,7 @@ async fn signin_binding_an_email_change_in_okta_keeps_the_account() {
         .update_profile(&jane, |p| p.email = "jane.roe@acme.test".into())
         .await
         .unwrap();
-    let scim = stack.scim("us", &o.ws.team_id, "").await;
+    let scim = stack.scim(Region::Us, &o.ws.team_id, "").await;
     let (status, body) = scim
         .patch(
             &format!("/Users/{scim_id}"),
@@ -639,8 +640,8 @@ async fn signin_binding_iss_sub_logout_finds_a_jit_user() {
         "clk_session={}",
         web.cookie(APP_HOST, "clk_session").unwrap()
     );
-    let token = create_on_page(&stack, US, &cookie, "laptop", "api").await;
-    assert_eq!(me(&stack, US, &token).await, 200);
+    let token = create_on_page(&stack, Region::Us, &cookie, "laptop", "api").await;
+    assert_eq!(me(&stack, Region::Us, &token).await, 200);
     let (_, _, sub) = o.binding("kim@acme.test").await;
     assert_eq!(
         sub.as_deref(),
@@ -652,7 +653,7 @@ async fn signin_binding_iss_sub_logout_finds_a_jit_user() {
         .sim
         .app()
         .universal_logout(
-            &stack.universal_logout_endpoint("us"),
+            &stack.universal_logout_endpoint(Region::Us),
             &Subject::IssSub {
                 iss: o.sim.issuer().to_owned(),
                 sub: kim.as_str().to_owned(),
@@ -661,6 +662,6 @@ async fn signin_binding_iss_sub_logout_finds_a_jit_user() {
         .await
         .unwrap();
     assert_eq!(sent.status, 204, "{}", sent.body);
-    assert_eq!(me(&stack, US, &token).await, 401);
+    assert_eq!(me(&stack, Region::Us, &token).await, 401);
     assert!(signed_in_as(&mut web).await.is_none());
 }

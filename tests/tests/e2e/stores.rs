@@ -7,6 +7,7 @@ use closedloop_tests::harness::{
     RedisProcess as Server, RegionStores, Scim, TestWorker, eventually, fresh_database,
     operator_token, redis_prefix, worker_config,
 };
+use closedloop_tests::region::Region;
 use deploy::stores::PostgresServer;
 
 /// A CA and a server certificate it signed, as PEM.
@@ -69,7 +70,7 @@ async fn postgres_over_tls_is_verified_and_plain_text_is_refused() {
     };
 
     let worker = TestWorker::start(worker_config(
-        "us",
+        Region::Us,
         &stores_with_pg(url(
             "localhost",
             &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
@@ -116,7 +117,7 @@ async fn postgres_over_tls_is_verified_and_plain_text_is_refused() {
         (url("localhost", "sslmode=disable"), "no encryption"),
     ];
     for (url, expected) in refused {
-        let err = region_worker::connect(worker_config("us", &stores_with_pg(url.clone())))
+        let err = region_worker::connect(worker_config(Region::Us, &stores_with_pg(url.clone())))
             .await
             .map(|_| ())
             .unwrap_err();
@@ -170,7 +171,7 @@ async fn redis_sentinel_failover_moves_the_worker_to_the_new_master() {
         redis_url: format!("redis+sentinel://127.0.0.1:{}/closedloop-us", sentinel.port),
         redis_prefix: redis_prefix(),
     };
-    let worker = TestWorker::start(worker_config("us", &stores))
+    let worker = TestWorker::start(worker_config(Region::Us, &stores))
         .await
         .unwrap();
     let scim = Scim::operator_workspace(&worker.state, &worker.url()).await;

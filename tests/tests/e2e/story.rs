@@ -9,13 +9,14 @@ use std::collections::BTreeSet;
 
 use closedloop_tests::harness::{RegionStores, TestStack, TestWorker, pg_connect, worker_config};
 use closedloop_tests::okta_sim::OktaSim;
+use closedloop_tests::region::Region;
 use closedloop_tests::story::{
-    Credential, StoryOutcome, StoryTarget, credential_status, run_story, scim_client,
+    Credential, StoryOutcome, StoryTarget, credential_status, run_story,
 };
 use reqwest::Method;
 
 /// Runs the story in one region with its own Okta org, printing each step.
-async fn story(target: &StoryTarget<'_>, region: &str) -> StoryOutcome {
+async fn story(target: &StoryTarget<'_>, region: Region) -> StoryOutcome {
     let sim = OktaSim::start().await.unwrap();
     let mut lines = Vec::new();
     let outcome = run_story(target, &sim, region, &mut |line, ok| {
@@ -34,17 +35,21 @@ async fn story(target: &StoryTarget<'_>, region: &str) -> StoryOutcome {
 async fn the_whole_story_runs_in_both_regions_and_their_data_never_mixes() {
     let stack = TestStack::start().await.unwrap();
     let target = StoryTarget::InProcess(&stack);
-    let (us, eu) = tokio::join!(story(&target, "us"), story(&target, "eu"));
+    let (us, eu) = tokio::join!(story(&target, Region::Us), story(&target, Region::Eu));
 
     // A second US workspace: a one-time link never used.
-    let fresh_us = stack.workspace("us", "Globex", "owner@globex.test").await;
-    let fresh_eu = stack.workspace("eu", "Globex", "owner@globex.test").await;
+    let fresh_us = stack
+        .workspace(Region::Us, "Globex", "owner@globex.test")
+        .await;
+    let fresh_eu = stack
+        .workspace(Region::Eu, "Globex", "owner@globex.test")
+        .await;
 
     // Every credential of one region is refused at the other's hosts, and still works
     // at its own (so the refusal is the region's, not a dead credential's).
     for (own, other, fresh) in [(&us, &eu, &fresh_us), (&eu, &us, &fresh_eu)] {
-        let own_app = app_base(&own.region);
-        let other_app = app_base(&other.region);
+        let own_app = own.region.app_url();
+        let other_app = other.region.app_url();
         for cred in [
             Credential::Session(&own.session_cookie),
             Credential::Api(&own.api_token),
@@ -68,7 +73,7 @@ async fn the_whole_story_runs_in_both_regions_and_their_data_never_mixes() {
         // The SCIM access token: at the other region, for either workspace.
         for team in [&own.team_id, &other.team_id] {
             // 404 for a workspace the region does not hold, 401 for a foreign token.
-            let s = scim_status(&stack, &other.region, team, &own.scim_access_token).await;
+            let s = scim_status(&stack, other.region, team, &own.scim_access_token).await;
             assert!(
                 matches!(s, 401 | 404),
                 "{} SCIM token at {} for {team}: {s}",
@@ -77,15 +82,15 @@ async fn the_whole_story_runs_in_both_regions_and_their_data_never_mixes() {
             );
         }
         assert_eq!(
-            scim_status(&stack, &own.region, &own.team_id, &own.scim_access_token).await,
+            scim_status(&stack, own.region, &own.team_id, &own.scim_access_token).await,
             200
         );
         // The refresh token at the other region's token endpoint, with its client.
-        let (id, secret) = scim_client(&other.region);
+        let (id, secret) = other.region.scim_client();
         let r = stack
             .request(
                 Method::POST,
-                api_host(&other.region),
+                other.region.api(),
                 "/api/okta/scim/oauth/token",
             )
             .basic_auth(id, Some(secret))
@@ -106,7 +111,7 @@ async fn the_whole_story_runs_in_both_regions_and_their_data_never_mixes() {
         // A one-time link of one region at the other's app host.
         let code = fresh.sign_in_url.split("code=").nth(1).unwrap();
         let r = stack
-            .request(Method::POST, app_host(&other.region), "/auth/link")
+            .request(Method::POST, other.region.app(), "/auth/link")
             .form(&[("code", code)])
             .send()
             .await
@@ -160,8 +165,8 @@ async fn the_whole_story_runs_in_both_regions_and_their_data_never_mixes() {
 
     // A worker given the other region's stores refuses to start, naming the stamp.
     for (region, stores, stamped) in [
-        ("eu", &stack.us_stores, "us"),
-        ("us", &stack.eu_stores, "eu"),
+        (Region::Eu, &stack.us_stores, "us"),
+        (Region::Us, &stack.eu_stores, "eu"),
     ] {
         let err = TestWorker::start(worker_config(region, stores))
             .await
@@ -175,32 +180,9 @@ async fn the_whole_story_runs_in_both_regions_and_their_data_never_mixes() {
     }
 }
 
-fn app_host(region: &str) -> &'static str {
-    if region == "us" {
-        closedloop_tests::harness::US_APP
-    } else {
-        closedloop_tests::harness::EU_APP
-    }
-}
-
-fn api_host(region: &str) -> &'static str {
-    if region == "us" {
-        closedloop_tests::harness::US_API
-    } else {
-        closedloop_tests::harness::EU_API
-    }
-}
-
-fn app_base(region: &str) -> String {
-    format!("http://{}", app_host(region))
-}
-
-async fn scim_status(stack: &TestStack, region: &str, team: &str, token: &str) -> u16 {
+async fn scim_status(stack: &TestStack, region: Region, team: &str, token: &str) -> u16 {
     stack
-        .get(
-            api_host(region),
-            &format!("/api/scim/v2/{team}/Users?count=1"),
-        )
+        .get(region.api(), &format!("/api/scim/v2/{team}/Users?count=1"))
         .bearer_auth(token)
         .send()
         .await

@@ -10,32 +10,10 @@ use closedloop_tests::harness::{
     EU_API, EU_APP, EU_INTROSPECTION_CLIENT_ID, EU_INTROSPECTION_SECRET, TestStack, US_API, US_APP,
     US_INTROSPECTION_CLIENT_ID, US_INTROSPECTION_SECRET, pg_connect,
 };
+use closedloop_tests::region::Region;
 use reqwest::Method;
 use reqwest::header::{CACHE_CONTROL, COOKIE, LOCATION, ORIGIN, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
-
-/// One region as these tests see it.
-#[derive(Debug, Clone, Copy)]
-pub struct Region {
-    pub id: &'static str,
-    pub api: &'static str,
-    pub app: &'static str,
-    pub introspection: (&'static str, &'static str),
-}
-
-pub const US: Region = Region {
-    id: "us",
-    api: US_API,
-    app: US_APP,
-    introspection: (US_INTROSPECTION_CLIENT_ID, US_INTROSPECTION_SECRET),
-};
-
-pub const EU: Region = Region {
-    id: "eu",
-    api: EU_API,
-    app: EU_APP,
-    introspection: (EU_INTROSPECTION_CLIENT_ID, EU_INTROSPECTION_SECRET),
-};
 
 /// A page fetched with a session cookie: status, `Location`, body.
 pub struct Page {
@@ -63,7 +41,7 @@ async fn read(r: reqwest::Response) -> Page {
 pub async fn get_page(stack: &TestStack, region: Region, cookie: &str, path: &str) -> Page {
     read(
         stack
-            .get(region.app, path)
+            .get(region.app(), path)
             .header(COOKIE, cookie)
             .send()
             .await
@@ -82,7 +60,7 @@ pub async fn post_form(
 ) -> Page {
     read(
         stack
-            .request(Method::POST, region.app, path)
+            .request(Method::POST, region.app(), path)
             .header(COOKIE, cookie)
             .form(form)
             .send()
@@ -141,7 +119,7 @@ pub async fn create_on_page(
     assert_eq!(created.status, 200, "{}", created.body);
     let secret = shown_secret(&created.body);
     assert!(
-        secret.starts_with(&format!("clk_{}_{kind}_", region.id)),
+        secret.starts_with(&format!("clk_{}_{kind}_", region)),
         "{secret}"
     );
     secret
@@ -150,7 +128,7 @@ pub async fn create_on_page(
 /// `GET /api/me` (API token) or `/api/mcp/whoami` (MCP token): status and body.
 pub async fn call(stack: &TestStack, region: Region, path: &str, token: &str) -> (u16, Value) {
     let r = stack
-        .get(region.api, path)
+        .get(region.api(), path)
         .bearer_auth(token)
         .send()
         .await
@@ -177,9 +155,9 @@ pub async fn whoami(stack: &TestStack, region: Region, token: &str) -> u16 {
 
 /// RFC 7662 introspection with the region's service credential.
 pub async fn introspect(stack: &TestStack, region: Region, token: &str) -> Value {
-    let (id, secret) = region.introspection;
+    let (id, secret) = region.introspection();
     let r = stack
-        .request(Method::POST, region.api, "/api/tokens/introspect")
+        .request(Method::POST, region.api(), "/api/tokens/introspect")
         .basic_auth(id, Some(secret))
         .form(&[("token", token)])
         .send()
@@ -199,7 +177,7 @@ async fn api(
     token: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = stack.request(method, region.api, path).bearer_auth(token);
+    let mut req = stack.request(method, region.api(), path).bearer_auth(token);
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -210,18 +188,14 @@ async fn api(
 
 /// A workspace in `region` with its first admin signed in: `(team_id, admin id, cookie)`.
 async fn signed_in(stack: &TestStack, region: Region) -> (String, String, String) {
-    let ws = stack.workspace(region.id, "Acme", "admin@acme.test").await;
-    let cookie = stack.sign_in_with_link(region.id, &ws).await;
+    let ws = stack.workspace(region, "Acme", "admin@acme.test").await;
+    let cookie = stack.sign_in_with_link(region, &ws).await;
     (ws.team_id, ws.admin_user_id, cookie)
 }
 
 /// Deletes every Redis key of `region`'s worker: a flushed or replaced Redis.
 pub async fn flush_redis(stack: &TestStack, region: Region) {
-    let stores = if region.id == "us" {
-        &stack.us_stores
-    } else {
-        &stack.eu_stores
-    };
+    let stores = stack.stores(region);
     let client = redis::Client::open(stores.redis_url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -245,9 +219,9 @@ pub async fn flush_redis(stack: &TestStack, region: Region) {
 #[tokio::test]
 async fn the_tokens_page_creates_lists_and_revokes_with_the_secret_shown_once() {
     let stack = TestStack::start().await.unwrap();
-    let (team, admin, cookie) = signed_in(&stack, US).await;
+    let (team, admin, cookie) = signed_in(&stack, Region::Us).await;
 
-    let page = get_page(&stack, US, &cookie, "/tokens").await;
+    let page = get_page(&stack, Region::Us, &cookie, "/tokens").await;
     assert_eq!(page.status, 200);
     assert!(
         page.body.contains("You hold no live token"),
@@ -256,12 +230,12 @@ async fn the_tokens_page_creates_lists_and_revokes_with_the_secret_shown_once() 
     );
     assert!(page.body.contains("<label for=\"token-name\">Name</label>"));
 
-    let api_token = create_on_page(&stack, US, &cookie, "CI <deploy>", "api").await;
-    let mcp_token = create_on_page(&stack, US, &cookie, "Claude desktop", "mcp").await;
+    let api_token = create_on_page(&stack, Region::Us, &cookie, "CI <deploy>", "api").await;
+    let mcp_token = create_on_page(&stack, Region::Us, &cookie, "Claude desktop", "mcp").await;
     assert_ne!(api_token, mcp_token);
 
     // The list: names escaped, kinds, no secret anywhere.
-    let page = get_page(&stack, US, &cookie, "/tokens").await;
+    let page = get_page(&stack, Region::Us, &cookie, "/tokens").await;
     assert!(page.body.contains("CI &lt;deploy&gt;"), "{}", page.body);
     assert!(page.body.contains("Claude desktop"));
     assert!(page.body.contains("API token") && page.body.contains("MCP token"));
@@ -269,19 +243,19 @@ async fn the_tokens_page_creates_lists_and_revokes_with_the_secret_shown_once() 
     assert!(!page.body.contains("new-token-value"), "shown once");
 
     // The protected endpoints, each with its kind only.
-    let (s, body) = call(&stack, US, "/api/me", &api_token).await;
+    let (s, body) = call(&stack, Region::Us, "/api/me", &api_token).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["user_id"], admin.as_str());
     assert_eq!(body["team_id"], team.as_str());
     assert_eq!(body["region"], "us");
     assert_eq!(body["token_kind"], "api");
-    assert_eq!(whoami(&stack, US, &mcp_token).await, 200);
+    assert_eq!(whoami(&stack, Region::Us, &mcp_token).await, 200);
     assert_eq!(
-        me(&stack, US, &mcp_token).await,
+        me(&stack, Region::Us, &mcp_token).await,
         401,
         "an MCP token is not an API token"
     );
-    assert_eq!(whoami(&stack, US, &api_token).await, 401);
+    assert_eq!(whoami(&stack, Region::Us, &api_token).await, 401);
 
     // Revoke the API token on the page: the very next request is refused.
     let csrf = hidden(&page.body, "csrf");
@@ -289,7 +263,7 @@ async fn the_tokens_page_creates_lists_and_revokes_with_the_secret_shown_once() 
     let id = hidden(&page.body[row..], "id");
     let revoked = post_form(
         &stack,
-        US,
+        Region::Us,
         &cookie,
         "/tokens/revoke",
         &[("id", &id), ("csrf", &csrf)],
@@ -297,18 +271,18 @@ async fn the_tokens_page_creates_lists_and_revokes_with_the_secret_shown_once() 
     .await;
     assert_eq!(revoked.status, 303);
     assert_eq!(revoked.location, "/tokens?revoked=1");
-    assert_eq!(me(&stack, US, &api_token).await, 401);
+    assert_eq!(me(&stack, Region::Us, &api_token).await, 401);
     assert_eq!(
-        whoami(&stack, US, &mcp_token).await,
+        whoami(&stack, Region::Us, &mcp_token).await,
         200,
         "the other token lives"
     );
-    let page = get_page(&stack, US, &cookie, "/tokens?revoked=1").await;
+    let page = get_page(&stack, Region::Us, &cookie, "/tokens?revoked=1").await;
     assert!(page.body.contains("Revoked."));
     assert!(!page.body.contains("CI &lt;deploy&gt;"));
     let again = post_form(
         &stack,
-        US,
+        Region::Us,
         &cookie,
         "/tokens/revoke",
         &[("id", &id), ("csrf", &csrf)],
@@ -346,13 +320,13 @@ async fn the_tokens_page_creates_lists_and_revokes_with_the_secret_shown_once() 
 #[tokio::test]
 async fn the_page_needs_a_session_a_valid_form_and_our_origin() {
     let stack = TestStack::start().await.unwrap();
-    let (_, _, cookie) = signed_in(&stack, US).await;
+    let (_, _, cookie) = signed_in(&stack, Region::Us).await;
 
     let r = stack.get(US_APP, "/tokens").send().await.unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()[LOCATION], "/auth?return_to=%2Ftokens");
 
-    let page = get_page(&stack, US, &cookie, "/tokens").await;
+    let page = get_page(&stack, Region::Us, &cookie, "/tokens").await;
     let csrf = hidden(&page.body, "csrf");
     let form = |c: &'static str| {
         [
@@ -362,7 +336,7 @@ async fn the_page_needs_a_session_a_valid_form_and_our_origin() {
             ("csrf", c),
         ]
     };
-    let refused = post_form(&stack, US, &cookie, "/tokens", &form("forged")).await;
+    let refused = post_form(&stack, Region::Us, &cookie, "/tokens", &form("forged")).await;
     assert_eq!(refused.status, 403);
     let foreign = stack
         .request(Method::POST, US_APP, "/tokens")
@@ -387,7 +361,7 @@ async fn the_page_needs_a_session_a_valid_form_and_our_origin() {
     ] {
         let bad = post_form(
             &stack,
-            US,
+            Region::Us,
             &cookie,
             "/tokens",
             &[
@@ -422,12 +396,12 @@ async fn the_page_needs_a_session_a_valid_form_and_our_origin() {
 #[tokio::test]
 async fn the_json_api_lists_creates_and_revokes_with_an_api_token() {
     let stack = TestStack::start().await.unwrap();
-    let (_, _, cookie) = signed_in(&stack, EU).await;
-    let bootstrap = create_on_page(&stack, EU, &cookie, "bootstrap", "api").await;
+    let (_, _, cookie) = signed_in(&stack, Region::Eu).await;
+    let bootstrap = create_on_page(&stack, Region::Eu, &cookie, "bootstrap", "api").await;
 
     let (s, created) = api(
         &stack,
-        EU,
+        Region::Eu,
         Method::POST,
         "/api/tokens",
         &bootstrap,
@@ -440,11 +414,11 @@ async fn the_json_api_lists_creates_and_revokes_with_an_api_token() {
     assert_eq!(created["kind"], "mcp");
     assert_eq!(created["name"], "IDE");
     let mcp_id = created["id"].as_str().unwrap().to_owned();
-    assert_eq!(whoami(&stack, EU, &mcp).await, 200);
+    assert_eq!(whoami(&stack, Region::Eu, &mcp).await, 200);
 
     let (s, default) = api(
         &stack,
-        EU,
+        Region::Eu,
         Method::POST,
         "/api/tokens",
         &bootstrap,
@@ -463,7 +437,15 @@ async fn the_json_api_lists_creates_and_revokes_with_an_api_token() {
     assert_eq!(week.whole_days(), 7);
     let default_expiry = rfc3339(&default["expires_at"]);
 
-    let (s, list) = api(&stack, EU, Method::GET, "/api/tokens", &bootstrap, None).await;
+    let (s, list) = api(
+        &stack,
+        Region::Eu,
+        Method::GET,
+        "/api/tokens",
+        &bootstrap,
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     let names: Vec<&str> = list["tokens"]
         .as_array()
@@ -496,7 +478,7 @@ async fn the_json_api_lists_creates_and_revokes_with_an_api_token() {
     // Paging.
     let (_, first) = api(
         &stack,
-        EU,
+        Region::Eu,
         Method::GET,
         "/api/tokens?limit=2",
         &bootstrap,
@@ -508,7 +490,7 @@ async fn the_json_api_lists_creates_and_revokes_with_an_api_token() {
     let last = first["tokens"][1]["id"].as_str().unwrap();
     let (_, rest) = api(
         &stack,
-        EU,
+        Region::Eu,
         Method::GET,
         &format!("/api/tokens?limit=2&starting_after={last}"),
         &bootstrap,
@@ -521,7 +503,7 @@ async fn the_json_api_lists_creates_and_revokes_with_an_api_token() {
     // Revocation: the very next request is refused; a second one is 404.
     let (s, _) = api(
         &stack,
-        EU,
+        Region::Eu,
         Method::DELETE,
         &format!("/api/tokens/{mcp_id}"),
         &bootstrap,
@@ -529,10 +511,10 @@ async fn the_json_api_lists_creates_and_revokes_with_an_api_token() {
     )
     .await;
     assert_eq!(s, 204);
-    assert_eq!(whoami(&stack, EU, &mcp).await, 401);
+    assert_eq!(whoami(&stack, Region::Eu, &mcp).await, 401);
     let (s, _) = api(
         &stack,
-        EU,
+        Region::Eu,
         Method::DELETE,
         &format!("/api/tokens/{mcp_id}"),
         &bootstrap,
@@ -542,7 +524,7 @@ async fn the_json_api_lists_creates_and_revokes_with_an_api_token() {
     assert_eq!(s, 404);
     let (s, _) = api(
         &stack,
-        EU,
+        Region::Eu,
         Method::DELETE,
         "/api/tokens/not-an-id",
         &bootstrap,
@@ -561,7 +543,7 @@ async fn the_json_api_lists_creates_and_revokes_with_an_api_token() {
     ] {
         let (s, e) = api(
             &stack,
-            EU,
+            Region::Eu,
             Method::POST,
             "/api/tokens",
             &bootstrap,
@@ -573,7 +555,7 @@ async fn the_json_api_lists_creates_and_revokes_with_an_api_token() {
     }
     let (s, e) = api(
         &stack,
-        EU,
+        Region::Eu,
         Method::GET,
         "/api/tokens?limit=0",
         &bootstrap,
@@ -583,11 +565,11 @@ async fn the_json_api_lists_creates_and_revokes_with_an_api_token() {
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_request")));
 
     // Only an API token of this region opens the API.
-    let (s, e) = api(&stack, EU, Method::GET, "/api/tokens", &mcp, None).await;
+    let (s, e) = api(&stack, Region::Eu, Method::GET, "/api/tokens", &mcp, None).await;
     assert_eq!((s, e["error"].as_str()), (401, Some("invalid_token")));
     let (_, other) = api(
         &stack,
-        EU,
+        Region::Eu,
         Method::POST,
         "/api/tokens",
         &bootstrap,
@@ -595,7 +577,7 @@ async fn the_json_api_lists_creates_and_revokes_with_an_api_token() {
     )
     .await;
     let mcp2 = other["token"].as_str().unwrap();
-    let (s, _) = api(&stack, EU, Method::GET, "/api/tokens", mcp2, None).await;
+    let (s, _) = api(&stack, Region::Eu, Method::GET, "/api/tokens", mcp2, None).await;
     assert_eq!(s, 401, "an MCP token does not manage tokens");
     let r = stack.get(EU_API, "/api/tokens").send().await.unwrap();
     assert_eq!(r.status(), 401);
@@ -606,24 +588,27 @@ async fn the_json_api_lists_creates_and_revokes_with_an_api_token() {
             .starts_with("Bearer")
     );
     // An EU token at the US API host: refused without a lookup.
-    assert_eq!(me(&stack, US, &bootstrap).await, 401);
+    assert_eq!(me(&stack, Region::Us, &bootstrap).await, 401);
 }
 
 #[tokio::test]
 async fn introspection_answers_the_products_servers_with_the_service_credential() {
     let stack = TestStack::start().await.unwrap();
-    let (team, admin, cookie) = signed_in(&stack, US).await;
-    let api_token = create_on_page(&stack, US, &cookie, "api", "api").await;
-    let mcp_token = create_on_page(&stack, US, &cookie, "mcp", "mcp").await;
+    let (team, admin, cookie) = signed_in(&stack, Region::Us).await;
+    let api_token = create_on_page(&stack, Region::Us, &cookie, "api", "api").await;
+    let mcp_token = create_on_page(&stack, Region::Us, &cookie, "mcp", "mcp").await;
 
-    let active = introspect(&stack, US, &api_token).await;
+    let active = introspect(&stack, Region::Us, &api_token).await;
     assert_eq!(active["active"], true, "{active}");
     assert_eq!(active["sub"], admin.as_str());
     assert_eq!(active["user_id"], admin.as_str());
     assert_eq!(active["team_id"], team.as_str());
     assert_eq!(active["kind"], "api");
     assert!(active["exp"].as_i64().unwrap() > time::OffsetDateTime::now_utc().unix_timestamp());
-    assert_eq!(introspect(&stack, US, &mcp_token).await["kind"], "mcp");
+    assert_eq!(
+        introspect(&stack, Region::Us, &mcp_token).await["kind"],
+        "mcp"
+    );
 
     // Inactive: garbage, another kind, another region, a session.
     let session = cookie.split_once('=').unwrap().1;
@@ -633,13 +618,13 @@ async fn introspection_answers_the_products_servers_with_the_service_credential(
         "clk_eu_api_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
     ] {
         assert_eq!(
-            introspect(&stack, US, token).await,
+            introspect(&stack, Region::Us, token).await,
             json!({ "active": false }),
             "{token}"
         );
     }
     assert_eq!(
-        introspect(&stack, EU, &api_token).await,
+        introspect(&stack, Region::Eu, &api_token).await,
         json!({ "active": false })
     );
 
@@ -680,7 +665,15 @@ async fn introspection_answers_the_products_servers_with_the_service_credential(
     assert_eq!(r.status(), 400);
 
     // A revoked token is inactive at once.
-    let (_, list) = api(&stack, US, Method::GET, "/api/tokens", &api_token, None).await;
+    let (_, list) = api(
+        &stack,
+        Region::Us,
+        Method::GET,
+        "/api/tokens",
+        &api_token,
+        None,
+    )
+    .await;
     let id = list["tokens"]
         .as_array()
         .unwrap()
@@ -692,7 +685,7 @@ async fn introspection_answers_the_products_servers_with_the_service_credential(
         .to_owned();
     api(
         &stack,
-        US,
+        Region::Us,
         Method::DELETE,
         &format!("/api/tokens/{id}"),
         &api_token,
@@ -700,7 +693,7 @@ async fn introspection_answers_the_products_servers_with_the_service_credential(
     )
     .await;
     assert_eq!(
-        introspect(&stack, US, &mcp_token).await,
+        introspect(&stack, Region::Us, &mcp_token).await,
         json!({ "active": false })
     );
 }
@@ -708,11 +701,11 @@ async fn introspection_answers_the_products_servers_with_the_service_credential(
 #[tokio::test]
 async fn tokens_expire_by_the_workers_clock_and_record_their_last_use() {
     let stack = TestStack::start().await.unwrap();
-    let (_, _, cookie) = signed_in(&stack, US).await;
-    let bootstrap = create_on_page(&stack, US, &cookie, "bootstrap", "api").await;
+    let (_, _, cookie) = signed_in(&stack, Region::Us).await;
+    let bootstrap = create_on_page(&stack, Region::Us, &cookie, "bootstrap", "api").await;
     let (_, week) = api(
         &stack,
-        US,
+        Region::Us,
         Method::POST,
         "/api/tokens",
         &bootstrap,
@@ -722,10 +715,18 @@ async fn tokens_expire_by_the_workers_clock_and_record_their_last_use() {
     let week = week["token"].as_str().unwrap().to_owned();
 
     // Last use: recorded off the request path, to the minute; poll with a deadline.
-    assert_eq!(me(&stack, US, &week).await, 200);
+    assert_eq!(me(&stack, Region::Us, &week).await, 200);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, list) = api(&stack, US, Method::GET, "/api/tokens", &bootstrap, None).await;
+        let (_, list) = api(
+            &stack,
+            Region::Us,
+            Method::GET,
+            "/api/tokens",
+            &bootstrap,
+            None,
+        )
+        .await;
         let used = list["tokens"]
             .as_array()
             .unwrap()
@@ -742,20 +743,28 @@ async fn tokens_expire_by_the_workers_clock_and_record_their_last_use() {
         );
         tokio::task::yield_now().await;
     }
-    let page = get_page(&stack, US, &cookie, "/tokens").await;
+    let page = get_page(&stack, Region::Us, &cookie, "/tokens").await;
     let row = &page.body[page.body.find("<td>week</td>").expect("listed")..];
     let row = &row[..row.find("</tr>").expect("row end")];
     assert!(!row.contains("Never"), "last use shown: {row}");
 
     // Eight days later the week token is dead; the 30-day one lives.
-    stack.advance_clock("us", Duration::from_secs(8 * 86_400));
-    assert_eq!(me(&stack, US, &week).await, 401);
+    stack.advance_clock(Region::Us, Duration::from_secs(8 * 86_400));
+    assert_eq!(me(&stack, Region::Us, &week).await, 401);
     assert_eq!(
-        introspect(&stack, US, &week).await,
+        introspect(&stack, Region::Us, &week).await,
         json!({ "active": false })
     );
-    assert_eq!(me(&stack, US, &bootstrap).await, 200);
-    let (_, list) = api(&stack, US, Method::GET, "/api/tokens", &bootstrap, None).await;
+    assert_eq!(me(&stack, Region::Us, &bootstrap).await, 200);
+    let (_, list) = api(
+        &stack,
+        Region::Us,
+        Method::GET,
+        "/api/tokens",
+        &bootstrap,
+        None,
+    )
+    .await;
     assert_eq!(
         list["tokens"].as_array().unwrap().len(),
         1,
@@ -766,14 +775,14 @@ async fn tokens_expire_by_the_workers_clock_and_record_their_last_use() {
 #[tokio::test]
 async fn a_flushed_redis_loses_no_token_and_no_revocation() {
     let stack = TestStack::start().await.unwrap();
-    let (_, _, cookie) = signed_in(&stack, US).await;
-    let keep = create_on_page(&stack, US, &cookie, "keep", "api").await;
-    let drop = create_on_page(&stack, US, &cookie, "drop", "mcp").await;
-    let (_, list) = api(&stack, US, Method::GET, "/api/tokens", &keep, None).await;
+    let (_, _, cookie) = signed_in(&stack, Region::Us).await;
+    let keep = create_on_page(&stack, Region::Us, &cookie, "keep", "api").await;
+    let drop = create_on_page(&stack, Region::Us, &cookie, "drop", "mcp").await;
+    let (_, list) = api(&stack, Region::Us, Method::GET, "/api/tokens", &keep, None).await;
     let drop_id = list["tokens"][0]["id"].as_str().unwrap().to_owned();
     let (s, _) = api(
         &stack,
-        US,
+        Region::Us,
         Method::DELETE,
         &format!("/api/tokens/{drop_id}"),
         &keep,
@@ -782,17 +791,21 @@ async fn a_flushed_redis_loses_no_token_and_no_revocation() {
     .await;
     assert_eq!(s, 204);
 
-    flush_redis(&stack, US).await;
-    assert_eq!(me(&stack, US, &keep).await, 200, "re-read from Postgres");
+    flush_redis(&stack, Region::Us).await;
     assert_eq!(
-        whoami(&stack, US, &drop).await,
+        me(&stack, Region::Us, &keep).await,
+        200,
+        "re-read from Postgres"
+    );
+    assert_eq!(
+        whoami(&stack, Region::Us, &drop).await,
         401,
         "the revocation is durable"
     );
-    assert_eq!(introspect(&stack, US, &drop).await["active"], false);
+    assert_eq!(introspect(&stack, Region::Us, &drop).await["active"], false);
     // And again with the hot entries primed anew.
-    assert_eq!(me(&stack, US, &keep).await, 200);
-    assert_eq!(whoami(&stack, US, &drop).await, 401);
-    let page = get_page(&stack, US, &cookie, "/tokens").await;
+    assert_eq!(me(&stack, Region::Us, &keep).await, 200);
+    assert_eq!(whoami(&stack, Region::Us, &drop).await, 401);
+    let page = get_page(&stack, Region::Us, &cookie, "/tokens").await;
     assert_eq!(page.status, 200, "the session survives too");
 }

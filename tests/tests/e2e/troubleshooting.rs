@@ -8,6 +8,7 @@ use closedloop_tests::okta_sim::directory::NewUser;
 use closedloop_tests::okta_sim::logout::{Forgery, Subject};
 use closedloop_tests::okta_sim::provisioning::Provisioned;
 use closedloop_tests::okta_sim::upstream::Upstream;
+use closedloop_tests::region::Region;
 use closedloop_tests::story::web::Web;
 use closedloop_tests::story::{StoryTarget, configure, eval_expression};
 
@@ -20,7 +21,7 @@ async fn a_scim_base_url_without_the_team_id_is_refused_with_a_pointer_to_team_i
     let stack = TestStack::start().await.unwrap();
     let target = StoryTarget::InProcess(&stack);
     let sim = OktaSim::start().await.unwrap();
-    let mut c = configure(&target, &sim, "us", false).await.unwrap();
+    let mut c = configure(&target, &sim, Region::Us, false).await.unwrap();
 
     // The expression as shown evaluates; a wrong tenant setting name does not.
     let expr = format!(
@@ -41,7 +42,7 @@ async fn a_scim_base_url_without_the_team_id_is_refused_with_a_pointer_to_team_i
         .trim_end_matches('/')
         .to_owned();
     let token = c
-        .connect_provisioning_at(&target, &sim, "us", &bare)
+        .connect_provisioning_at(&target, &sim, Region::Us, &bare)
         .await
         .unwrap();
     let jane = sim.add_user(NewUser::new(JANE, "Jane", "Doe")).unwrap();
@@ -76,7 +77,7 @@ async fn an_okta_user_neither_provisioned_nor_jit_is_told_about_assignment_and_j
     let stack = TestStack::start().await.unwrap();
     let target = StoryTarget::InProcess(&stack);
     let sim = OktaSim::start().await.unwrap();
-    let c = configure(&target, &sim, "us", false).await.unwrap();
+    let c = configure(&target, &sim, Region::Us, false).await.unwrap();
     let jane = sim.add_user(NewUser::new(JANE, "Jane", "Doe")).unwrap();
     // Assigned in Okta (provisioning not connected: recorded only), authenticated there.
     assert!(matches!(
@@ -106,7 +107,7 @@ async fn a_redirect_uri_that_does_not_match_fails_and_the_page_shows_the_exact_o
     let stack = TestStack::start().await.unwrap();
     let target = StoryTarget::InProcess(&stack);
     let sim = OktaSim::start().await.unwrap();
-    let c = configure(&target, &sim, "us", false).await.unwrap();
+    let c = configure(&target, &sim, Region::Us, false).await.unwrap();
     // The Okta app was given the EU callback instead of the page's.
     let wrong = sim
         .add_app(closedloop_tests::okta_sim::seed::SeedApp {
@@ -165,7 +166,7 @@ async fn universal_logout_with_the_wrong_method_or_the_other_regions_endpoint_is
     let stack = TestStack::start().await.unwrap();
     let target = StoryTarget::InProcess(&stack);
     let sim = OktaSim::start().await.unwrap();
-    let c = configure(&target, &sim, "us", false).await.unwrap();
+    let c = configure(&target, &sim, Region::Us, false).await.unwrap();
     let subject = Subject::Email(JANE.into());
     let gw = stack.gateway.url();
     let own = Upstream::via(&c.values.gtr_endpoint, &gw).unwrap();
@@ -205,9 +206,9 @@ async fn a_deactivated_user_with_the_app_open_is_refused_on_the_next_request() {
     let stack = TestStack::start().await.unwrap();
     let target = StoryTarget::InProcess(&stack);
     let sim = OktaSim::start().await.unwrap();
-    let mut c = configure(&target, &sim, "us", false).await.unwrap();
+    let mut c = configure(&target, &sim, Region::Us, false).await.unwrap();
     let base = c.values.scim_base_url.clone();
-    c.connect_provisioning_at(&target, &sim, "us", &base)
+    c.connect_provisioning_at(&target, &sim, Region::Us, &base)
         .await
         .unwrap();
     let jane = sim.add_user(NewUser::new(JANE, "Jane", "Doe")).unwrap();

@@ -7,22 +7,20 @@
 //! limits, and Okta's keys unreachable.
 
 use closedloop_tests::harness::{
-    EU_SCIM_CLIENT_ID, EU_SCIM_CLIENT_SECRET, TestStack, US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET,
-    okta_callback, pg_connect,
+    TestStack, US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET, okta_callback, pg_connect,
 };
 use closedloop_tests::okta_sim::directory::{NewUser, UserId};
 use closedloop_tests::okta_sim::logout::{Forgery, Subject};
 use closedloop_tests::okta_sim::seed::SeedApp;
 use closedloop_tests::okta_sim::{AppHandle, OktaSim};
+use closedloop_tests::region::Region;
 use region_worker::config::RateLimit;
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, RETRY_AFTER};
 use serde_json::{Value, json};
 
 use crate::oidc::Web;
-use crate::tokens::{
-    EU, Region, US, call, create_on_page, flush_redis, get_page, hidden, introspect, me, whoami,
-};
+use crate::tokens::{call, create_on_page, flush_redis, get_page, hidden, introspect, me, whoami};
 
 const JANE: &str = "jane@acme.test";
 const BOB: &str = "bob@acme.test";
@@ -54,10 +52,10 @@ async fn tenant(
     app: AppHandle,
     admin_email: &str,
 ) -> Tenant {
-    let ws = stack.workspace(region.id, "Acme", admin_email).await;
+    let ws = stack.workspace(region, "Acme", admin_email).await;
     stack
         .configure_okta(
-            region.id,
+            region,
             &ws.team_id,
             sim.base_url(),
             app.client_id(),
@@ -74,7 +72,7 @@ async fn tenant(
 /// Provisions `email` in the tenant with SCIM as Okta would, its Okta id as
 /// `externalId`; returns the SCIM id.
 async fn provision(stack: &TestStack, t: &Tenant, email: &str, okta_id: &str) -> String {
-    let scim = stack.scim(t.region.id, &t.team_id, "").await;
+    let scim = stack.scim(t.region, &t.team_id, "").await;
     let (status, user) = scim
         .post(
             "/Users",
@@ -96,27 +94,26 @@ async fn provision(stack: &TestStack, t: &Tenant, email: &str, okta_id: &str) ->
 async fn okta_sign_in(stack: &TestStack, region: Region, email: &str) -> String {
     let mut web = Web::new(stack);
     let started = web
-        .post(&format!("http://{}/auth", region.app), &[("email", email)])
+        .post(
+            &format!("http://{}/auth", region.app()),
+            &[("email", email)],
+        )
         .await;
     let home = web.follow(started).await;
     assert_eq!(home.status, 200, "signed in through Okta: {}", home.body);
     let name = "clk_session";
     let value = web
-        .cookie(region.app, name)
-        .unwrap_or_else(|| panic!("no session cookie on {}", region.app));
+        .cookie(region.app(), name)
+        .unwrap_or_else(|| panic!("no session cookie on {}", region.app()));
     format!("{name}={value}")
 }
 
 /// A SCIM OAuth grant approved by the admin holding `cookie`: `(access, refresh)`.
 async fn scim_grant(stack: &TestStack, region: Region, cookie: &str) -> (String, String) {
-    let (client_id, secret) = if region.id == "us" {
-        (US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET)
-    } else {
-        (EU_SCIM_CLIENT_ID, EU_SCIM_CLIENT_SECRET)
-    };
+    let (client_id, secret) = region.scim_client();
     let redirect = okta_callback(4443, "closedloop_ai");
     let r = stack
-        .get(region.api, "/api/okta/scim/oauth/authorize")
+        .get(region.api(), "/api/okta/scim/oauth/authorize")
         .query(&[
             ("response_type", "code"),
             ("client_id", client_id),
@@ -133,7 +130,7 @@ async fn scim_grant(stack: &TestStack, region: Region, cookie: &str) -> (String,
     let page = get_page(stack, region, cookie, &path).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let decided = stack
-        .request(Method::POST, region.app, "/oauth/consent")
+        .request(Method::POST, region.app(), "/oauth/consent")
         .header(COOKIE, cookie)
         .form(&[
             ("request", hidden(&page.body, "request")),
@@ -151,7 +148,7 @@ async fn scim_grant(stack: &TestStack, region: Region, cookie: &str) -> (String,
         .map(|(_, v)| v.into_owned())
         .expect("a code");
     let tokens: Value = stack
-        .request(Method::POST, region.api, "/api/okta/scim/oauth/token")
+        .request(Method::POST, region.api(), "/api/okta/scim/oauth/token")
         .basic_auth(client_id, Some(secret))
         .form(&[
             ("grant_type", "authorization_code"),
@@ -199,21 +196,21 @@ async fn assert_holdings(stack: &TestStack, region: Region, h: &Holdings, live: 
         assert!(
             ok(me(stack, region, t).await),
             "{} API token live={live}",
-            region.id
+            region
         );
         assert_eq!(introspect(stack, region, t).await["active"], live);
     }
     assert!(
         ok(whoami(stack, region, &h.mcp).await),
         "{} MCP token live={live}",
-        region.id
+        region
     );
     assert_eq!(introspect(stack, region, &h.mcp).await["active"], live);
     let page = get_page(stack, region, &h.session, "/tokens").await;
     if live {
-        assert_eq!(page.status, 200, "{} session live", region.id);
+        assert_eq!(page.status, 200, "{} session live", region);
     } else {
-        assert_eq!(page.status, 303, "{} session ended", region.id);
+        assert_eq!(page.status, 303, "{} session ended", region);
         assert_eq!(page.location, "/auth?return_to=%2Ftokens");
         let home = get_page(stack, region, &h.session, "/").await;
         assert_eq!((home.status, home.location.as_str()), (303, "/auth"));
@@ -222,7 +219,10 @@ async fn assert_holdings(stack: &TestStack, region: Region, h: &Holdings, live: 
 
 async fn scim_status(stack: &TestStack, region: Region, team_id: &str, token: &str) -> u16 {
     stack
-        .get(region.api, &format!("/api/scim/v2/{team_id}/Users?count=1"))
+        .get(
+            region.api(),
+            &format!("/api/scim/v2/{team_id}/Users?count=1"),
+        )
         .bearer_auth(token)
         .send()
         .await
@@ -236,8 +236,8 @@ async fn okta_logs_a_user_out_of_everything_in_one_region_and_only_there() {
     let stack = TestStack::start().await.unwrap();
     let sim = OktaSim::start().await.unwrap();
     let jane = sim.add_user(NewUser::new(JANE, "Jane", "Doe")).unwrap();
-    let us = tenant(&stack, &sim, US, sim.app(), JANE).await;
-    let eu = tenant(&stack, &sim, EU, eu_app(&sim), JANE).await;
+    let us = tenant(&stack, &sim, Region::Us, sim.app(), JANE).await;
+    let eu = tenant(&stack, &sim, Region::Eu, eu_app(&sim), JANE).await;
     for t in [&us, &eu] {
         t.app.assign(&jane).await.unwrap();
     }
@@ -250,7 +250,7 @@ async fn okta_logs_a_user_out_of_everything_in_one_region_and_only_there() {
     for t in [&us, &eu] {
         let session = okta_sign_in(&stack, t.region, JANE).await;
         let grant = scim_grant(&stack, t.region, &session).await;
-        let operator = stack.scim(t.region.id, &t.team_id, "").await.token;
+        let operator = stack.scim(t.region, &t.team_id, "").await.token;
         held.push((holdings(&stack, t.region, session).await, grant, operator));
     }
     for ((h, grant, operator), t) in held.iter().zip([&us, &eu]) {
@@ -270,23 +270,26 @@ async fn okta_logs_a_user_out_of_everything_in_one_region_and_only_there() {
     let sent = us
         .app
         .universal_logout(
-            &stack.universal_logout_endpoint("us"),
+            &stack.universal_logout_endpoint(Region::Us),
             &Subject::Email(JANE.into()),
         )
         .await
         .unwrap();
     assert_eq!(sent.status, 204, "{}", sent.body);
     assert!(sent.body.is_empty());
-    assert_holdings(&stack, US, &held[0].0, false).await;
-    assert_holdings(&stack, EU, &held[1].0, true).await;
+    assert_holdings(&stack, Region::Us, &held[0].0, false).await;
+    assert_holdings(&stack, Region::Eu, &held[1].0, true).await;
     assert_eq!(
-        scim_status(&stack, US, &us.team_id, &held[0].1.0).await,
+        scim_status(&stack, Region::Us, &us.team_id, &held[0].1.0).await,
         200,
         "the grant stays"
     );
-    assert_eq!(scim_status(&stack, US, &us.team_id, &held[0].2).await, 200);
+    assert_eq!(
+        scim_status(&stack, Region::Us, &us.team_id, &held[0].2).await,
+        200
+    );
     let refreshed = stack
-        .request(Method::POST, US.api, "/api/okta/scim/oauth/token")
+        .request(Method::POST, Region::Us.api(), "/api/okta/scim/oauth/token")
         .basic_auth(US_SCIM_CLIENT_ID, Some(US_SCIM_CLIENT_SECRET))
         .form(&[
             ("grant_type", "refresh_token"),
@@ -302,15 +305,15 @@ async fn okta_logs_a_user_out_of_everything_in_one_region_and_only_there() {
     );
 
     // A flushed Redis forgets nothing of the logout.
-    flush_redis(&stack, US).await;
-    assert_holdings(&stack, US, &held[0].0, false).await;
-    assert_holdings(&stack, EU, &held[1].0, true).await;
+    flush_redis(&stack, Region::Us).await;
+    assert_holdings(&stack, Region::Us, &held[0].0, false).await;
+    assert_holdings(&stack, Region::Eu, &held[1].0, true).await;
 
     // Jane must sign in again, and then works as before.
-    let again = okta_sign_in(&stack, US, JANE).await;
-    let fresh = create_on_page(&stack, US, &again, "after", "api").await;
-    assert_eq!(me(&stack, US, &fresh).await, 200);
-    let listed = get_page(&stack, US, &again, "/tokens").await;
+    let again = okta_sign_in(&stack, Region::Us, JANE).await;
+    let fresh = create_on_page(&stack, Region::Us, &again, "after", "api").await;
+    assert_eq!(me(&stack, Region::Us, &fresh).await, 200);
+    let listed = get_page(&stack, Region::Us, &again, "/tokens").await;
     assert!(
         !listed.body.contains("<td>CI</td>"),
         "revoked tokens are no longer listed"
@@ -320,19 +323,19 @@ async fn okta_logs_a_user_out_of_everything_in_one_region_and_only_there() {
     let sent = eu
         .app
         .universal_logout(
-            &stack.universal_logout_endpoint("eu"),
+            &stack.universal_logout_endpoint(Region::Eu),
             &Subject::Email(JANE.into()),
         )
         .await
         .unwrap();
     assert_eq!(sent.status, 204, "{}", sent.body);
-    assert_holdings(&stack, EU, &held[1].0, false).await;
+    assert_holdings(&stack, Region::Eu, &held[1].0, false).await;
     assert_eq!(
-        scim_status(&stack, EU, &eu.team_id, &held[1].1.0).await,
+        scim_status(&stack, Region::Eu, &eu.team_id, &held[1].1.0).await,
         200
     );
     assert_eq!(
-        me(&stack, US, &fresh).await,
+        me(&stack, Region::Us, &fresh).await,
         200,
         "the US is untouched by the EU logout"
     );
@@ -374,7 +377,7 @@ struct Fixture {
 async fn fixture_with(adjust: impl Fn(&mut region_worker::config::WorkerConfig)) -> Fixture {
     let stack = TestStack::start_configured(1, false, adjust).await.unwrap();
     let sim = OktaSim::start().await.unwrap();
-    let t = tenant(&stack, &sim, US, sim.app(), JANE).await;
+    let t = tenant(&stack, &sim, Region::Us, sim.app(), JANE).await;
     let ws_admin: String = {
         let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
         db.query_one("SELECT id::text FROM users WHERE user_name = $1", &[&JANE])
@@ -382,8 +385,10 @@ async fn fixture_with(adjust: impl Fn(&mut region_worker::config::WorkerConfig))
             .unwrap()
             .get(0)
     };
-    let jane_session = stack.session_cookie("us", &t.team_id, &ws_admin).await;
-    let jane_token = create_on_page(&stack, US, &jane_session, "CI", "api").await;
+    let jane_session = stack
+        .session_cookie(Region::Us, &t.team_id, &ws_admin)
+        .await;
+    let jane_token = create_on_page(&stack, Region::Us, &jane_session, "CI", "api").await;
     let bob = sim.add_user(NewUser::new(BOB, "Bob", "Doe")).unwrap();
     let bob_scim_id = provision(&stack, &t, BOB, bob.as_str()).await;
     Fixture {
@@ -403,13 +408,13 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     fn endpoint(&self) -> closedloop_tests::okta_sim::upstream::Upstream {
-        self.stack.universal_logout_endpoint("us")
+        self.stack.universal_logout_endpoint(Region::Us)
     }
 
     /// Jane's session and token still work.
     async fn jane_untouched(&self) {
-        assert_eq!(me(&self.stack, US, &self.jane_token).await, 200);
-        let page = get_page(&self.stack, US, &self.jane_session, "/tokens").await;
+        assert_eq!(me(&self.stack, Region::Us, &self.jane_token).await, 200);
+        let page = get_page(&self.stack, Region::Us, &self.jane_session, "/tokens").await;
         assert_eq!(page.status, 200);
     }
 
@@ -417,7 +422,7 @@ impl Fixture {
     async fn raw(&self, authorization: Option<&str>, body: &str) -> (u16, Value) {
         let mut req = self
             .stack
-            .request(Method::POST, US.api, "/api/okta/universal-logout")
+            .request(Method::POST, Region::Us.api(), "/api/okta/universal-logout")
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_owned());
         if let Some(a) = authorization {
@@ -491,7 +496,7 @@ async fn every_forgery_and_replay_is_refused_with_401_and_audited() {
     // workspace uses this app): refused.
     let to_eu = app
         .universal_logout(
-            &f.stack.universal_logout_endpoint("eu"),
+            &f.stack.universal_logout_endpoint(Region::Eu),
             &Subject::Email(JANE.into()),
         )
         .await
@@ -616,32 +621,32 @@ async fn status_codes_are_exactly_those_okta_reads() {
     // SCIM id), and the older `subject` key.
     let bob_session = f
         .stack
-        .session_cookie("us", &f.t.team_id, &f.bob_scim_id)
+        .session_cookie(Region::Us, &f.t.team_id, &f.bob_scim_id)
         .await;
-    let bob_token = create_on_page(&f.stack, US, &bob_session, "bob", "mcp").await;
+    let bob_token = create_on_page(&f.stack, Region::Us, &bob_session, "bob", "mcp").await;
     let iss_sub = Subject::IssSub {
         iss: f.sim.issuer().into(),
         sub: f.bob.as_str().into(),
     };
     assert_eq!(send(iss_sub).await, 204);
-    assert_eq!(whoami(&f.stack, US, &bob_token).await, 401);
+    assert_eq!(whoami(&f.stack, Region::Us, &bob_token).await, 401);
     let bob_token = {
         let s = f
             .stack
-            .session_cookie("us", &f.t.team_id, &f.bob_scim_id)
+            .session_cookie(Region::Us, &f.t.team_id, &f.bob_scim_id)
             .await;
-        create_on_page(&f.stack, US, &s, "bob", "mcp").await
+        create_on_page(&f.stack, Region::Us, &s, "bob", "mcp").await
     };
     assert_eq!(send(Subject::Opaque(f.bob_scim_id.clone())).await, 204);
-    assert_eq!(whoami(&f.stack, US, &bob_token).await, 401);
+    assert_eq!(whoami(&f.stack, Region::Us, &bob_token).await, 401);
     f.jane_untouched().await;
     assert_eq!(send(Subject::LegacyEmail(JANE.to_uppercase())).await, 204);
     assert_eq!(
-        me(&f.stack, US, &f.jane_token).await,
+        me(&f.stack, Region::Us, &f.jane_token).await,
         401,
         "emails match case-insensitively"
     );
-    let (s, body) = call(&f.stack, US, "/api/me", &f.jane_token).await;
+    let (s, body) = call(&f.stack, Region::Us, "/api/me", &f.jane_token).await;
     assert_eq!((s, body["error"].as_str()), (401, Some("invalid_token")));
 
     // Every request was audited: 3 refused subjects, 6 bad bodies (one over the size
@@ -675,7 +680,7 @@ async fn a_workspace_sending_too_many_logouts_is_slowed_down() {
     for _ in 0..6 {
         let r = f
             .stack
-            .request(Method::POST, US.api, "/api/okta/universal-logout")
+            .request(Method::POST, Region::Us.api(), "/api/okta/universal-logout")
             .bearer_auth(f.jwt())
             .json(&json!({ "sub_id": { "format": "email", "email": "nobody@acme.test" } }))
             .send()
@@ -705,7 +710,7 @@ async fn an_unreachable_okta_is_unable_to_log_out_not_unauthorized() {
     f.sim.stop().await.unwrap();
     let r = f
         .stack
-        .request(Method::POST, US.api, "/api/okta/universal-logout")
+        .request(Method::POST, Region::Us.api(), "/api/okta/universal-logout")
         .bearer_auth(&jwt)
         .json(&json!({ "sub_id": { "format": "email", "email": JANE } }))
         .send()
@@ -715,7 +720,7 @@ async fn an_unreachable_okta_is_unable_to_log_out_not_unauthorized() {
     assert!(r.headers().contains_key(RETRY_AFTER));
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "unable_to_logout");
-    assert_eq!(me(&f.stack, US, &f.jane_token).await, 200);
+    assert_eq!(me(&f.stack, Region::Us, &f.jane_token).await, 200);
 }
 
 #[tokio::test]
@@ -728,7 +733,7 @@ async fn a_replay_after_redis_forgot_the_jti_is_refused_by_postgres() {
             .unwrap();
     assert_eq!(sent.status, 204, "{}", sent.body);
     // Redis flushed (or replaced by an empty one): its record of the jti is gone.
-    flush_redis(&f.stack, US).await;
+    flush_redis(&f.stack, Region::Us).await;
     let replayed = f.t.app.replay_last_logout().await.unwrap();
     assert_eq!(replayed.status, 401, "{}", replayed.body);
     let body: Value = serde_json::from_str(&replayed.body).unwrap();
@@ -758,7 +763,7 @@ async fn an_address_sending_forgeries_is_turned_away_and_genuine_requests_never_
     .await;
     let send = |bearer: String| {
         f.stack
-            .request(Method::POST, US.api, "/api/okta/universal-logout")
+            .request(Method::POST, Region::Us.api(), "/api/okta/universal-logout")
             .bearer_auth(bearer)
             .json(&json!({ "sub_id": { "format": "email", "email": BOB } }))
             .send()
@@ -822,8 +827,14 @@ async fn a_forged_kid_right_before_a_key_rotation_never_refuses_a_genuine_logout
         .await
         .unwrap();
     assert_eq!(genuine.status, 204, "{}", genuine.body);
-    assert_eq!(me(&f.stack, US, &f.jane_token).await, 401);
+    assert_eq!(me(&f.stack, Region::Us, &f.jane_token).await, 401);
     let jwks = url::Url::parse(&format!("{}/oauth2/v1/keys", f.sim.issuer())).unwrap();
-    let cached = f.stack.worker("us").state.okta.jwks.cached_kids(&jwks);
+    let cached = f
+        .stack
+        .worker(Region::Us)
+        .state
+        .okta
+        .jwks
+        .cached_kids(&jwks);
     assert!(cached.contains(&new_kid), "{cached:?}");
 }

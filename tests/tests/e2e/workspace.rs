@@ -3,15 +3,16 @@
 //! Member gets the Forbidden page; a signed-out browser is sent to sign in and back.
 
 use closedloop_tests::harness::{TestStack, US_APP, pg_connect};
+use closedloop_tests::region::Region;
 use reqwest::header::{COOKIE, LOCATION};
 
 #[tokio::test]
 async fn admins_see_the_workspace_members_are_forbidden_and_strangers_sign_in() {
     let stack = TestStack::start().await.unwrap();
     let ws = stack
-        .workspace("us", "Acme <Labs>", "admin@acme.test")
+        .workspace(Region::Us, "Acme <Labs>", "admin@acme.test")
         .await;
-    let cookie = stack.sign_in_with_link("us", &ws).await;
+    let cookie = stack.sign_in_with_link(Region::Us, &ws).await;
 
     let r = stack.get(US_APP, "/workspace").send().await.unwrap();
     assert_eq!(r.status(), 303);

@@ -16,6 +16,7 @@ use crate::okta_sim::oidc::token::s256;
 use crate::okta_sim::provisioning::{Provisioned, ScimAuth, ScimSettings};
 use crate::okta_sim::testkit::{Capture, Captured, Reply, ScimSetup};
 use crate::okta_sim::upstream::Upstream;
+use crate::region::Region;
 
 const AUTHORIZE: &str = "http://api.closedloop.localhost/api/okta/scim/oauth/authorize";
 const TOKEN: &str = "http://api.closedloop.localhost/api/okta/scim/oauth/token";
@@ -283,8 +284,8 @@ fn path_of(url: &str) -> String {
 async fn obtains_and_refreshes_the_scim_token_through_our_oauth_server() {
     use crate::harness::{TestStack, US_API, US_APP, US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET};
     let stack = TestStack::start().await.unwrap();
-    let ws = stack.workspace("us", "Acme", "admin@acme.test").await;
-    let admin_cookie = stack.sign_in_with_link("us", &ws).await;
+    let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
+    let admin_cookie = stack.sign_in_with_link(Region::Us, &ws).await;
     let sim = OktaSim::start().await.unwrap();
     let mut config = OAuthClientConfig::okta(
         &format!("http://{US_API}/api/okta/scim/oauth/authorize"),
@@ -340,7 +341,7 @@ async fn obtains_and_refreshes_the_scim_token_through_our_oauth_server() {
     let ttl = tokens.expires_at.unwrap() - sim.clock().now();
     let ttl = Duration::from_secs(u64::try_from(ttl).unwrap());
     sim.clock().advance(ttl);
-    stack.advance_clock("us", ttl);
+    stack.advance_clock(Region::Us, ttl);
     let second = client.access_token().await.unwrap();
     assert_ne!(second, first);
 

@@ -15,6 +15,7 @@ use crate::okta_sim::directory::{NewUser, UserId};
 use crate::okta_sim::testkit::{Capture, ScimSetup};
 use crate::okta_sim::upstream::Upstream;
 use crate::okta_sim::{AppHandle, OktaSim, lock};
+use crate::region::Region;
 
 /// `(method, path)` of each exchange.
 fn calls(log: &[ScimExchange]) -> Vec<(String, String)> {
@@ -433,7 +434,7 @@ fn recording(scale: f64) -> (Sleeper, Arc<Mutex<Vec<Duration>>>) {
 #[tokio::test]
 async fn a_429_is_retried_after_retry_after() {
     let stores = RegionStores::fresh().await.unwrap();
-    let mut config = worker_config("us", &stores);
+    let mut config = worker_config(Region::Us, &stores);
     config.scim_rate_limit = region_worker::config::RateLimit {
         per_second: 2,
         burst: 2,
@@ -442,13 +443,9 @@ async fn a_429_is_retried_after_retry_after() {
     let ws = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test")
         .await
         .unwrap();
+    let ws = crate::harness::json_of(ws);
     let team = ws["team_id"].as_str().unwrap();
-    let token = region_worker::cli::token_issue(&worker.state, team, "scim", "", 1)
-        .await
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = crate::harness::operator_token(&worker.state, team).await;
     let sim = OktaSim::start().await.unwrap();
     let app = sim.app();
     let base = Upstream::via(
