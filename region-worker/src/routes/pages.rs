@@ -168,7 +168,9 @@ async fn link_redeem(
             if p.kind == TokenKind::OneTime && p.region == state.config.region_id().as_str() => {}
         _ => return Err(invalid_link()),
     }
-    let Some(redeemed) = workspaces::redeem_link(&state.pg, &TokenHash::of(code)).await? else {
+    let Some(redeemed) =
+        workspaces::redeem_link(&state.pg, &TokenHash::of(code), state.config.clock.now()).await?
+    else {
         return Err(invalid_link());
     };
     let cookie = session::start(

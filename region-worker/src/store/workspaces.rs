@@ -312,20 +312,22 @@ pub struct RedeemedLink {
     pub user_epoch: i64,
 }
 
-/// Consumes a one-time sign-in link: succeeds once, before expiry, for an active user.
+/// Consumes a one-time sign-in link: succeeds once, before expiry at `now` (the
+/// worker's clock, which also set the expiry), for an active user.
 pub async fn redeem_link(
     pool: &Pool,
     hash: &TokenHash,
+    now: OffsetDateTime,
 ) -> Result<Option<RedeemedLink>, StoreError> {
     let client = pool.get().await?;
     let row = client
         .query_opt(
             "UPDATE sign_in_links l SET used_at = now()
                FROM users u
-              WHERE l.hash = $1 AND l.used_at IS NULL AND l.expires_at > now()
+              WHERE l.hash = $1 AND l.used_at IS NULL AND l.expires_at > $2
                 AND u.team_id = l.team_id AND u.id = l.user_id AND u.active
           RETURNING l.team_id, l.user_id, u.token_epoch",
-            &[&hash.0.as_slice()],
+            &[&hash.0.as_slice(), &now],
         )
         .await?;
     Ok(row.map(|r| RedeemedLink {
