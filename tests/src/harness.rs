@@ -951,3 +951,27 @@ where
     }
     panic!("timed out waiting for {what}");
 }
+
+/// Deletes every Redis key of `region`'s worker but its region stamp: a flushed or
+/// replaced Redis.
+pub async fn flush_redis(stack: &TestStack, region: Region) {
+    let stores = stack.stores(region);
+    let client = redis::Client::open(stores.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", stores.redis_prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Keep the region stamp: a replaced Redis is stamped again at start, not mid-run.
+    let doomed: Vec<&String> = keys
+        .iter()
+        .filter(|k| !k.ends_with("region_stamp"))
+        .collect();
+    assert!(!doomed.is_empty(), "the worker wrote keys");
+    let _: () = redis::cmd("DEL")
+        .arg(doomed)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}

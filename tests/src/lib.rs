@@ -13,11 +13,20 @@
 //!   org"); the `hostile-as` binary serves one.
 //! - [`story`]: the seed's whole story through the gateway, step by step, for the e2e
 //!   suite and the launcher's `demo`.
+//! - [`web`]: the one cookie-jar browser of the tests and the story.
+//! - Helpers several e2e modules share: [`session`] (pages with a session cookie),
+//!   [`tokens`] (personal tokens made, used, introspected), [`redirect`] (reading
+//!   redirects), [`okta_page`] (the Integrations > Okta form).
 
 #![forbid(unsafe_code)]
 
 pub mod harness;
 pub mod hostile_as;
+pub mod okta_page;
 pub mod okta_sim;
+pub mod redirect;
 pub mod region;
+pub mod session;
 pub mod story;
+pub mod tokens;
+pub mod web;

@@ -23,8 +23,6 @@
 //! 7. group push with membership changes; a role granted in Okta changes what the user
 //!    may do.
 
-pub mod web;
-
 use anyhow::{Context, bail, ensure};
 use serde_json::Value;
 
@@ -37,7 +35,7 @@ use crate::okta_sim::seed::SeedApp;
 use crate::okta_sim::upstream::Upstream;
 use crate::okta_sim::{AppHandle, OktaSim};
 use crate::region::Region;
-use web::{Web, code_by_id, hidden, shown_secret};
+use crate::web::{Web, code_by_id, hidden, shown_secret};
 
 /// The test user of the seed's Testing section: the same email in every region.
 pub const JANE: &str = "jane@acme.test";
@@ -593,12 +591,7 @@ impl Run<'_> {
     }
 
     async fn sign_in_with_link(&self, web: &mut Web, link: &str) -> anyhow::Result<()> {
-        let code = link.split("code=").nth(1).context("a code in the link")?;
-        let p = web
-            .post(&self.app_url("/auth/link"), &[("code", code)])
-            .await?;
-        ensure!(p.status == 303, "the link answered {}", p.status);
-        Ok(())
+        web.sign_in_with_link(link).await.map(|_| ())
     }
 
     async fn setup_values(&self, admin: &mut Web) -> anyhow::Result<SetupValues> {

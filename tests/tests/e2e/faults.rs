@@ -84,7 +84,7 @@ async fn postgres_down_means_503_and_recovery_without_restart() {
     let created = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test")
         .await
         .unwrap();
-    let team = created["team_id"].as_str().unwrap().to_owned();
+    let team = created.team_id.to_string();
     assert_eq!(scim_users(&worker, &team, "non-token").await.status(), 401);
 
     tokio::task::block_in_place(|| pg.stop(true)).unwrap();
@@ -114,11 +114,11 @@ async fn redis_down_means_503_and_recovery_without_restart() {
     let created = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test")
         .await
         .unwrap();
-    let team = created["team_id"].as_str().unwrap().to_owned();
+    let team = created.team_id.to_string();
     let issued = region_worker::cli::token_issue(&worker.state, &team, "scim", "", 1)
         .await
         .unwrap();
-    let token = issued["token"].as_str().unwrap().to_owned();
+    let token = issued.token;
     assert_ne!(scim_users(&worker, &team, &token).await.status(), 401);
 
     tokio::task::block_in_place(|| redis.stop()).unwrap();

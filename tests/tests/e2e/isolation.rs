@@ -81,12 +81,12 @@ async fn a_us_workspace_is_not_found_at_the_eu_host() {
     )
     .await
     .unwrap();
-    let team = created["team_id"].as_str().unwrap();
+    let team = &created.team_id.to_string();
     let issued =
         region_worker::cli::token_issue(&stack.worker(Region::Us).state, team, "scim", "", 1)
             .await
             .unwrap();
-    let token = issued["token"].as_str().unwrap();
+    let token = issued.token.as_str();
 
     // At the EU host, the US workspace does not exist, whatever the token.
     let r = stack
@@ -121,10 +121,7 @@ async fn a_us_workspace_is_not_found_at_the_eu_host() {
     .await
     .unwrap();
     let r = stack
-        .get(
-            US_API,
-            &format!("/api/scim/v2/{}/Users", other["team_id"].as_str().unwrap()),
-        )
+        .get(US_API, &format!("/api/scim/v2/{}/Users", other.team_id))
         .bearer_auth(token)
         .send()
         .await
@@ -139,10 +136,7 @@ async fn a_us_workspace_is_not_found_at_the_eu_host() {
     .await
     .unwrap();
     let r = stack
-        .get(
-            EU_API,
-            &format!("/api/scim/v2/{}/Users", eu["team_id"].as_str().unwrap()),
-        )
+        .get(EU_API, &format!("/api/scim/v2/{}/Users", eu.team_id))
         .bearer_auth(token)
         .send()
         .await

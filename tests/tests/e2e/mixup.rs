@@ -15,7 +15,7 @@ use closedloop_tests::hostile_as::{HostileAsProcess, Recorded};
 use closedloop_tests::okta_sim::OktaSim;
 use closedloop_tests::okta_sim::directory::NewUser;
 use closedloop_tests::region::Region;
-use closedloop_tests::story::web::{Page, Web, hidden};
+use closedloop_tests::web::{Page, Web, hidden};
 use region_worker::okta::http::Resolver;
 use serde_json::{Value, json};
 
@@ -372,7 +372,7 @@ async fn outside_development_custom_and_private_okta_domains_are_refused() {
         region_worker::cli::workspace_allow_okta_domain(state, &ws.team_id, "sso.private.test")
             .await
             .unwrap();
-    assert_eq!(allowed["changed"], true);
+    assert!(allowed.changed);
     let p = save_okta_page(&mut admin, "https://sso.private.test/", "0oaacme", secret).await;
     assert_eq!(p.status, 422, "{}", p.body);
     assert!(

@@ -3,7 +3,6 @@
 //! would, the same with an independent OAuth client library (`oauth2`), the grants
 //! page, and every way the server must say no.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use closedloop_tests::harness::{
@@ -11,7 +10,9 @@ use closedloop_tests::harness::{
     US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET, Workspace, okta_callback, pg_connect, redis_prefix,
     worker_config,
 };
+use closedloop_tests::redirect::{callback, location, path_of, query_of};
 use closedloop_tests::region::Region;
+use closedloop_tests::web::hidden;
 use reqwest::Method;
 use reqwest::header::{CACHE_CONTROL, COOKIE, LOCATION};
 use serde_json::{Value, json};
@@ -21,11 +22,6 @@ const AUTHORIZE: &str = "/api/okta/scim/oauth/authorize";
 const TOKEN: &str = "/api/okta/scim/oauth/token";
 const GRANTS_PAGE: &str = "/integrations/okta/provisioning";
 const ALL_SCOPES: &str = "scim.read scim.write entitlements.read";
-
-/// The Okta admin-console callback the tests use (an allowed loopback variant).
-pub(crate) fn callback() -> String {
-    okta_callback(4443, "closedloop_ai")
-}
 
 /// An authorization request's parameters.
 struct Ask<'a> {
@@ -61,40 +57,6 @@ impl<'a> Ask<'a> {
         }
         p
     }
-}
-
-pub(crate) fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// Path and query of an absolute URL (requests go to the gateway with a Host header).
-pub(crate) fn path_of(url: &str) -> String {
-    let u = url::Url::parse(url).expect("absolute URL");
-    match u.query() {
-        Some(q) => format!("{}?{q}", u.path()),
-        None => u.path().to_owned(),
-    }
-}
-
-pub(crate) fn query_of(url: &str) -> HashMap<String, String> {
-    url::Url::parse(url)
-        .expect("absolute URL")
-        .query_pairs()
-        .into_owned()
-        .collect()
-}
-
-/// The value of a hidden form field of a page we render.
-fn hidden(html: &str, name: &str) -> String {
-    let needle = format!("name=\"{name}\" value=\"");
-    let start = html.find(&needle).map(|i| i + needle.len());
-    let start = start.unwrap_or_else(|| panic!("no {name} field in {html}"));
-    let end = html[start..].find('"').expect("closing quote");
-    html[start..start + end].to_owned()
 }
 
 fn html_text(s: &str) -> String {
@@ -141,8 +103,8 @@ async fn decide(
         .request(Method::POST, region.app(), "/oauth/consent")
         .header(COOKIE, cookie)
         .form(&[
-            ("request", hidden(html, "request")),
-            ("csrf", hidden(html, "csrf")),
+            ("request", hidden(html, "request").unwrap()),
+            ("csrf", hidden(html, "csrf").unwrap()),
             ("decision", decision.to_owned()),
         ])
         .send()
@@ -296,7 +258,7 @@ async fn the_whole_flow_as_okta_and_an_admin_drive_it() {
         .text()
         .await
         .unwrap();
-    assert_eq!(hidden(&html, "return_to"), consent_path);
+    assert_eq!(hidden(&html, "return_to").unwrap(), consent_path);
     let r = stack
         .request(Method::POST, US_APP, "/auth/link")
         .form(&[
@@ -1177,6 +1139,35 @@ async fn refresh_tokens_slide_and_expire_when_idle() {
 }
 
 #[tokio::test]
+async fn an_access_token_expires_when_the_workers_clock_passes_its_exp() {
+    let stack = TestStack::start().await.unwrap();
+    let (ws, _, tokens) = connected(&stack, Region::Us, &Ask::new(Region::Us)).await;
+    assert_eq!(tokens["expires_in"], 3600);
+    let client = scim(
+        &stack,
+        Region::Us,
+        &ws.team_id,
+        str_of(&tokens, "access_token"),
+    );
+    assert_eq!(client.get("/Users").await.0, 200);
+    // Its Redis entry outlives this test (real seconds); only the clock moves.
+    stack.advance_clock(Region::Us, Duration::from_secs(3590));
+    assert_eq!(client.get("/Users").await.0, 200);
+    stack.advance_clock(Region::Us, Duration::from_secs(10));
+    assert_eq!(client.get("/Users").await.0, 401);
+    // The refresh token (idle expiry 90 days) still brings a working access token.
+    let (s, next) = refresh(&stack, Region::Us, str_of(&tokens, "refresh_token"), None).await;
+    assert_eq!(s, 200, "{next}");
+    let renewed = scim(
+        &stack,
+        Region::Us,
+        &ws.team_id,
+        str_of(&next, "access_token"),
+    );
+    assert_eq!(renewed.get("/Users").await.0, 200);
+}
+
+#[tokio::test]
 async fn tokens_work_only_for_their_workspace_and_region() {
     let stack = TestStack::start().await.unwrap();
     let (ws_a, _, tokens) = connected(&stack, Region::Us, &Ask::new(Region::Us)).await;
@@ -1329,13 +1320,13 @@ async fn only_a_workspace_admin_may_approve_and_forms_need_their_csrf_token() {
         .text()
         .await
         .unwrap();
-    let request = hidden(&html, "request");
+    let request = hidden(&html, "request").unwrap();
     for csrf in [
         String::new(),
         "0".repeat(64),
         // The genuine token with its first character changed: always a different token.
         {
-            let genuine = hidden(&html, "csrf");
+            let genuine = hidden(&html, "csrf").unwrap();
             let first = if genuine.starts_with('a') { "b" } else { "a" };
             format!("{first}{}", genuine.get(1..).unwrap_or_default())
         },
@@ -1361,7 +1352,7 @@ async fn only_a_workspace_admin_may_approve_and_forms_need_their_csrf_token() {
         .header("origin", "https://evil.test")
         .form(&[
             ("request", request.as_str()),
-            ("csrf", &hidden(&html, "csrf")),
+            ("csrf", &hidden(&html, "csrf").unwrap()),
             ("decision", "approve"),
         ])
         .send()
@@ -1374,7 +1365,7 @@ async fn only_a_workspace_admin_may_approve_and_forms_need_their_csrf_token() {
         .header(COOKIE, &member_cookie)
         .form(&[
             ("request", request.as_str()),
-            ("csrf", &hidden(&html, "csrf")),
+            ("csrf", &hidden(&html, "csrf").unwrap()),
             ("decision", "approve"),
         ])
         .send()
@@ -1446,7 +1437,7 @@ async fn the_grants_page_lists_grants_and_disconnect_revokes_every_token_at_once
     assert_eq!(html.matches(">Disconnect</button>").count(), 1);
 
     // Disconnect without the token is refused.
-    let grant_id = hidden(&html, "grant_id");
+    let grant_id = hidden(&html, "grant_id").unwrap();
     let r = stack
         .request(
             Method::POST,
@@ -1470,8 +1461,8 @@ async fn the_grants_page_lists_grants_and_disconnect_revokes_every_token_at_once
         .header(COOKIE, &cookie)
         .form(&[
             ("grant_id", grant_id.as_str()),
-            ("csrf", &hidden(&html, "csrf")),
-            ("return_to", &hidden(&html, "return_to")),
+            ("csrf", &hidden(&html, "csrf").unwrap()),
+            ("return_to", &hidden(&html, "return_to").unwrap()),
         ])
         .send()
         .await
@@ -1560,7 +1551,7 @@ async fn a_store_outage_is_503_with_retry_after_and_no_internals() {
         .await
         .unwrap();
     let http = closedloop_tests::harness::client();
-    let link = created["sign_in_url"].as_str().unwrap().to_owned();
+    let link = created.sign_in_url.clone();
     let signed_in = http
         .post(format!("{}/auth/link", worker.url()))
         .header("host", US_APP)

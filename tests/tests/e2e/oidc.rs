@@ -9,254 +9,21 @@
 //! [`Web`] plays the browser: a cookie jar per host, redirects followed, region hosts
 //! reached through the gateway with their `Host` header, everything else directly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
-use closedloop_tests::harness::{TestStack, Workspace, client, pg_connect};
+use closedloop_tests::harness::{TestStack, Workspace, pg_connect};
+use closedloop_tests::okta_page::{Setup, save_setup};
 use closedloop_tests::okta_sim::directory::{NewUser, UserId};
 use closedloop_tests::okta_sim::faults::{IdTokenFault, TokenFault};
 use closedloop_tests::okta_sim::{OktaSim, SimConfig};
 use closedloop_tests::region::Region;
-use reqwest::Method;
+use closedloop_tests::web::{Page, Web, hidden};
 use serde_json::{Value, json};
 
-/// The region hosts' suffix: such URLs go through the gateway.
-const REGION_SUFFIX: &str = "closedloop.localhost";
 const APP: &str = "http://app.closedloop.localhost";
 const API: &str = "http://api.closedloop.localhost";
 const OKTA_PAGE: &str = "http://app.closedloop.localhost/integrations/okta";
-
-/// A response, read whole, with its `Location` made absolute.
-#[derive(Debug)]
-pub struct Page {
-    pub status: u16,
-    pub url: String,
-    pub location: Option<String>,
-    pub body: String,
-    pub set_cookies: Vec<String>,
-}
-
-/// A browser: cookies per host, redirects, region hosts through the gateway.
-pub struct Web<'a> {
-    stack: &'a TestStack,
-    http: reqwest::Client,
-    jar: HashMap<String, BTreeMap<String, String>>,
-}
-
-impl<'a> Web<'a> {
-    pub fn new(stack: &'a TestStack) -> Self {
-        Self {
-            stack,
-            http: client(),
-            jar: HashMap::new(),
-        }
-    }
-
-    /// A cookie's value on `host`.
-    pub fn cookie(&self, host: &str, name: &str) -> Option<String> {
-        self.jar.get(host).and_then(|c| c.get(name)).cloned()
-    }
-
-    pub async fn send(&mut self, method: Method, url: &str, form: Option<&[(&str, &str)]>) -> Page {
-        let parsed = url::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
-        let host = parsed.host_str().unwrap_or_default().to_owned();
-        let target = if host.ends_with(REGION_SUFFIX) {
-            let mut t = url::Url::parse(&self.stack.gateway.url()).unwrap();
-            t.set_path(parsed.path());
-            t.set_query(parsed.query());
-            t.to_string()
-        } else {
-            url.to_owned()
-        };
-        let mut req = self.http.request(method, &target);
-        if host.ends_with(REGION_SUFFIX) {
-            req = req.header(reqwest::header::HOST, &host);
-        }
-        if let Some(cookies) = self.jar.get(&host).filter(|c| !c.is_empty()) {
-            let header: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            req = req.header(reqwest::header::COOKIE, header.join("; "));
-        }
-        if let Some(f) = form {
-            req = req.form(f);
-        }
-        let r = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
-        let status = r.status().as_u16();
-        let location = r
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(|l| {
-                parsed
-                    .join(l)
-                    .map(|u| u.to_string())
-                    .unwrap_or_else(|_| l.to_owned())
-            });
-        let set_cookies: Vec<String> = r
-            .headers()
-            .get_all(reqwest::header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_owned))
-            .collect();
-        for c in &set_cookies {
-            let first = c.split(';').next().unwrap_or_default();
-            let Some((name, value)) = first.split_once('=') else {
-                continue;
-            };
-            let expired = c.to_ascii_lowercase().contains("max-age=0");
-            let jar = self.jar.entry(host.clone()).or_default();
-            if expired || value.is_empty() {
-                jar.remove(name.trim());
-            } else {
-                jar.insert(name.trim().to_owned(), value.to_owned());
-            }
-        }
-        let body = r.text().await.unwrap_or_default();
-        Page {
-            status,
-            url: url.to_owned(),
-            location,
-            body,
-            set_cookies,
-        }
-    }
-
-    pub async fn get(&mut self, url: &str) -> Page {
-        self.send(Method::GET, url, None).await
-    }
-
-    pub async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
-        self.send(Method::POST, url, Some(form)).await
-    }
-
-    /// GET, then follow the redirects.
-    pub async fn go(&mut self, url: &str) -> Page {
-        let p = self.get(url).await;
-        self.follow(p).await
-    }
-
-    /// Follows redirects from `page` (GET), at most 12 hops.
-    pub async fn follow(&mut self, mut page: Page) -> Page {
-        for _ in 0..12 {
-            match (&page.status, page.location.clone()) {
-                (301 | 302 | 303 | 307, Some(next)) => page = self.get(&next).await,
-                _ => return page,
-            }
-        }
-        panic!("too many redirects, last at {}", page.url);
-    }
-
-    /// Every URL of a redirect chain from `page`, and the final page.
-    pub async fn trail(&mut self, mut page: Page) -> (Vec<String>, Page) {
-        let mut urls = vec![page.url.clone()];
-        for _ in 0..12 {
-            match (&page.status, page.location.clone()) {
-                (301 | 302 | 303 | 307, Some(next)) => {
-                    urls.push(next.clone());
-                    page = self.get(&next).await;
-                }
-                _ => return (urls, page),
-            }
-        }
-        panic!("too many redirects");
-    }
-
-    /// Signs the workspace's first admin in with the one-time link.
-    pub async fn sign_in_with_link(&mut self, ws: &Workspace) -> Page {
-        let code = ws
-            .sign_in_url
-            .split("code=")
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned();
-        let p = self
-            .post(&format!("{APP}/auth/link"), &[("code", &code)])
-            .await;
-        assert_eq!(p.status, 303, "{}", p.body);
-        self.follow(p).await
-    }
-
-    /// Answers the confirmation page of a sign-in this browser did not start on the
-    /// app host (from the Okta dashboard): clicks Continue, follows the redirects.
-    pub async fn confirm(&mut self, page: Page) -> Page {
-        assert!(
-            page.status == 200 && page.body.contains("<h1>Continue as "),
-            "no confirmation page at {}: {} {}",
-            page.url,
-            page.status,
-            page.body
-        );
-        let csrf = hidden(&page.body, "csrf");
-        let p = self
-            .post(
-                &format!("{APP}/auth/complete"),
-                &[("csrf", &csrf), ("decision", "continue")],
-            )
-            .await;
-        assert_eq!(p.status, 303, "{}", p.body);
-        self.follow(p).await
-    }
-
-    /// GET, follow the redirects, and confirm the sign-in they lead to.
-    pub async fn go_confirmed(&mut self, url: &str) -> Page {
-        let p = self.go(url).await;
-        self.confirm(p).await
-    }
-
-    /// "Sign in with your work email", followed to the end.
-    pub async fn sign_in_with_email(&mut self, email: &str) -> Page {
-        let p = self.post(&format!("{APP}/auth"), &[("email", email)]).await;
-        self.follow(p).await
-    }
-}
-
-/// The value of a hidden field of a page.
-pub fn hidden(html: &str, name: &str) -> String {
-    let needle = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&needle)
-        .map(|i| i + needle.len())
-        .unwrap_or_else(|| panic!("no {name} field in {html}"));
-    let end = html[start..].find('"').expect("closing quote");
-    html[start..start + end].replace("&amp;", "&")
-}
-
-/// The Okta page's form, as an admin fills it in.
-pub struct Setup<'s> {
-    pub domain: &'s str,
-    pub client_id: &'s str,
-    pub secret: &'s str,
-    pub enabled: bool,
-    pub jit: bool,
-}
-
-/// Saves the Okta page's form with the signed-in admin of `web`.
-pub async fn save_setup(web: &mut Web<'_>, s: &Setup<'_>) -> Page {
-    let page = web.get(OKTA_PAGE).await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    let csrf = form_csrf(&page.body);
-    let mut form = vec![
-        ("csrf", csrf.as_str()),
-        ("okta_domain", s.domain),
-        ("client_id", s.client_id),
-        ("client_secret", s.secret),
-    ];
-    if s.enabled {
-        form.push(("sign_in_enabled", "on"));
-    }
-    if s.jit {
-        form.push(("jit_provisioning", "on"));
-    }
-    web.post(OKTA_PAGE, &form).await
-}
-
-/// The settings form's CSRF token (the first `csrf` field of the page).
-fn form_csrf(html: &str) -> String {
-    let form = html
-        .find("action=\"/integrations/okta\"")
-        .map(|i| &html[i..])
-        .unwrap_or(html);
-    hidden(form, "csrf")
-}
 
 /// The sim's org domain as typed on the page (development switch: loopback).
 fn sim_domain(sim: &OktaSim) -> String {
@@ -264,17 +31,17 @@ fn sim_domain(sim: &OktaSim) -> String {
 }
 
 /// A stack, a US workspace whose admin is signed in, and a sim org connected to it.
-struct World<'a> {
-    admin: Web<'a>,
+struct World {
+    admin: Web,
     ws: Workspace,
     sim: OktaSim,
 }
 
-async fn world<'a>(stack: &'a TestStack, jit: bool) -> World<'a> {
+async fn world(stack: &TestStack, jit: bool) -> World {
     let sim = OktaSim::start().await.unwrap();
     let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
-    let mut admin = Web::new(stack);
-    admin.sign_in_with_link(&ws).await;
+    let mut admin = Web::new(&stack.gateway.url());
+    admin.sign_in_with_link(&ws.sign_in_url).await.unwrap();
     let app = sim.app();
     let secret = app.client_secret();
     let saved = save_setup(
@@ -369,11 +136,11 @@ async fn the_okta_page_saves_the_setup_and_a_provisioned_user_signs_in_and_out()
     let stack = TestStack::start().await.unwrap();
     let sim = OktaSim::start().await.unwrap();
     let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
-    let mut admin = Web::new(&stack);
-    admin.sign_in_with_link(&ws).await;
+    let mut admin = Web::new(&stack.gateway.url());
+    admin.sign_in_with_link(&ws.sign_in_url).await.unwrap();
 
     // The page: team_id, the form with the seed's defaults, the region's values.
-    let page = admin.get(OKTA_PAGE).await;
+    let page = admin.get(OKTA_PAGE).await.unwrap();
     assert_eq!(page.status, 200);
     for text in [
         ws.team_id.as_str(),
@@ -418,7 +185,7 @@ async fn the_okta_page_saves_the_setup_and_a_provisioned_user_signs_in_and_out()
     )
     .await;
     assert_eq!(saved.status, 303, "{}", saved.body);
-    let page = admin.follow(saved).await;
+    let page = admin.follow(saved).await.unwrap();
     assert!(page.body.contains("Okta setup saved"));
     assert!(
         page.body
@@ -449,12 +216,13 @@ async fn the_okta_page_saves_the_setup_and_a_provisioned_user_signs_in_and_out()
     // The seed's Testing: assign, provision, sign in with the email, land signed in.
     let jane = okta_user(&sim, "jane@acme.test").await;
     provision(&stack, &ws, "jane@acme.test", jane.as_str()).await;
-    let mut browser = Web::new(&stack);
+    let mut browser = Web::new(&stack.gateway.url());
     let start = browser
         .post(&format!("{APP}/auth"), &[("email", "Jane@Acme.TEST")])
-        .await;
+        .await
+        .unwrap();
     assert_eq!(start.status, 303);
-    let (trail, home) = browser.trail(start).await;
+    let (trail, home) = browser.trail(start).await.unwrap();
     assert!(
         trail[1].starts_with(&format!("{API}/api/okta/oidc/login?team_id={}", ws.team_id)),
         "{trail:?}"
@@ -488,15 +256,16 @@ async fn the_okta_page_saves_the_setup_and_a_provisioned_user_signs_in_and_out()
         "the session cookie lives on the app host only"
     );
     // The hand-off code works once.
-    let again = browser.get(&trail[4]).await;
+    let again = browser.get(&trail[4]).await.unwrap();
     assert_eq!(again.status, 400);
     assert!(again.body.contains("expired"));
 
     // Sign-out: Okta's logout with the ID token hint, back to /auth.
-    let csrf = hidden(&home.body, "csrf");
+    let csrf = hidden(&home.body, "csrf").unwrap();
     let out = browser
         .post(&format!("{APP}/auth/sign-out"), &[("csrf", &csrf)])
-        .await;
+        .await
+        .unwrap();
     assert_eq!(out.status, 303);
     let logout = out.location.clone().unwrap();
     assert!(
@@ -506,7 +275,7 @@ async fn the_okta_page_saves_the_setup_and_a_provisioned_user_signs_in_and_out()
     assert!(
         logout.contains("post_logout_redirect_uri=http%3A%2F%2Fapp.closedloop.localhost%2Fauth")
     );
-    let landed = browser.follow(out).await;
+    let landed = browser.follow(out).await.unwrap();
     assert!(
         landed.url.starts_with(&format!("{APP}/auth?state=")),
         "{}",
@@ -518,7 +287,7 @@ async fn the_okta_page_saves_the_setup_and_a_provisioned_user_signs_in_and_out()
     assert_eq!(logouts[0].client_id, app.client_id());
     assert_eq!(logouts[0].user, jane.as_str());
     // The session is gone.
-    let home = browser.get(&format!("{APP}/")).await;
+    let home = browser.get(&format!("{APP}/")).await.unwrap();
     assert_eq!(home.location.as_deref(), Some(&*format!("{APP}/auth")));
     let actions: Vec<String> = audit(&stack, Some(&ws.team_id))
         .await
@@ -541,7 +310,7 @@ async fn a_login_from_the_okta_dashboard_checks_iss_and_lands_on_the_target() {
     let w = world(&stack, false).await;
     let jane = okta_user(&w.sim, "jane@acme.test").await;
     provision(&stack, &w.ws, "jane@acme.test", jane.as_str()).await;
-    let mut browser = Web::new(&stack);
+    let mut browser = Web::new(&stack.gateway.url());
     let iss = url::form_urlencoded::byte_serialize(w.sim.issuer().as_bytes()).collect::<String>();
     let target = url::form_urlencoded::byte_serialize(format!("{APP}/?from=okta").as_bytes())
         .collect::<String>();
@@ -550,25 +319,28 @@ async fn a_login_from_the_okta_dashboard_checks_iss_and_lands_on_the_target() {
             "{API}/api/okta/oidc/login?team_id={}&iss={iss}&target_link_uri={target}",
             w.ws.team_id
         ))
-        .await;
+        .await
+        .unwrap();
     // Begun at Okta's dashboard, not on the app host: the person confirms (issue 14).
-    let asked = browser.follow(start).await;
-    let landed = browser.confirm(asked).await;
+    let asked = browser.follow(start).await.unwrap();
+    let landed = browser.confirm(asked).await.unwrap();
     assert_eq!(landed.url, format!("{APP}/?from=okta"));
     assert!(landed.body.contains("jane@acme.test"));
 
     // `iss` alone finds the workspace; another org's `iss` is refused.
-    let mut other = Web::new(&stack);
+    let mut other = Web::new(&stack.gateway.url());
     let p = other
         .go_confirmed(&format!("{API}/api/okta/oidc/login?iss={iss}"))
-        .await;
+        .await
+        .unwrap();
     assert!(p.body.contains("jane@acme.test"), "{}", p.body);
     let p = other
         .get(&format!(
             "{API}/api/okta/oidc/login?team_id={}&iss=https%3A%2F%2Fevil.okta.com",
             w.ws.team_id
         ))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(p.status, 400);
     assert!(p.body.contains("another Okta org"));
     // Unknown workspaces.
@@ -577,7 +349,10 @@ async fn a_login_from_the_okta_dashboard_checks_iss_and_lands_on_the_target() {
         "team_id=6f9619ff-8b86-d011-b42d-00c04fc964ff",
         "",
     ] {
-        let p = other.get(&format!("{API}/api/okta/oidc/login?{q}")).await;
+        let p = other
+            .get(&format!("{API}/api/okta/oidc/login?{q}"))
+            .await
+            .unwrap();
         assert_eq!(p.status, 404, "{q}");
     }
     let reasons = failures(&audit(&stack, Some(&w.ws.team_id)).await);
@@ -590,17 +365,19 @@ async fn jit_creates_a_member_whom_scim_later_links_without_a_duplicate() {
     let w = world(&stack, true).await;
     let bob = okta_user(&w.sim, "bob@acme.test").await;
     // Not provisioned: /auth cannot find an unknown email; the dashboard login can.
-    let mut browser = Web::new(&stack);
+    let mut browser = Web::new(&stack.gateway.url());
     let p = browser
         .post(&format!("{APP}/auth"), &[("email", "bob@acme.test")])
-        .await;
+        .await
+        .unwrap();
     assert_eq!(p.status, 404);
     let landed = browser
         .go_confirmed(&format!(
             "{API}/api/okta/oidc/login?team_id={}",
             w.ws.team_id
         ))
-        .await;
+        .await
+        .unwrap();
     assert!(
         landed
             .body
@@ -643,8 +420,11 @@ async fn jit_creates_a_member_whom_scim_later_links_without_a_duplicate() {
         .get(0);
     assert_eq!(n, 1);
     // And signs in again as that user.
-    let mut again = Web::new(&stack);
-    let home = again.sign_in_with_email("bob@acme.test").await;
+    let mut again = Web::new(&stack.gateway.url());
+    let home = again
+        .sign_in_with_email(APP, "bob@acme.test")
+        .await
+        .unwrap();
     assert!(
         home.body
             .to_lowercase()
@@ -661,13 +441,14 @@ async fn unprovisioned_deactivated_and_disabled_users_get_a_clear_page_and_no_se
     let before = session_count(&stack).await;
     // Unknown, JIT off.
     let carol = okta_user(&w.sim, "carol@acme.test").await;
-    let mut browser = Web::new(&stack);
+    let mut browser = Web::new(&stack.gateway.url());
     let p = browser
         .go(&format!(
             "{API}/api/okta/oidc/login?team_id={}",
             w.ws.team_id
         ))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(p.status, 403);
     assert!(
         p.body.contains("do not have an account in this"),
@@ -686,7 +467,10 @@ async fn unprovisioned_deactivated_and_disabled_users_get_a_clear_page_and_no_se
         )
         .await;
     assert_eq!(status, 200);
-    let p = browser.sign_in_with_email("carol@acme.test").await;
+    let p = browser
+        .sign_in_with_email(APP, "carol@acme.test")
+        .await
+        .unwrap();
     assert_eq!(p.status, 403);
     assert!(p.body.contains("deactivated"), "{}", p.body);
     // Sign-in turned off: /auth says so, and so does the login endpoint.
@@ -706,7 +490,8 @@ async fn unprovisioned_deactivated_and_disabled_users_get_a_clear_page_and_no_se
     assert_eq!(saved.status, 303, "{}", saved.body);
     let p = browser
         .post(&format!("{APP}/auth"), &[("email", "admin@acme.test")])
-        .await;
+        .await
+        .unwrap();
     assert_eq!(p.status, 403);
     assert!(p.body.contains("turned off"));
     let p = browser
@@ -714,7 +499,8 @@ async fn unprovisioned_deactivated_and_disabled_users_get_a_clear_page_and_no_se
             "{API}/api/okta/oidc/login?team_id={}",
             w.ws.team_id
         ))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(p.status, 403);
     assert_eq!(
         session_count(&stack).await,
@@ -729,16 +515,17 @@ async fn unprovisioned_deactivated_and_disabled_users_get_a_clear_page_and_no_se
 }
 
 /// Starts a sign-in of `email` and stops at the callback; returns the callback URL.
-async fn callback_url(web: &mut Web<'_>, ws: &Workspace) -> String {
+async fn callback_url(web: &mut Web, ws: &Workspace) -> String {
     let mut p = web
         .get(&format!("{API}/api/okta/oidc/login?team_id={}", ws.team_id))
-        .await;
+        .await
+        .unwrap();
     for _ in 0..4 {
         let next = p.location.clone().expect("a redirect");
         if next.starts_with(&format!("{API}/api/okta/oidc/callback")) {
             return next;
         }
-        p = web.get(&next).await;
+        p = web.get(&next).await.unwrap();
     }
     panic!("no callback");
 }
@@ -749,7 +536,7 @@ async fn every_bad_id_token_is_refused_audited_and_creates_no_session() {
     let w = world(&stack, true).await;
     okta_user(&w.sim, "dave@acme.test").await;
     let before = session_count(&stack).await;
-    let mut browser = Web::new(&stack);
+    let mut browser = Web::new(&stack.gateway.url());
     for fault in [
         IdTokenFault::WrongAudience,
         IdTokenFault::WrongIssuer,
@@ -759,7 +546,7 @@ async fn every_bad_id_token_is_refused_audited_and_creates_no_session() {
     ] {
         w.sim.faults().id_token(Some(fault));
         let cb = callback_url(&mut browser, &w.ws).await;
-        let p = browser.get(&cb).await;
+        let p = browser.get(&cb).await.unwrap();
         assert_eq!(p.status, 400, "{fault:?}: {}", p.body);
         assert!(p.body.contains("could not be verified"), "{fault:?}");
         assert!(p.set_cookies.is_empty(), "{fault:?}");
@@ -785,20 +572,21 @@ async fn every_bad_id_token_is_refused_audited_and_creates_no_session() {
     // Good tokens again.
     w.sim.faults().clear();
     let cb = callback_url(&mut browser, &w.ws).await;
-    let asked = browser.go(&cb).await;
-    let home = browser.confirm(asked).await;
+    let asked = browser.go(&cb).await.unwrap();
+    let home = browser.confirm(asked).await.unwrap();
     assert!(home.body.contains("dave@acme.test"));
 }
 
 /// A full sign-in from the Initiate login URI in a fresh browser, confirmed on the
 /// app host when it gets that far.
 async fn sign_in(stack: &TestStack, ws: &Workspace) -> Page {
-    let mut web = Web::new(stack);
+    let mut web = Web::new(&stack.gateway.url());
     let p = web
         .go(&format!("{API}/api/okta/oidc/login?team_id={}", ws.team_id))
-        .await;
+        .await
+        .unwrap();
     if p.body.contains("<h1>Continue as ") {
-        web.confirm(p).await
+        web.confirm(p).await.unwrap()
     } else {
         p
     }
@@ -839,37 +627,45 @@ async fn okta_errors_replays_foreign_browsers_and_an_unreachable_okta_get_pages(
     let w = world(&stack, true).await;
     okta_user(&w.sim, "fay@acme.test").await;
     let before = session_count(&stack).await;
-    let mut browser = Web::new(&stack);
+    let mut browser = Web::new(&stack.gateway.url());
 
     // Okta denies.
     w.sim.faults().deny_authorize(true);
     let cb = callback_url(&mut browser, &w.ws).await;
-    let p = browser.get(&cb).await;
+    let p = browser.get(&cb).await.unwrap();
     assert_eq!(p.status, 403);
     assert!(p.body.contains("access_denied"));
     w.sim.faults().clear();
 
     // A replayed callback, and one with an unknown state.
     let cb = callback_url(&mut browser, &w.ws).await;
-    let first = browser.get(&cb).await;
+    let first = browser.get(&cb).await.unwrap();
     assert_eq!(first.status, 303);
-    let asked = browser.follow(first).await;
-    assert!(browser.confirm(asked).await.body.contains("fay@acme.test"));
-    let replay = browser.get(&cb).await;
+    let asked = browser.follow(first).await.unwrap();
+    assert!(
+        browser
+            .confirm(asked)
+            .await
+            .unwrap()
+            .body
+            .contains("fay@acme.test")
+    );
+    let replay = browser.get(&cb).await.unwrap();
     assert_eq!(replay.status, 400);
     assert!(replay.body.contains("already used"));
     let p = browser
         .get(&format!(
             "{API}/api/okta/oidc/callback?code=x&state=never-issued"
         ))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(p.status, 400);
     assert!(p.body.contains("expired"));
 
     // A callback delivered to another browser (no flow cookie).
     let cb = callback_url(&mut browser, &w.ws).await;
-    let mut stranger = Web::new(&stack);
-    let p = stranger.get(&cb).await;
+    let mut stranger = Web::new(&stack.gateway.url());
+    let p = stranger.get(&cb).await.unwrap();
     assert_eq!(p.status, 400);
     assert!(p.body.contains("another browser"));
 
@@ -879,13 +675,13 @@ async fn okta_errors_replays_foreign_browsers_and_an_unreachable_okta_get_pages(
         error: "temporarily_unavailable".into(),
     });
     let cb = callback_url(&mut browser, &w.ws).await;
-    let p = browser.get(&cb).await;
+    let p = browser.get(&cb).await.unwrap();
     assert_eq!(p.status, 400);
     assert!(p.body.contains("callback failed"));
     w.sim.faults().clear();
     let cb = callback_url(&mut browser, &w.ws).await;
     w.sim.stop().await.unwrap();
-    let p = browser.get(&cb).await;
+    let p = browser.get(&cb).await.unwrap();
     assert_eq!(p.status, 502, "{}", p.body);
     assert!(p.body.contains("cannot be reached"));
     assert_eq!(
@@ -917,10 +713,10 @@ async fn an_okta_that_does_not_answer_times_out_into_a_page() {
     .unwrap();
     let w = world(&stack, true).await;
     okta_user(&w.sim, "fay@acme.test").await;
-    let mut browser = Web::new(&stack);
+    let mut browser = Web::new(&stack.gateway.url());
     w.sim.faults().token_endpoint(TokenFault::Hang);
     let cb = callback_url(&mut browser, &w.ws).await;
-    let p = browser.get(&cb).await;
+    let p = browser.get(&cb).await.unwrap();
     assert_eq!(p.status, 502);
     assert!(p.body.contains("cannot be reached"));
     assert!(p.set_cookies.is_empty());
@@ -937,10 +733,11 @@ async fn sessions_end_when_idle_after_their_absolute_lifetime_and_on_deactivatio
     let w = world(&stack, false).await;
     let gus = okta_user(&w.sim, "gus@acme.test").await;
     let scim_id = provision(&stack, &w.ws, "gus@acme.test", gus.as_str()).await;
-    let mut c = Web::new(&stack);
+    let mut c = Web::new(&stack.gateway.url());
     assert!(
-        c.sign_in_with_email("gus@acme.test")
+        c.sign_in_with_email(APP, "gus@acme.test")
             .await
+            .unwrap()
             .body
             .contains("gus@acme.test")
     );
@@ -954,24 +751,24 @@ async fn sessions_end_when_idle_after_their_absolute_lifetime_and_on_deactivatio
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(c.get(&home).await.status, 303);
+    assert_eq!(c.get(&home).await.unwrap().status, 303);
 
     // Sliding idle: used every 7 h, alive until the 12 h absolute limit.
-    let mut a = Web::new(&stack);
-    a.sign_in_with_link(&ws).await;
+    let mut a = Web::new(&stack.gateway.url());
+    a.sign_in_with_link(&ws.sign_in_url).await.unwrap();
     stack.advance_clock(Region::Us, Duration::from_secs(7 * 3600));
-    assert_eq!(a.get(&home).await.status, 200);
+    assert_eq!(a.get(&home).await.unwrap().status, 200);
     stack.advance_clock(Region::Us, Duration::from_secs(4 * 3600));
-    assert_eq!(a.get(&home).await.status, 200);
+    assert_eq!(a.get(&home).await.unwrap().status, 200);
     stack.advance_clock(Region::Us, Duration::from_secs(3600 + 60));
-    assert_eq!(a.get(&home).await.status, 303, "past 12 h");
+    assert_eq!(a.get(&home).await.unwrap().status, 303, "past 12 h");
 
     // Idle for more than 8 h.
     let w_ws = stack.workspace(Region::Us, "Beta", "admin@beta.test").await;
-    let mut b = Web::new(&stack);
-    b.sign_in_with_link(&w_ws).await;
+    let mut b = Web::new(&stack.gateway.url());
+    b.sign_in_with_link(&w_ws.sign_in_url).await.unwrap();
     stack.advance_clock(Region::Us, Duration::from_secs(8 * 3600 + 61));
-    assert_eq!(b.get(&home).await.status, 303, "idle for 8 h");
+    assert_eq!(b.get(&home).await.unwrap().status, 303, "idle for 8 h");
 }
 
 #[tokio::test]
@@ -1092,20 +889,22 @@ async fn the_okta_page_validates_each_field_and_is_for_admins_only() {
                 ("csrf", "0"),
             ],
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(p.status, 403);
 
     // A member (JIT-created) gets 403; a signed-out browser goes to /auth.
     okta_user(&w.sim, "hal@acme.test").await;
-    let mut member = Web::new(&stack);
+    let mut member = Web::new(&stack.gateway.url());
     member
         .go_confirmed(&format!(
             "{API}/api/okta/oidc/login?team_id={}",
             w.ws.team_id
         ))
-        .await;
-    assert_eq!(member.get(OKTA_PAGE).await.status, 403);
-    let p = Web::new(&stack).get(OKTA_PAGE).await;
+        .await
+        .unwrap();
+    assert_eq!(member.get(OKTA_PAGE).await.unwrap().status, 403);
+    let p = Web::new(&stack.gateway.url()).get(OKTA_PAGE).await.unwrap();
     assert_eq!(
         p.location.as_deref(),
         Some("http://app.closedloop.localhost/auth?return_to=%2Fintegrations%2Fokta")
@@ -1123,10 +922,11 @@ async fn an_email_in_several_workspaces_lets_the_user_pick() {
         .workspace(Region::Us, "Zeta", "zeta-admin@acme.test")
         .await;
     provision(&stack, &other, "ivy@acme.test", "x").await;
-    let mut b = Web::new(&stack);
+    let mut b = Web::new(&stack.gateway.url());
     let p = b
         .post(&format!("{APP}/auth"), &[("email", "ivy@acme.test")])
-        .await;
+        .await
+        .unwrap();
     assert_eq!(p.status, 200);
     assert!(p.body.contains("Sign in to Acme"));
     assert!(p.body.contains("Zeta <small>(Okta sign-in is not enabled)"));
@@ -1135,11 +935,13 @@ async fn an_email_in_several_workspaces_lets_the_user_pick() {
             &format!("{APP}/auth"),
             &[("email", "ivy@acme.test"), ("team_id", &w.ws.team_id)],
         )
-        .await;
-    assert!(b.follow(p).await.body.contains("ivy@acme.test"));
+        .await
+        .unwrap();
+    assert!(b.follow(p).await.unwrap().body.contains("ivy@acme.test"));
     let p = b
         .post(&format!("{APP}/auth"), &[("email", "nobody@acme.test")])
-        .await;
+        .await
+        .unwrap();
     assert_eq!(p.status, 404);
     assert!(
         p.body
@@ -1147,7 +949,8 @@ async fn an_email_in_several_workspaces_lets_the_user_pick() {
     );
     let p = b
         .post(&format!("{APP}/auth"), &[("email", "not an email")])
-        .await;
+        .await
+        .unwrap();
     assert_eq!(p.status, 422);
 }
 
@@ -1225,8 +1028,8 @@ async fn an_independent_certified_openid_provider_signs_a_user_in_and_out() {
     };
     let stack = TestStack::start().await.unwrap();
     let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
-    let mut admin = Web::new(&stack);
-    admin.sign_in_with_link(&ws).await;
+    let mut admin = Web::new(&stack.gateway.url());
+    admin.sign_in_with_link(&ws.sign_in_url).await.unwrap();
     let saved = save_setup(
         &mut admin,
         &Setup {
@@ -1242,15 +1045,16 @@ async fn an_independent_certified_openid_provider_signs_a_user_in_and_out() {
 
     // The provider signs in whoever `login_hint` names (its interaction is automatic),
     // puts no email in the ID token (claims come from userinfo) and signs RS256.
-    let mut b = Web::new(&stack);
+    let mut b = Web::new(&stack.gateway.url());
     let p = b
         .get(&format!(
             "{API}/api/okta/oidc/login?team_id={}&login_hint=kim%40acme.test",
             ws.team_id
         ))
-        .await;
-    let (trail, asked) = b.trail(p).await;
-    let home = b.confirm(asked).await;
+        .await
+        .unwrap();
+    let (trail, asked) = b.trail(p).await.unwrap();
+    let home = b.confirm(asked).await.unwrap();
     assert_eq!(home.status, 200, "{trail:?}\n{}", home.body);
     assert!(
         home.body
@@ -1265,18 +1069,19 @@ async fn an_independent_certified_openid_provider_signs_a_user_in_and_out() {
     );
 
     // Sign-out through its end-session endpoint, confirmed on its page, back to /auth.
-    let csrf = hidden(&home.body, "csrf");
+    let csrf = hidden(&home.body, "csrf").unwrap();
     let out = b
         .post(&format!("{APP}/auth/sign-out"), &[("csrf", &csrf)])
-        .await;
+        .await
+        .unwrap();
     let logout = out.location.clone().unwrap();
     assert!(
         logout.starts_with(&format!("{}/oauth2/v1/logout?id_token_hint=", op.issuer)),
         "{logout}"
     );
-    let confirm = b.follow(out).await;
+    let confirm = b.follow(out).await.unwrap();
     assert_eq!(confirm.status, 200, "{}", confirm.body);
-    let xsrf = hidden(&confirm.body, "xsrf");
+    let xsrf = hidden(&confirm.body, "xsrf").unwrap();
     let action = confirm
         .body
         .split("action=\"")
@@ -1288,15 +1093,18 @@ async fn an_independent_certified_openid_provider_signs_a_user_in_and_out() {
         .join(action)
         .unwrap()
         .to_string();
-    let done = b.post(&action, &[("xsrf", &xsrf), ("logout", "yes")]).await;
-    let landed = b.follow(done).await;
+    let done = b
+        .post(&action, &[("xsrf", &xsrf), ("logout", "yes")])
+        .await
+        .unwrap();
+    let landed = b.follow(done).await.unwrap();
     assert!(
         landed.url.starts_with(&format!("{APP}/auth")),
         "{}",
         landed.url
     );
     assert!(landed.body.contains("You are signed out"));
-    assert_eq!(b.get(&format!("{APP}/")).await.status, 303);
+    assert_eq!(b.get(&format!("{APP}/")).await.unwrap().status, 303);
 }
 
 #[tokio::test]
@@ -1304,8 +1112,8 @@ async fn an_okta_app_connects_to_one_workspace_only() {
     let stack = TestStack::start().await.unwrap();
     let w = world(&stack, false).await;
     let other = stack.workspace(Region::Us, "Beta", "admin@beta.test").await;
-    let mut admin = Web::new(&stack);
-    admin.sign_in_with_link(&other).await;
+    let mut admin = Web::new(&stack.gateway.url());
+    admin.sign_in_with_link(&other.sign_in_url).await.unwrap();
     let app = w.sim.app();
     let secret = app.client_secret();
     let domain = sim_domain(&w.sim);

@@ -28,7 +28,8 @@ use reqwest::Method;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION};
 use serde_json::{Value, json};
 
-use crate::tokens::{create_on_page, hidden};
+use closedloop_tests::tokens::create_on_page;
+use closedloop_tests::web::hidden;
 
 /// JSON Schema keywords [`Validator`] checks, and annotations it may ignore.
 const CHECKED: &[&str] = &[
@@ -871,8 +872,8 @@ async fn approved_code(stack: &TestStack, cookie: &str, redirect: &str) -> Strin
         .request(Method::POST, US_APP, "/oauth/consent")
         .header(COOKIE, cookie)
         .form(&[
-            ("request", hidden(&html, "request")),
-            ("csrf", hidden(&html, "csrf")),
+            ("request", hidden(&html, "request").unwrap()),
+            ("csrf", hidden(&html, "csrf").unwrap()),
             ("decision", "approve".to_owned()),
         ])
         .send()

@@ -14,7 +14,7 @@ async fn the_first_admin_link_signs_in_once() {
     let created = region_worker::cli::workspace_create(state, "Acme", "Admin@Acme.test")
         .await
         .unwrap();
-    let url = created["sign_in_url"].as_str().unwrap();
+    let url = created.sign_in_url.as_str();
     assert!(
         url.starts_with("http://app.closedloop.localhost/auth/link?code=clk_us_otc_"),
         "{url}"
@@ -73,8 +73,8 @@ async fn the_first_admin_link_signs_in_once() {
     assert_eq!(anon.headers()["location"], "/auth");
 
     let list = region_worker::cli::workspace_list(state).await.unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["team_id"], created["team_id"]);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].team_id, created.team_id);
 }
 
 #[tokio::test]
@@ -84,12 +84,12 @@ async fn token_issue_validates_its_input() {
     let created = region_worker::cli::workspace_create(state, "Acme", "admin@acme.test")
         .await
         .unwrap();
-    let team = created["team_id"].as_str().unwrap();
+    let team = &created.team_id.to_string();
     let t = region_worker::cli::token_issue(state, team, "scim", "scim.read", 1)
         .await
         .unwrap();
-    assert!(t["token"].as_str().unwrap().starts_with("clk_us_scim_"));
-    assert_eq!(t["scopes"], "scim.read");
+    assert!(t.token.starts_with("clk_us_scim_"));
+    assert_eq!(t.scopes, "scim.read");
     assert!(
         region_worker::cli::token_issue(state, team, "scim", "admin", 1)
             .await
@@ -196,7 +196,7 @@ async fn operators_allow_and_disallow_custom_okta_domains_listed_and_audited() {
     let created = region_worker::cli::workspace_create(state, "Acme", "admin@acme.test")
         .await
         .unwrap();
-    let team = created["team_id"].as_str().unwrap().to_owned();
+    let team = created.team_id.to_string();
     let dir = std::env::temp_dir().join(format!("clt-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let map = dir.join("regions.toml");

@@ -56,7 +56,7 @@ async fn reencrypt_moves_every_secret_to_the_current_key() {
         let created = region_worker::cli::workspace_create(&old, name, "admin@example.test")
             .await
             .unwrap();
-        let team_id = TeamId::parse(created["team_id"].as_str().unwrap()).unwrap();
+        let team_id = created.team_id;
         let client = old.pg.get().await.unwrap();
         let saved = settings::save(
             &client,
@@ -79,7 +79,7 @@ async fn reencrypt_moves_every_secret_to_the_current_key() {
         teams.push((team_id, secret_text));
 
         // And a browser session of the admin, holding an Okta ID token sealed under it.
-        let admin = uuid::Uuid::parse_str(created["admin_user_id"].as_str().unwrap()).unwrap();
+        let admin = created.admin_user_id;
         let epoch: i64 = client
             .query_one(
                 "SELECT token_epoch FROM users WHERE team_id = $1 AND id = $2",

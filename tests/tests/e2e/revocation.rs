@@ -24,7 +24,9 @@ use reqwest::header::{COOKIE, LOCATION};
 use serde_json::{Value, json};
 use shared::token::TokenHash;
 
-use crate::tokens::{create_on_page, get_page, hidden, me, whoami};
+use closedloop_tests::session::get_page;
+use closedloop_tests::tokens::{create_on_page, me, whoami};
+use closedloop_tests::web::hidden;
 
 const ADMIN: &str = "jane@acme.test";
 
@@ -372,8 +374,8 @@ async fn connect_grant(stack: &TestStack, cookie: &str) -> (String, String) {
         .request(Method::POST, Region::Us.app(), "/oauth/consent")
         .header(COOKIE, cookie)
         .form(&[
-            ("request", hidden(&page.body, "request")),
-            ("csrf", hidden(&page.body, "csrf")),
+            ("request", hidden(&page.body, "request").unwrap()),
+            ("csrf", hidden(&page.body, "csrf").unwrap()),
             ("decision", "approve".to_owned()),
         ])
         .send()
@@ -421,9 +423,9 @@ async fn disconnect(stack: &TestStack, cookie: &str) {
         )
         .header(COOKIE, cookie)
         .form(&[
-            ("grant_id", hidden(&page.body, "grant_id")),
-            ("csrf", hidden(&page.body, "csrf")),
-            ("return_to", hidden(&page.body, "return_to")),
+            ("grant_id", hidden(&page.body, "grant_id").unwrap()),
+            ("csrf", hidden(&page.body, "csrf").unwrap()),
+            ("return_to", hidden(&page.body, "return_to").unwrap()),
         ])
         .send()
         .await

@@ -648,13 +648,11 @@ async fn rate_limit_answers_429_with_an_integer_retry_after() {
     let ws = region_worker::cli::workspace_create(&worker.state, "Acme", "a@acme.test")
         .await
         .unwrap();
-    let team = ws["team_id"].as_str().unwrap();
+    let team = &ws.team_id.to_string();
     let token = region_worker::cli::token_issue(&worker.state, team, "scim", "", 1)
         .await
-        .unwrap()["token"]
-        .as_str()
         .unwrap()
-        .to_owned();
+        .token;
     let http = client();
     let mut limited = None;
     for _ in 0..10 {

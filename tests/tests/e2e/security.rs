@@ -23,9 +23,11 @@ use reqwest::Method;
 use reqwest::header::{COOKIE, LOCATION, ORIGIN, RETRY_AFTER, SET_COOKIE};
 use serde_json::{Value, json};
 
-use super::oauth::{callback, location, path_of, query_of};
-use super::oidc::{Setup, Web, save_setup};
-use super::tokens::{self, create_on_page, get_page, hidden, post_form};
+use closedloop_tests::okta_page::{Setup, save_setup};
+use closedloop_tests::redirect::{callback, location, path_of, query_of};
+use closedloop_tests::session::{get_page, post_form};
+use closedloop_tests::tokens::{self, create_on_page};
+use closedloop_tests::web::{Page, Web, hidden};
 
 const APP: &str = "http://app.closedloop.localhost";
 const API: &str = "http://api.closedloop.localhost";
@@ -62,7 +64,7 @@ fn form_field(html: &str, action: &str, name: &str) -> String {
     let at = html
         .find(&format!("action=\"{action}\""))
         .unwrap_or_else(|| panic!("no form for {action} in {html}"));
-    hidden(&html[at..], name)
+    hidden(&html[at..], name).unwrap()
 }
 
 fn code_of(ws: &Workspace) -> String {
@@ -146,18 +148,19 @@ async fn okta_org(stack: &TestStack) -> Org {
 
 /// Follows a redirect chain from `url`, refusing to leave the region's hosts and the
 /// simulated org: returns every URL visited and the last page.
-async fn walk(web: &mut Web<'_>, url: &str, sim: &OktaSim) -> (Vec<String>, super::oidc::Page) {
+async fn walk(web: &mut Web, url: &str, sim: &OktaSim) -> (Vec<String>, Page) {
     let mut urls = vec![url.to_owned()];
-    let mut page = web.get(url).await;
+    let mut page = web.get(url).await.unwrap();
     for _ in 0..12 {
         let Some(next) = page.location.clone().filter(|_| page.status / 100 == 3) else {
             if page.status == 200 && page.body.contains("<h1>Continue as ") {
                 // Begun outside the app host: the person confirms (issue 14).
-                let csrf = super::oidc::hidden(&page.body, "csrf");
+                let csrf = hidden(&page.body, "csrf").unwrap();
                 let confirm = format!("{APP}/auth/complete");
                 page = web
                     .post(&confirm, &[("csrf", &csrf), ("decision", "continue")])
-                    .await;
+                    .await
+                    .unwrap();
                 urls.push(confirm);
                 continue;
             }
@@ -168,7 +171,7 @@ async fn walk(web: &mut Web<'_>, url: &str, sim: &OktaSim) -> (Vec<String>, supe
             || next.starts_with(&format!("{}/", sim.base_url()));
         assert!(ours, "redirected off our hosts to {next:?} after {urls:?}");
         urls.push(next.clone());
-        page = web.get(&next).await;
+        page = web.get(&next).await.unwrap();
     }
     panic!("too many redirects: {urls:?}");
 }
@@ -204,8 +207,8 @@ async fn approve(stack: &TestStack, cookie: &str, html: &str) -> String {
         .request(Method::POST, US_APP, "/oauth/consent")
         .header(COOKIE, cookie)
         .form(&[
-            ("request", hidden(html, "request")),
-            ("csrf", hidden(html, "csrf")),
+            ("request", hidden(html, "request").unwrap()),
+            ("csrf", hidden(html, "csrf").unwrap()),
             ("decision", "approve".to_owned()),
         ])
         .send()
@@ -274,7 +277,7 @@ async fn personal_tokens_and_sessions_open_nothing_of_another_workspace_or_regio
 
     // A's session cannot revoke B's token on the page either (valid CSRF token of A).
     let page = get_page(&stack, Region::Us, &a_cookie, "/tokens").await;
-    let csrf = hidden(&page.body, "csrf");
+    let csrf = hidden(&page.body, "csrf").unwrap();
     let r = post_form(
         &stack,
         Region::Us,
@@ -606,7 +609,7 @@ async fn okta_sign_in_lands_only_on_the_app_host_whatever_the_target() {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     for target in HOSTILE_TARGETS {
         for param in ["target_link_uri", "return_to"] {
-            let mut web = Web::new(&stack);
+            let mut web = Web::new(&stack.gateway.url());
             let url = format!(
                 "{API}/api/okta/oidc/login?team_id={}&{param}={}",
                 org.ws.team_id,
@@ -624,7 +627,7 @@ async fn okta_sign_in_lands_only_on_the_app_host_whatever_the_target() {
     }
     // Also with the target double-encoded, and the control: a target on our app host
     // is honoured, so the assertions above can fail.
-    let mut web = Web::new(&stack);
+    let mut web = Web::new(&stack.gateway.url());
     let url = format!(
         "{API}/api/okta/oidc/login?team_id={}&target_link_uri={}",
         org.ws.team_id,
@@ -632,7 +635,7 @@ async fn okta_sign_in_lands_only_on_the_app_host_whatever_the_target() {
     );
     let (_, landed) = walk(&mut web, &url, &org.sim).await;
     assert_eq!(landed.url, format!("{APP}/"));
-    let mut web = Web::new(&stack);
+    let mut web = Web::new(&stack.gateway.url());
     let url = format!(
         "{API}/api/okta/oidc/login?team_id={}&target_link_uri={}",
         org.ws.team_id,
@@ -996,19 +999,20 @@ async fn signing_in_always_issues_a_new_session_whatever_cookie_came_before() {
         assert!(body.contains("admin@victim.test"));
 
         // Okta sign-in: the hand-off sets a fresh cookie too.
-        let mut web = Web::new(&stack);
+        let mut web = Web::new(&stack.gateway.url());
         let mut page = web
             .get(&format!(
                 "{API}/api/okta/oidc/login?team_id={}",
                 org.ws.team_id
             ))
-            .await;
+            .await
+            .unwrap();
         let complete = loop {
             let next = page.location.clone().expect("a redirect");
             if next.starts_with(&format!("{APP}/auth/complete")) {
                 break next;
             }
-            page = web.get(&next).await;
+            page = web.get(&next).await.unwrap();
         };
         let r = stack
             .get(US_APP, &path_of(&complete))
@@ -1023,7 +1027,7 @@ async fn signing_in_always_issues_a_new_session_whatever_cookie_came_before() {
             confirm_cookie.starts_with("clk_confirm="),
             "{confirm_cookie}"
         );
-        let csrf = super::oidc::hidden(&r.text().await.unwrap(), "csrf");
+        let csrf = hidden(&r.text().await.unwrap(), "csrf").unwrap();
         let r = stack
             .request(Method::POST, US_APP, "/auth/complete")
             .header(COOKIE, format!("{fixed}; {confirm_cookie}"))
@@ -1074,12 +1078,7 @@ async fn cookies_carry_exactly_the_flags_they_need() {
     let ws = region_worker::cli::workspace_create(&worker.state, "Acme", "admin@acme.test")
         .await
         .unwrap();
-    let code = ws["sign_in_url"]
-        .as_str()
-        .unwrap()
-        .split("code=")
-        .nth(1)
-        .unwrap();
+    let code = ws.sign_in_url.split("code=").nth(1).unwrap();
     let r = http
         .post(format!("{}/auth/link", worker.url()))
         .header("host", US_APP)
@@ -1134,7 +1133,7 @@ async fn cookies_carry_exactly_the_flags_they_need() {
             &client,
             &worker.state.config.encryption_key,
             &NewSettings {
-                team_id: shared::ids::TeamId::parse(ws["team_id"].as_str().unwrap()).unwrap(),
+                team_id: ws.team_id,
                 okta_domain: domain.as_str(),
                 issuer: &domain.issuer(),
                 client_id: sim.app().client_id(),
@@ -1151,7 +1150,7 @@ async fn cookies_carry_exactly_the_flags_they_need() {
         .get(format!(
             "{}/api/okta/oidc/login?team_id={}",
             worker.url(),
-            ws["team_id"].as_str().unwrap()
+            ws.team_id
         ))
         .header("host", US_API)
         .send()
@@ -1364,7 +1363,7 @@ async fn no_credential_reaches_a_log_line() {
     ));
 
     // Okta sign-in and sign-out: Okta's code and state, the hand-off code, the binding.
-    let mut web = Web::new(&stack);
+    let mut web = Web::new(&stack.gateway.url());
     let (urls, landed) = walk(
         &mut web,
         &format!("{API}/api/okta/oidc/login?team_id={}", org.ws.team_id),
@@ -1386,7 +1385,7 @@ async fn no_credential_reaches_a_log_line() {
         .cookie("app.closedloop.localhost", "clk_session")
         .unwrap();
     secrets.push(("Okta-started session", okta_session));
-    let home_page = web.get(&format!("{APP}/")).await;
+    let home_page = web.get(&format!("{APP}/")).await.unwrap();
     let out = web
         .post(
             &format!("{APP}/auth/sign-out"),
@@ -1395,7 +1394,8 @@ async fn no_credential_reaches_a_log_line() {
                 &form_field(&home_page.body, "/auth/sign-out", "csrf"),
             )],
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(out.status, 303);
     for (k, v) in query_of(out.location.as_deref().unwrap()) {
         if k == "id_token_hint" {
@@ -1421,8 +1421,11 @@ async fn no_credential_reaches_a_log_line() {
     let settings_ws = stack
         .workspace(Region::Us, "Settings", "admin@settings.test")
         .await;
-    let mut admin = Web::new(&stack);
-    admin.sign_in_with_link(&settings_ws).await;
+    let mut admin = Web::new(&stack.gateway.url());
+    admin
+        .sign_in_with_link(&settings_ws.sign_in_url)
+        .await
+        .unwrap();
     let other_org = OktaSim::start().await.unwrap();
     let saved = save_setup(
         &mut admin,
@@ -1943,7 +1946,7 @@ async fn forwarded_headers_sent_by_clients_steer_nothing() {
     // foreign Origin is refused whatever it claims.
     let cookie = pair(cookie);
     let page = get_page(&stack, Region::Us, &cookie, "/tokens").await;
-    let csrf = hidden(&page.body, "csrf");
+    let csrf = hidden(&page.body, "csrf").unwrap();
     let r = spoofed(stack.request(Method::POST, US_APP, "/tokens"))
         .header(COOKIE, &cookie)
         .header(ORIGIN, "https://evil.test")

@@ -21,8 +21,8 @@ use closedloop_tests::region::Region;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::oidc::{Page, Web, hidden};
-use crate::tokens::{create_on_page, me};
+use closedloop_tests::tokens::{create_on_page, me};
+use closedloop_tests::web::{Page, Web, hidden};
 
 const APP: &str = "http://app.closedloop.localhost";
 const API: &str = "http://api.closedloop.localhost";
@@ -92,21 +92,24 @@ impl Org<'_> {
     }
 
     /// "Sign in with your work email" in `web` as the org's `user`, to the end.
-    async fn sign_in_with_email(&self, web: &mut Web<'_>, user: &UserId, email: &str) -> Page {
+    async fn sign_in_with_email(&self, web: &mut Web, user: &UserId, email: &str) -> Page {
         self.sim.set_auto_sign_in(Some(user));
-        web.sign_in_with_email(email).await
+        web.sign_in_with_email(APP, email).await.unwrap()
     }
 
     /// The hand-off URL of `user`'s own sign-in in `web`, stopped before the app host.
-    async fn handoff_url(&self, web: &mut Web<'_>, user: &UserId, email: &str) -> String {
+    async fn handoff_url(&self, web: &mut Web, user: &UserId, email: &str) -> String {
         self.sim.set_auto_sign_in(Some(user));
-        let mut p = web.post(&format!("{APP}/auth"), &[("email", email)]).await;
+        let mut p = web
+            .post(&format!("{APP}/auth"), &[("email", email)])
+            .await
+            .unwrap();
         for _ in 0..6 {
             let next = p.location.clone().expect("a redirect");
             if next.starts_with(&format!("{APP}/auth/complete?")) {
                 return next;
             }
-            p = web.get(&next).await;
+            p = web.get(&next).await.unwrap();
         }
         panic!("no hand-off");
     }
@@ -165,8 +168,8 @@ impl Org<'_> {
 }
 
 /// Who the browser's home page says is signed in, if anyone.
-async fn signed_in_as(web: &mut Web<'_>) -> Option<String> {
-    let home = web.get(&format!("{APP}/")).await;
+async fn signed_in_as(web: &mut Web) -> Option<String> {
+    let home = web.get(&format!("{APP}/")).await.unwrap();
     let at = home.body.find("Signed in as <strong>")? + "Signed in as <strong>".len();
     let end = home.body[at..].find("</strong>")?;
     Some(home.body[at..at + end].to_owned())
@@ -181,24 +184,25 @@ async fn signin_binding_an_attackers_handoff_in_the_victims_browser_needs_confir
 
     // The victim works in the workspace as its admin; she also began a sign-in of her
     // own (her browser holds a sign-in cookie that is not the attacker's).
-    let mut victim = Web::new(&stack);
-    victim.sign_in_with_link(&o.ws).await;
+    let mut victim = Web::new(&stack.gateway.url());
+    victim.sign_in_with_link(&o.ws.sign_in_url).await.unwrap();
     let victim_session = victim.cookie(APP_HOST, "clk_session").unwrap();
     let begun = victim
         .post(&format!("{APP}/auth"), &[("email", "admin@acme.test")])
-        .await;
+        .await
+        .unwrap();
     assert_eq!(begun.status, 303);
     assert!(victim.cookie(APP_HOST, "clk_signin").is_some());
 
     // The attacker signs in as himself and stops before the app host.
-    let mut attacker = Web::new(&stack);
+    let mut attacker = Web::new(&stack.gateway.url());
     let handoff = o
         .handoff_url(&mut attacker, &mallory, "mallory@acme.test")
         .await;
     let sessions = o.sessions().await;
 
     // The victim's browser opens it: a question, not a session.
-    let page = victim.get(&handoff).await;
+    let page = victim.get(&handoff).await.unwrap();
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
         page.body
@@ -230,7 +234,7 @@ async fn signin_binding_an_attackers_handoff_in_the_victims_browser_needs_confir
         Some("admin@acme.test")
     );
     // The code was spent by that GET.
-    let again = victim.get(&handoff).await;
+    let again = victim.get(&handoff).await.unwrap();
     assert_eq!(again.status, 400);
     assert!(again.body.contains("expired"));
 
@@ -238,9 +242,10 @@ async fn signin_binding_an_attackers_handoff_in_the_victims_browser_needs_confir
     // browser without the page's cookie are all refused, and change nothing.
     let forged = victim
         .post(&format!("{APP}/auth/complete"), &[("decision", "continue")])
-        .await;
+        .await
+        .unwrap();
     assert_eq!(forged.status, 403, "{}", forged.body);
-    let csrf = hidden(&page.body, "csrf");
+    let csrf = hidden(&page.body, "csrf").unwrap();
     let foreign = o
         .stack
         .request(reqwest::Method::POST, APP_HOST, "/auth/complete")
@@ -257,13 +262,14 @@ async fn signin_binding_an_attackers_handoff_in_the_victims_browser_needs_confir
         .await
         .unwrap();
     assert_eq!(foreign.status(), 403);
-    let mut stranger = Web::new(&stack);
+    let mut stranger = Web::new(&stack.gateway.url());
     let cookieless = stranger
         .post(
             &format!("{APP}/auth/complete"),
             &[("csrf", &csrf), ("decision", "continue")],
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(cookieless.status, 400, "{}", cookieless.body);
     assert_eq!(o.sessions().await, sessions);
     assert_eq!(
@@ -277,7 +283,8 @@ async fn signin_binding_an_attackers_handoff_in_the_victims_browser_needs_confir
             &format!("{APP}/auth/complete"),
             &[("csrf", &csrf), ("decision", "cancel")],
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(declined.status, 303);
     assert_eq!(o.sessions().await, sessions);
     assert_eq!(
@@ -286,11 +293,11 @@ async fn signin_binding_an_attackers_handoff_in_the_victims_browser_needs_confir
     );
 
     // The attacker's own hand-off in his own browser completes silently.
-    let mut attacker = Web::new(&stack);
+    let mut attacker = Web::new(&stack.gateway.url());
     let handoff = o
         .handoff_url(&mut attacker, &mallory, "mallory@acme.test")
         .await;
-    let home = attacker.go(&handoff).await;
+    let home = attacker.go(&handoff).await.unwrap();
     assert!(
         home.body
             .contains("Signed in as <strong>mallory@acme.test</strong>"),
@@ -299,23 +306,24 @@ async fn signin_binding_an_attackers_handoff_in_the_victims_browser_needs_confir
     );
 
     // A confirmation waits a few minutes at most.
-    let mut victim2 = Web::new(&stack);
-    let mut other = Web::new(&stack);
+    let mut victim2 = Web::new(&stack.gateway.url());
+    let mut other = Web::new(&stack.gateway.url());
     let handoff = o
         .handoff_url(&mut other, &mallory, "mallory@acme.test")
         .await;
-    let page = victim2.get(&handoff).await;
+    let page = victim2.get(&handoff).await.unwrap();
     assert_eq!(page.status, 200);
     stack.advance_clock(Region::Us, Duration::from_secs(181));
     let late = victim2
         .post(
             &format!("{APP}/auth/complete"),
             &[
-                ("csrf", &hidden(&page.body, "csrf")),
+                ("csrf", &hidden(&page.body, "csrf").unwrap()),
                 ("decision", "continue"),
             ],
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(late.status, 400, "{}", late.body);
     assert!(signed_in_as(&mut victim2).await.is_none());
 }
@@ -329,13 +337,14 @@ async fn signin_binding_an_okta_dashboard_sign_in_is_confirmed_with_one_click() 
     o.sim.set_auto_sign_in(Some(&jane));
 
     // The browser is signed in as the admin; Jane opens the app from Okta's dashboard.
-    let mut web = Web::new(&stack);
-    web.sign_in_with_link(&o.ws).await;
+    let mut web = Web::new(&stack.gateway.url());
+    web.sign_in_with_link(&o.ws.sign_in_url).await.unwrap();
     let old_session = web.cookie(APP_HOST, "clk_session").unwrap();
     let iss = url::form_urlencoded::byte_serialize(o.sim.issuer().as_bytes()).collect::<String>();
     let page = web
         .go(&format!("{API}/api/okta/oidc/login?iss={iss}"))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
         page.body
@@ -349,7 +358,7 @@ async fn signin_binding_an_okta_dashboard_sign_in_is_confirmed_with_one_click() 
     );
 
     // One click: signed in as Jane; the admin's session in this browser is over.
-    let home = web.confirm(page).await;
+    let home = web.confirm(page).await.unwrap();
     assert!(
         home.body
             .contains("Signed in as <strong>jane@acme.test</strong>"),
@@ -375,14 +384,16 @@ async fn signin_binding_an_okta_dashboard_sign_in_is_confirmed_with_one_click() 
     assert_eq!(confirmed, [(json!(true), json!(true))]);
 
     // Every sign-in mints a fresh sign-in cookie, whatever the browser holds.
-    let mut planted = Web::new(&stack);
+    let mut planted = Web::new(&stack.gateway.url());
     let first = planted
         .post(&format!("{APP}/auth"), &[("email", "jane@acme.test")])
-        .await;
+        .await
+        .unwrap();
     let a = planted.cookie(APP_HOST, "clk_signin").unwrap();
     let second = planted
         .post(&format!("{APP}/auth"), &[("email", "jane@acme.test")])
-        .await;
+        .await
+        .unwrap();
     let b = planted.cookie(APP_HOST, "clk_signin").unwrap();
     assert_ne!(a, b);
     for p in [&first, &second] {
@@ -403,7 +414,7 @@ async fn signin_binding_an_okta_dashboard_sign_in_is_confirmed_with_one_click() 
         );
     }
     // The browser that began the sign-in at /auth completes without a question.
-    let home = planted.follow(second).await;
+    let home = planted.follow(second).await.unwrap();
     assert!(
         home.body
             .contains("Signed in as <strong>jane@acme.test</strong>"),
@@ -419,7 +430,7 @@ async fn signin_binding_another_okta_user_with_an_admins_email_is_refused_and_au
     let o = org(&stack, true).await;
     // The admin signs in with Okta once: her account is now bound to her subject.
     let admin = o.okta_user("admin@acme.test").await;
-    let mut web = Web::new(&stack);
+    let mut web = Web::new(&stack.gateway.url());
     let home = o
         .sign_in_with_email(&mut web, &admin, "admin@acme.test")
         .await;
@@ -446,7 +457,7 @@ async fn signin_binding_another_okta_user_with_an_admins_email_is_refused_and_au
         .unwrap();
     let sessions = o.sessions().await;
     let users = o.users().await;
-    let mut attacker = Web::new(&stack);
+    let mut attacker = Web::new(&stack.gateway.url());
     let p = o
         .sign_in_with_email(&mut attacker, &mallory, "admin@acme.test")
         .await;
@@ -462,7 +473,8 @@ async fn signin_binding_another_okta_user_with_an_admins_email_is_refused_and_au
             "{API}/api/okta/oidc/login?team_id={}",
             o.ws.team_id
         ))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(p.status, 403, "{}", p.body);
     assert!(signed_in_as(&mut attacker).await.is_none());
     assert_eq!(o.sessions().await, sessions, "no session");
@@ -484,7 +496,7 @@ async fn signin_binding_another_okta_user_with_an_admins_email_is_refused_and_au
         o.binding("admin@acme.test").await.2.as_deref(),
         Some(admin.as_str())
     );
-    let mut again = Web::new(&stack);
+    let mut again = Web::new(&stack.gateway.url());
     let home = o
         .sign_in_with_email(&mut again, &admin, "admin@acme.test")
         .await;
@@ -503,7 +515,7 @@ async fn signin_binding_a_scim_user_signs_in_only_with_their_external_id_as_sub(
     let other = o.okta_user("sam@acme.test").await;
     assert_ne!(other.as_str(), "00u-real-sam");
     let sessions = o.sessions().await;
-    let mut web = Web::new(&stack);
+    let mut web = Web::new(&stack.gateway.url());
     let p = o
         .sign_in_with_email(&mut web, &other, "sam@acme.test")
         .await;
@@ -539,7 +551,7 @@ async fn signin_binding_an_email_change_in_okta_keeps_the_account() {
     // Provisioned by SCIM, renamed by SCIM PATCH (userName and emails).
     let jane = o.okta_user("jane@acme.test").await;
     let scim_id = o.provision("jane@acme.test", jane.as_str()).await;
-    let mut web = Web::new(&stack);
+    let mut web = Web::new(&stack.gateway.url());
     o.sign_in_with_email(&mut web, &jane, "jane@acme.test")
         .await;
     let (id, _, sub) = o.binding("jane@acme.test").await;
@@ -565,7 +577,7 @@ async fn signin_binding_an_email_change_in_okta_keeps_the_account() {
         o.binding("jane.roe@acme.test").await,
         (id, Some(o.sim.issuer().to_owned()), sub.clone())
     );
-    let mut web = Web::new(&stack);
+    let mut web = Web::new(&stack.gateway.url());
     let home = o
         .sign_in_with_email(&mut web, &jane, "jane.roe@acme.test")
         .await;
@@ -580,25 +592,27 @@ async fn signin_binding_an_email_change_in_okta_keeps_the_account() {
     // subject still finds their account; no second account appears.
     let bob = o.okta_user("bob@acme.test").await;
     o.sim.set_auto_sign_in(Some(&bob));
-    let mut web = Web::new(&stack);
+    let mut web = Web::new(&stack.gateway.url());
     web.go_confirmed(&format!(
         "{API}/api/okta/oidc/login?team_id={}",
         o.ws.team_id
     ))
-    .await;
+    .await
+    .unwrap();
     let (bob_id, _, _) = o.binding("bob@acme.test").await;
     o.sim
         .update_profile(&bob, |p| p.email = "robert@acme.test".into())
         .await
         .unwrap();
     let users = o.users().await;
-    let mut web = Web::new(&stack);
+    let mut web = Web::new(&stack.gateway.url());
     let home = web
         .go_confirmed(&format!(
             "{API}/api/okta/oidc/login?team_id={}",
             o.ws.team_id
         ))
-        .await;
+        .await
+        .unwrap();
     assert!(
         home.body
             .contains("Signed in as <strong>bob@acme.test</strong>"),
@@ -625,13 +639,14 @@ async fn signin_binding_iss_sub_logout_finds_a_jit_user() {
     let o = org(&stack, true).await;
     let kim = o.okta_user("kim@acme.test").await;
     o.sim.set_auto_sign_in(Some(&kim));
-    let mut web = Web::new(&stack);
+    let mut web = Web::new(&stack.gateway.url());
     let home = web
         .go_confirmed(&format!(
             "{API}/api/okta/oidc/login?team_id={}",
             o.ws.team_id
         ))
-        .await;
+        .await
+        .unwrap();
     assert!(
         home.body
             .contains("Signed in as <strong>kim@acme.test</strong>")

@@ -6,167 +6,18 @@
 
 use std::time::Duration;
 
+use closedloop_tests::harness::flush_redis;
 use closedloop_tests::harness::{
     EU_API, EU_APP, EU_INTROSPECTION_CLIENT_ID, EU_INTROSPECTION_SECRET, TestStack, US_API, US_APP,
     US_INTROSPECTION_CLIENT_ID, US_INTROSPECTION_SECRET, pg_connect,
 };
 use closedloop_tests::region::Region;
+use closedloop_tests::session::{get_page, post_form};
+use closedloop_tests::tokens::{call, create_on_page, introspect, me, whoami};
+use closedloop_tests::web::hidden;
 use reqwest::Method;
-use reqwest::header::{CACHE_CONTROL, COOKIE, LOCATION, ORIGIN, WWW_AUTHENTICATE};
+use reqwest::header::{COOKIE, LOCATION, ORIGIN, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
-
-/// A page fetched with a session cookie: status, `Location`, body.
-pub struct Page {
-    pub status: u16,
-    pub location: String,
-    pub body: String,
-}
-
-async fn read(r: reqwest::Response) -> Page {
-    let status = r.status().as_u16();
-    let location = r
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    Page {
-        status,
-        location,
-        body: r.text().await.unwrap_or_default(),
-    }
-}
-
-/// `GET {app}{path}` with `cookie`.
-pub async fn get_page(stack: &TestStack, region: Region, cookie: &str, path: &str) -> Page {
-    read(
-        stack
-            .get(region.app(), path)
-            .header(COOKIE, cookie)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
-/// A form POST to `{app}{path}` with `cookie`.
-pub async fn post_form(
-    stack: &TestStack,
-    region: Region,
-    cookie: &str,
-    path: &str,
-    form: &[(&str, &str)],
-) -> Page {
-    read(
-        stack
-            .request(Method::POST, region.app(), path)
-            .header(COOKIE, cookie)
-            .form(form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
-/// The value of the first hidden field `name` of a page.
-pub fn hidden(html: &str, name: &str) -> String {
-    let needle = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&needle)
-        .map(|i| i + needle.len())
-        .unwrap_or_else(|| panic!("no {name} field in {html}"));
-    let end = html[start..].find('"').expect("closing quote");
-    html[start..start + end].to_owned()
-}
-
-/// The secret a creation page shows once.
-pub fn shown_secret(html: &str) -> String {
-    let at = html
-        .find("id=\"new-token-value\"")
-        .unwrap_or_else(|| panic!("no new token in {html}"));
-    let rest = &html[at..];
-    let start = rest.find("value=\"").expect("value") + "value=\"".len();
-    let end = rest[start..].find('"').expect("closing quote");
-    rest[start..start + end].to_owned()
-}
-
-/// Creates a token on the `/tokens` page with a signed-in `cookie`; returns its secret.
-pub async fn create_on_page(
-    stack: &TestStack,
-    region: Region,
-    cookie: &str,
-    name: &str,
-    kind: &str,
-) -> String {
-    let page = get_page(stack, region, cookie, "/tokens").await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    let csrf = hidden(&page.body, "csrf");
-    let created = post_form(
-        stack,
-        region,
-        cookie,
-        "/tokens",
-        &[
-            ("name", name),
-            ("kind", kind),
-            ("expires_in_days", "30"),
-            ("csrf", &csrf),
-        ],
-    )
-    .await;
-    assert_eq!(created.status, 200, "{}", created.body);
-    let secret = shown_secret(&created.body);
-    assert!(
-        secret.starts_with(&format!("clk_{}_{kind}_", region)),
-        "{secret}"
-    );
-    secret
-}
-
-/// `GET /api/me` (API token) or `/api/mcp/whoami` (MCP token): status and body.
-pub async fn call(stack: &TestStack, region: Region, path: &str, token: &str) -> (u16, Value) {
-    let r = stack
-        .get(region.api(), path)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    if status == 401 {
-        assert!(
-            r.headers().contains_key(WWW_AUTHENTICATE),
-            "401 carries WWW-Authenticate"
-        );
-    }
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-/// The status of `GET /api/me` with an API token.
-pub async fn me(stack: &TestStack, region: Region, token: &str) -> u16 {
-    call(stack, region, "/api/me", token).await.0
-}
-
-/// The status of `GET /api/mcp/whoami` with an MCP token.
-pub async fn whoami(stack: &TestStack, region: Region, token: &str) -> u16 {
-    call(stack, region, "/api/mcp/whoami", token).await.0
-}
-
-/// RFC 7662 introspection with the region's service credential.
-pub async fn introspect(stack: &TestStack, region: Region, token: &str) -> Value {
-    let (id, secret) = region.introspection();
-    let r = stack
-        .request(Method::POST, region.api(), "/api/tokens/introspect")
-        .basic_auth(id, Some(secret))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
-    r.json().await.unwrap()
-}
 
 /// A JSON API call with an API token.
 async fn api(
@@ -191,29 +42,6 @@ async fn signed_in(stack: &TestStack, region: Region) -> (String, String, String
     let ws = stack.workspace(region, "Acme", "admin@acme.test").await;
     let cookie = stack.sign_in_with_link(region, &ws).await;
     (ws.team_id, ws.admin_user_id, cookie)
-}
-
-/// Deletes every Redis key of `region`'s worker: a flushed or replaced Redis.
-pub async fn flush_redis(stack: &TestStack, region: Region) {
-    let stores = stack.stores(region);
-    let client = redis::Client::open(stores.redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", stores.redis_prefix))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    // Keep the region stamp: a replaced Redis is stamped again at start, not mid-run.
-    let doomed: Vec<&String> = keys
-        .iter()
-        .filter(|k| !k.ends_with("region_stamp"))
-        .collect();
-    assert!(!doomed.is_empty(), "the worker wrote keys");
-    let _: () = redis::cmd("DEL")
-        .arg(doomed)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
@@ -258,9 +86,9 @@ async fn the_tokens_page_creates_lists_and_revokes_with_the_secret_shown_once() 
     assert_eq!(whoami(&stack, Region::Us, &api_token).await, 401);
 
     // Revoke the API token on the page: the very next request is refused.
-    let csrf = hidden(&page.body, "csrf");
+    let csrf = hidden(&page.body, "csrf").unwrap();
     let row = page.body.find("CI &lt;deploy&gt;").unwrap();
-    let id = hidden(&page.body[row..], "id");
+    let id = hidden(&page.body[row..], "id").unwrap();
     let revoked = post_form(
         &stack,
         Region::Us,
@@ -327,7 +155,7 @@ async fn the_page_needs_a_session_a_valid_form_and_our_origin() {
     assert_eq!(r.headers()[LOCATION], "/auth?return_to=%2Ftokens");
 
     let page = get_page(&stack, Region::Us, &cookie, "/tokens").await;
-    let csrf = hidden(&page.body, "csrf");
+    let csrf = hidden(&page.body, "csrf").unwrap();
     let form = |c: &'static str| {
         [
             ("name", "x"),

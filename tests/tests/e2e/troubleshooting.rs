@@ -9,8 +9,8 @@ use closedloop_tests::okta_sim::logout::{Forgery, Subject};
 use closedloop_tests::okta_sim::provisioning::Provisioned;
 use closedloop_tests::okta_sim::upstream::Upstream;
 use closedloop_tests::region::Region;
-use closedloop_tests::story::web::Web;
 use closedloop_tests::story::{StoryTarget, configure, eval_expression};
+use closedloop_tests::web::Web;
 
 const JANE: &str = "jane@acme.test";
 
@@ -124,7 +124,7 @@ async fn a_redirect_uri_that_does_not_match_fails_and_the_page_shows_the_exact_o
         .await
         .unwrap();
     let at = page.body.find("action=\"/integrations/okta\"").unwrap();
-    let csrf = closedloop_tests::story::web::hidden(&page.body[at..], "csrf").unwrap();
+    let csrf = closedloop_tests::web::hidden(&page.body[at..], "csrf").unwrap();
     let domain = sim.base_url().trim_start_matches("http://").to_owned();
     let secret = wrong.client_secret();
     let saved = admin

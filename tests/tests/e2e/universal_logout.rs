@@ -19,8 +19,10 @@ use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, RETRY_AFTER};
 use serde_json::{Value, json};
 
-use crate::oidc::Web;
-use crate::tokens::{call, create_on_page, flush_redis, get_page, hidden, introspect, me, whoami};
+use closedloop_tests::harness::flush_redis;
+use closedloop_tests::session::get_page;
+use closedloop_tests::tokens::{call, create_on_page, introspect, me, whoami};
+use closedloop_tests::web::{Web, hidden};
 
 const JANE: &str = "jane@acme.test";
 const BOB: &str = "bob@acme.test";
@@ -92,14 +94,15 @@ async fn provision(stack: &TestStack, t: &Tenant, email: &str, okta_id: &str) ->
 /// Signs `email` in through Okta in `region` (email discovery, the org's sign-in, the
 /// callback, the hand-off); returns the session's `Cookie` header value.
 async fn okta_sign_in(stack: &TestStack, region: Region, email: &str) -> String {
-    let mut web = Web::new(stack);
+    let mut web = Web::new(&stack.gateway.url());
     let started = web
         .post(
             &format!("http://{}/auth", region.app()),
             &[("email", email)],
         )
-        .await;
-    let home = web.follow(started).await;
+        .await
+        .unwrap();
+    let home = web.follow(started).await.unwrap();
     assert_eq!(home.status, 200, "signed in through Okta: {}", home.body);
     let name = "clk_session";
     let value = web
@@ -133,8 +136,8 @@ async fn scim_grant(stack: &TestStack, region: Region, cookie: &str) -> (String,
         .request(Method::POST, region.app(), "/oauth/consent")
         .header(COOKIE, cookie)
         .form(&[
-            ("request", hidden(&page.body, "request")),
-            ("csrf", hidden(&page.body, "csrf")),
+            ("request", hidden(&page.body, "request").unwrap()),
+            ("csrf", hidden(&page.body, "csrf").unwrap()),
             ("decision", "approve".to_owned()),
         ])
         .send()
