@@ -17,6 +17,7 @@ use crate::okta_sim::provisioning::{Provisioned, ScimAuth, ScimSettings};
 use crate::okta_sim::testkit::{Capture, Captured, Reply, ScimSetup};
 use crate::okta_sim::upstream::Upstream;
 use crate::region::Region;
+use crate::web::hidden;
 
 const AUTHORIZE: &str = "http://api.closedloop.localhost/api/okta/scim/oauth/authorize";
 const TOKEN: &str = "http://api.closedloop.localhost/api/okta/scim/oauth/token";
@@ -264,17 +265,6 @@ async fn a_provisioning_job_refreshes_an_expired_token_first() {
     assert_eq!(form(&reqs[1])["grant_type"], "refresh_token");
 }
 
-/// The value of a hidden field of a form we render.
-fn hidden(html: &str, name: &str) -> String {
-    let needle = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&needle)
-        .map(|i| i + needle.len())
-        .unwrap_or_else(|| panic!("no {name} in {html}"));
-    let end = html[start..].find('"').unwrap();
-    html[start..start + end].to_owned()
-}
-
 fn path_of(url: &str) -> String {
     let u = url::Url::parse(url).unwrap();
     format!("{}?{}", u.path(), u.query().unwrap_or_default())
@@ -323,8 +313,8 @@ async fn obtains_and_refreshes_the_scim_token_through_our_oauth_server() {
         .request(reqwest::Method::POST, US_APP, "/oauth/consent")
         .header("cookie", &admin_cookie)
         .form(&[
-            ("request", hidden(&html, "request")),
-            ("csrf", hidden(&html, "csrf")),
+            ("request", hidden(&html, "request").unwrap()),
+            ("csrf", hidden(&html, "csrf").unwrap()),
             ("decision", "approve".to_owned()),
         ])
         .send()
