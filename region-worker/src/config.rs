@@ -89,7 +89,7 @@ pub struct SignInConfig {
     pub okta_timeout: Duration,
     /// How Okta host names are resolved: the system's resolver, or a fixed table in
     /// tests (to make a domain resolve to a private address; `okta::http`).
-    pub okta_resolver: crate::okta::http::Resolver,
+    pub okta_resolver: crate::resolver::Resolver,
 }
 
 impl Default for SignInConfig {
@@ -103,7 +103,7 @@ impl Default for SignInConfig {
             jwks_min_refetch: Duration::from_secs(1),
             okta_connect_timeout: Duration::from_secs(3),
             okta_timeout: Duration::from_secs(10),
-            okta_resolver: crate::okta::http::Resolver::System,
+            okta_resolver: crate::resolver::Resolver::System,
         }
     }
 }

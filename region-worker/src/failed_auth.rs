@@ -1,58 +1,42 @@
-//! A per-client limit on failed authentications, in front of every route that takes one
-//! of our credentials: a `clk_…` bearer token on the API host (SCIM, the token API,
-//! `/api/me`, `/api/mcp/whoami`) or the session cookie on the app host.
+//! What this worker remembers of failed authentications, for the per-client limit
+//! that [`crate::routes::failed_auth`] enforces in front of every route taking one of
+//! our credentials: the clients it turned away ([`Blocks`], kept in memory so that the
+//! hot path pays no round trip), and whether the request being handled presented a
+//! credential that was refused where the refusal is not a `401` ([`note_refused`], e.g.
+//! a page answering an unknown session cookie by asking to sign in).
 //!
-//! Why: a well-formed but unknown token misses Redis and costs a Postgres query, so a
-//! flood of made-up tokens would reach Postgres at the flood's rate and slow every real
-//! client. Refused credentials are counted per client ([`ClientIp`]) in a shared Redis
-//! bucket ([`rate_limit::take`], the region's `auth_rate_limit`); a client whose
-//! refusals empty its bucket is turned away with `429` in the route's own format,
-//! **before** its credential is looked up, until the bucket has refilled.
-//!
-//! Only refusals count, so a client presenting valid credentials is never slowed
-//! (Okta's provisioning comes from a few shared addresses: a busy tenant must not
-//! block another). The block itself is kept in this worker's memory, so checking it
-//! costs no round trip on the hot path; each replica learns of a blocked client at its
-//! first refusal there (the shared bucket is already empty), so a flood spread across
-//! replicas gets at most one more lookup per replica.
-//!
-//! A refusal is seen as a `401` on the API host; on the app host, where pages answer an
-//! unknown session by asking to sign in, [`session::current`](crate::session::current)
-//! reports it through [`note_refused`].
+//! A leaf module: the session check reports here and the state holds the blocks, while
+//! the middleware, which needs both, lives with the routes.
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Mutex, PoisonError};
-
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
-use crate::rate_limit::{self, ClientIp};
-use crate::routes::scim::ScimFailure;
-use crate::routes::tokens::TokenApiError;
-use crate::state::AppState;
 
 /// The most clients one worker remembers as blocked; past it, expired blocks are
 /// dropped, and if all are live, new blocks are left to the shared bucket.
 const MAX_BLOCKED: usize = 100_000;
 
-/// The Redis bucket of failed authentications, per client.
-const BUCKET: &str = "auth-failed";
-
-/// Refused authentications answered `429`, by host (`api`, `app`).
-pub const BLOCKED: &str = "worker_auth_failures_blocked_total";
-
 tokio::task_local! {
-    /// Set by [`note_refused`] while a request of the app host is handled.
+    /// Set by [`note_refused`] while a request is handled under [`watch`].
     static REFUSED: Cell<bool>;
 }
 
 /// Records that the current request presented a credential that was refused (called
-/// where the refusal is not a `401`). Outside [`gate`], does nothing.
+/// where the refusal is not a `401`). Outside [`watch`], does nothing.
 pub fn note_refused() {
     let _ = REFUSED.try_with(|refused| refused.set(true));
+}
+
+/// Runs `handling` (a request being handled), reporting whether it called
+/// [`note_refused`].
+pub async fn watch<F: Future>(handling: F) -> (F::Output, bool) {
+    REFUSED
+        .scope(Cell::new(false), async {
+            let output = handling.await;
+            (output, REFUSED.with(Cell::get))
+        })
+        .await
 }
 
 /// The clients this worker knows to be blocked, with the end of each block (Unix
@@ -83,99 +67,6 @@ impl Blocks {
         }
         blocks.insert(client.to_owned(), until);
     }
-}
-
-/// Which of our credentials a request presents, if any.
-fn presents_credential(state: &AppState, on_app_host: bool, headers: &HeaderMap) -> bool {
-    if on_app_host {
-        return crate::cookie::value(headers, crate::session::cookie_name(state)).is_some();
-    }
-    crate::auth_header::bearer(headers).is_some_and(|token| token.starts_with("clk_"))
-}
-
-/// `429` in the format of the route `path` on this host.
-fn too_many(on_app_host: bool, path: &str, wait: u64) -> Response {
-    if on_app_host {
-        return rate_limit::page_too_many(wait);
-    }
-    if path.starts_with("/api/scim/") {
-        return ScimFailure::too_many_requests(
-            "Too many requests with invalid credentials from this client; retry later.",
-            wait,
-        )
-        .into_response();
-    }
-    TokenApiError::RateLimited { retry_after: wait }.into_response()
-}
-
-/// The API host's middleware (bearer tokens).
-pub async fn api_gate(
-    State(state): State<AppState>,
-    client: ClientIp,
-    req: Request,
-    next: Next,
-) -> Response {
-    gate(state, false, client, req, next).await
-}
-
-/// The app host's middleware (the session cookie).
-pub async fn app_gate(
-    State(state): State<AppState>,
-    client: ClientIp,
-    req: Request,
-    next: Next,
-) -> Response {
-    gate(state, true, client, req, next).await
-}
-
-/// Turns a blocked client away before its credential is looked up, and counts the
-/// refusals of the requests it lets through.
-async fn gate(
-    state: AppState,
-    on_app_host: bool,
-    client: ClientIp,
-    req: Request,
-    next: Next,
-) -> Response {
-    if !presents_credential(&state, on_app_host, req.headers()) {
-        return next.run(req).await;
-    }
-    let now_ms = now_ms(&state);
-    if let Some(wait) = state.failed_auth.left(&client.0, now_ms) {
-        metrics::counter!(BLOCKED, "host" => if on_app_host { "app" } else { "api" }).increment(1);
-        return too_many(on_app_host, req.uri().path(), wait);
-    }
-    let (response, noted) = REFUSED
-        .scope(Cell::new(false), async {
-            let response = next.run(req).await;
-            (response, REFUSED.with(Cell::get))
-        })
-        .await;
-    if noted || (!on_app_host && response.status() == StatusCode::UNAUTHORIZED) {
-        count_refusal(&state, &client).await;
-    }
-    response
-}
-
-/// Counts one refusal of `client`; when that empties its bucket, blocks it here.
-async fn count_refusal(state: &AppState, client: &ClientIp) {
-    let bucket = format!("rl:{BUCKET}:{}", client.0);
-    match rate_limit::take(&state.redis, &bucket, state.config.auth_rate_limit).await {
-        Ok(Some(wait)) => {
-            tracing::warn!(
-                seconds = wait,
-                "client blocked after repeated invalid credentials"
-            );
-            state.failed_auth.block(&client.0, now_ms(state), wait);
-        }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "could not count a failed authentication"),
-    }
-}
-
-fn now_ms(state: &AppState) -> i64 {
-    let now = state.config.clock.now();
-    now.unix_timestamp() * 1000 + i64::from(now.millisecond())
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub mod okta;
 pub mod pkce;
 pub mod rate_limit;
 pub mod rekey;
+pub mod resolver;
 pub mod routes;
 pub mod session;
 pub mod state;

@@ -3,6 +3,7 @@
 //! refused with `421` (defense in depth behind the gateway, which routes by host too).
 
 pub mod admin;
+pub mod failed_auth;
 pub mod integrations;
 pub mod introspect;
 pub mod me;
@@ -65,7 +66,7 @@ pub fn public(state: AppState) -> Router {
         // Inside the metrics layer, so that a client turned away still shows there.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::failed_auth::api_gate,
+            failed_auth::api_gate,
         ))
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(api_not_found)
@@ -78,7 +79,7 @@ pub fn public(state: AppState) -> Router {
         .route(workspace::PATH, get(workspace::show))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::failed_auth::app_gate,
+            failed_auth::app_gate,
         ))
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(app_not_found)
