@@ -1,27 +1,114 @@
-//! Operator commands. Each prints one JSON document on stdout, so scripts (and the
-//! local launcher) can read what was made. Times come from the worker's clock, like
-//! every decision that depends on time, so tests can move past a link's expiry.
+//! Operator commands. Each returns what it made as a typed result, which `main`
+//! serialises once, as one JSON document on stdout, so scripts (and the local
+//! launcher) can read it; tests read the fields. The JSON keys are the field names
+//! (README, "Operator commands"). Times come from the worker's clock, like every
+//! decision that depends on time, so tests can move past a link's expiry.
 
-use serde_json::{Value, json};
+use std::fmt;
+
+use serde::Serialize;
 use shared::ids::TeamId;
 use shared::scope;
 use shared::token::{self, TokenKind};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
 
 use crate::okta::domain::OktaDomain;
 use crate::state::AppState;
 use crate::store::tokens::{self, NewTokenRecord, TokenRecord};
-use crate::store::workspaces::{self, AllowanceChange};
+use crate::store::workspaces::{self, AllowanceChange, Workspace};
 
 /// How long a first admin's sign-in link is valid.
 pub const SIGN_IN_LINK_TTL: Duration = Duration::hours(24);
+
+/// What `workspace create` made. Its `Debug` hides the sign-in link, a credential.
+#[derive(Clone, Serialize)]
+pub struct WorkspaceCreated {
+    /// The new workspace's id.
+    pub team_id: TeamId,
+    /// Its display name, trimmed.
+    pub name: String,
+    /// The region it lives in.
+    pub region: String,
+    /// The first admin's email, trimmed.
+    pub admin_email: String,
+    /// The first admin's user id.
+    pub admin_user_id: Uuid,
+    /// The first admin's one-time sign-in link: to hand over once, never to log.
+    pub sign_in_url: String,
+    /// When the link stops working (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub sign_in_url_expires_at: OffsetDateTime,
+    /// Where the admin connects Okta.
+    pub integrations_url: String,
+    /// The SCIM base URL to give Okta.
+    pub scim_base_url: String,
+}
+
+impl fmt::Debug for WorkspaceCreated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkspaceCreated")
+            .field("team_id", &self.team_id)
+            .field("name", &self.name)
+            .field("region", &self.region)
+            .field("admin_user_id", &self.admin_user_id)
+            .field("sign_in_url", &"[redacted]")
+            .field("sign_in_url_expires_at", &self.sign_in_url_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `workspace allow-okta-domain` and `disallow-okta-domain` leave behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OktaDomainAllowance {
+    /// The workspace.
+    pub team_id: TeamId,
+    /// The custom domain, normalised as the Okta page stores it.
+    pub domain: String,
+    /// Whether the command allowed (`true`) or withdrew the domain.
+    pub allowed: bool,
+    /// Whether anything changed (both commands are idempotent).
+    pub changed: bool,
+    /// Every custom domain the workspace may use now, sorted.
+    pub allowed_okta_domains: Vec<String>,
+}
+
+/// What `token issue` made. Its `Debug` hides the token.
+#[derive(Clone, Serialize)]
+pub struct IssuedToken {
+    /// The workspace the token is bound to.
+    pub team_id: TeamId,
+    /// Always [`TokenKind::Scim`] (printed as its code, `scim`).
+    pub kind: TokenKind,
+    /// The token: shown once, stored only as its hash.
+    pub token: String,
+    /// Its scopes, space-separated as RFC 6749 §3.3 writes a scope list.
+    pub scopes: String,
+    /// When it expires (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The SCIM base URL it works at.
+    pub scim_base_url: String,
+}
+
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("team_id", &self.team_id)
+            .field("kind", &self.kind)
+            .field("token", &"[redacted]")
+            .field("scopes", &self.scopes)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
 
 /// `workspace create`: a workspace, its roles, its first admin and a one-time link.
 pub async fn workspace_create(
     state: &AppState,
     name: &str,
     admin_email: &str,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<WorkspaceCreated> {
     let name = name.trim();
     let email = admin_email.trim();
     anyhow::ensure!(
@@ -46,22 +133,24 @@ pub async fn workspace_create(
         expires,
     )
     .await?;
-    Ok(json!({
-        "team_id": created.workspace.team_id,
-        "name": created.workspace.name,
-        "region": created.workspace.region,
-        "admin_email": email,
-        "admin_user_id": created.admin_user_id,
-        "sign_in_url": format!("{}/auth/link?code={}", state.config.region.app_base(), link.secret),
-        "sign_in_url_expires_at": expires.format(&time::format_description::well_known::Rfc3339)?,
-        "integrations_url": format!("{}/integrations/okta", state.config.region.app_base()),
-        "scim_base_url": format!("{}/api/scim/v2/{}", state.config.region.api_base(), created.workspace.team_id),
-    }))
+    let team_id = created.workspace.team_id;
+    let app = state.config.region.app_base();
+    Ok(WorkspaceCreated {
+        team_id,
+        name: created.workspace.name,
+        region: created.workspace.region,
+        admin_email: email.to_owned(),
+        admin_user_id: created.admin_user_id,
+        sign_in_url: format!("{app}/auth/link?code={}", link.secret),
+        sign_in_url_expires_at: expires,
+        integrations_url: format!("{app}/integrations/okta"),
+        scim_base_url: format!("{}/api/scim/v2/{team_id}", state.config.region.api_base()),
+    })
 }
 
-/// `workspace list`.
-pub async fn workspace_list(state: &AppState) -> anyhow::Result<Value> {
-    Ok(serde_json::to_value(workspaces::list(&state.pg).await?)?)
+/// `workspace list`: the region's workspaces, oldest first.
+pub async fn workspace_list(state: &AppState) -> anyhow::Result<Vec<Workspace>> {
+    Ok(workspaces::list(&state.pg).await?)
 }
 
 /// The custom Okta domain an operator names, normalised as the Okta page stores it.
@@ -83,7 +172,7 @@ pub async fn workspace_allow_okta_domain(
     state: &AppState,
     team: &str,
     domain: &str,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<OktaDomainAllowance> {
     let team_id = TeamId::parse(team)?;
     let domain = custom_domain(domain)?;
     let change =
@@ -97,7 +186,7 @@ pub async fn workspace_disallow_okta_domain(
     state: &AppState,
     team: &str,
     domain: &str,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<OktaDomainAllowance> {
     let team_id = TeamId::parse(team)?;
     let domain = custom_domain(domain)?;
     let change =
@@ -111,21 +200,20 @@ async fn allowance_answer(
     domain: &OktaDomain,
     change: AllowanceChange,
     allowed: bool,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<OktaDomainAllowance> {
     anyhow::ensure!(
         change != AllowanceChange::NoWorkspace,
         "workspace {team_id} does not exist in region {}",
         state.config.region_id()
     );
     let client = state.pg.get().await?;
-    let now_allowed = workspaces::allowed_okta_domains(&client, team_id).await?;
-    Ok(json!({
-        "team_id": team_id,
-        "domain": domain.as_str(),
-        "allowed": allowed,
-        "changed": change == AllowanceChange::Changed,
-        "allowed_okta_domains": now_allowed,
-    }))
+    Ok(OktaDomainAllowance {
+        team_id,
+        domain: domain.as_str().to_owned(),
+        allowed,
+        changed: change == AllowanceChange::Changed,
+        allowed_okta_domains: workspaces::allowed_okta_domains(&client, team_id).await?,
+    })
 }
 
 /// `token issue --kind scim`: a SCIM bearer token for a workspace of this region.
@@ -135,7 +223,7 @@ pub async fn token_issue(
     kind: &str,
     scopes: &str,
     ttl_days: u32,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<IssuedToken> {
     let team_id = TeamId::parse(team)?;
     anyhow::ensure!(
         kind == TokenKind::Scim.code(),
@@ -170,12 +258,12 @@ pub async fn token_issue(
         },
     )
     .await?;
-    Ok(json!({
-        "team_id": team_id,
-        "kind": "scim",
-        "token": minted.secret,
-        "scopes": scope::join(&scopes),
-        "expires_at": expires.format(&time::format_description::well_known::Rfc3339)?,
-        "scim_base_url": format!("{}/api/scim/v2/{team_id}", state.config.region.api_base()),
-    }))
+    Ok(IssuedToken {
+        team_id,
+        kind: TokenKind::Scim,
+        token: minted.secret,
+        scopes: scope::join(&scopes),
+        expires_at: expires,
+        scim_base_url: format!("{}/api/scim/v2/{team_id}", state.config.region.api_base()),
+    })
 }

@@ -159,8 +159,12 @@ fn load(target: &Target) -> anyhow::Result<WorkerConfig> {
     })?)
 }
 
-fn print(value: &serde_json::Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+/// Prints a command's result as one JSON document: the one place results are
+/// serialised. Through a `Value`, whose map keeps keys sorted, so the output has the
+/// key order it always had, whatever the order of a result's fields.
+fn print(result: &impl serde::Serialize) -> anyhow::Result<()> {
+    let value = serde_json::to_value(result)?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())
 }
 
