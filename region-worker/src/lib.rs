@@ -119,7 +119,12 @@ pub async fn run(
     )
     .with_graceful_shutdown(stopped(stop_rx.clone()));
     // Follows the revocation journal (notifications, a poll, pruning) while serving.
-    tokio::spawn(store::revocations::follow(state.clone(), stop_rx.clone()));
+    tokio::spawn(store::revocations::follow(
+        state.pg.clone(),
+        state.redis.clone(),
+        state.config.database_url.clone(),
+        stop_rx.clone(),
+    ));
     let admin =
         axum::serve(admin, routes::admin::router(state)).with_graceful_shutdown(stopped(stop_rx));
     tokio::try_join!(public.into_future(), admin.into_future())?;

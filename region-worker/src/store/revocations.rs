@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::Pool;
 use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
+use shared::regions::Secret;
 use shared::token::TokenHash;
 use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
@@ -49,7 +50,6 @@ use super::StoreError;
 use super::redis::Redis;
 use super::tokens::HOT_TTL_SECS;
 use crate::clock::Clock;
-use crate::state::AppState;
 
 /// The `NOTIFY` channel of the journal trigger (V9).
 pub const CHANNEL: &str = "closedloop_revocations";
@@ -536,8 +536,14 @@ pub async fn prune(pool: &Pool) -> Result<u64, StoreError> {
 /// Follows the journal until `stop` fires: listens for its notifications on a
 /// dedicated connection (reconnecting when it breaks), polls its counter every
 /// [`POLL`], raises the worker's watermark, catches Redis up when it is behind, and
-/// prunes old entries.
-pub async fn follow(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// prunes old entries. It takes the stores and the database URL (for its own
+/// listening connection), not the worker's state, so the store depends on nothing above it.
+pub async fn follow(
+    pool: Pool,
+    redis: Redis,
+    database_url: Secret,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard: Option<Listening> = None;
@@ -559,7 +565,7 @@ pub async fn follow(state: AppState, mut stop: tokio::sync::watch::Receiver<bool
                             seq = seq.max(more);
                         }
                     }
-                    advance(&state, seq).await;
+                    advance(&pool, &redis, seq).await;
                 }
                 None => {
                     tracing::warn!("lost the revocation notifications' connection; polling until it is back");
@@ -568,21 +574,21 @@ pub async fn follow(state: AppState, mut stop: tokio::sync::watch::Receiver<bool
             },
             _ = tick.tick() => {
                 if heard.is_none() {
-                    match listen(state.config.database_url.expose()).await {
+                    match listen(database_url.expose()).await {
                         Ok(rx) => heard = Some(rx),
                         Err(e) => tracing::debug!(error = %e, "could not listen for revocations"),
                     }
                 }
-                match read_counter(&state.pg).await {
+                match read_counter(&pool).await {
                     Ok(seq) => {
-                        advance(&state, seq).await;
-                        spawn_catch_up_if_behind(&state).await;
+                        advance(&pool, &redis, seq).await;
+                        spawn_catch_up_if_behind(&pool, &redis).await;
                     }
                     Err(e) => tracing::debug!(error = %e, "could not read the revocation counter"),
                 }
                 if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                     pruned_at = Some(Instant::now());
-                    if let Err(e) = prune(&state.pg).await {
+                    if let Err(e) = prune(&pool).await {
                         tracing::debug!(error = %e, "could not prune the revocation journal");
                     }
                 }
@@ -595,12 +601,12 @@ pub async fn follow(state: AppState, mut stop: tokio::sync::watch::Receiver<bool
 /// then raises the worker's watermark. In that order, checks keep trusting Redis
 /// through an ordinary revocation (Redis has it before the worker asks for it); only a
 /// Redis that cannot be brought up, or that goes back in time, makes checks cold.
-async fn advance(state: &AppState, seq: i64) {
-    let guard = state.redis.guard();
+async fn advance(pool: &Pool, redis: &Redis, seq: i64) {
+    let guard = redis.guard();
     if seq <= guard.known() {
         return;
     }
-    if let Err(e) = bring_up(&state.pg, &state.redis, || seq).await {
+    if let Err(e) = bring_up(pool, redis, || seq).await {
         tracing::debug!(error = %e, "could not bring Redis up to a revocation just heard");
     }
     guard.raise(seq);
@@ -608,12 +614,10 @@ async fn advance(state: &AppState, seq: i64) {
 
 /// Reads Redis's watermark and starts a catch-up when it is behind: a Redis that went
 /// back in time is repaired within [`POLL`] even when no request notices it.
-async fn spawn_catch_up_if_behind(state: &AppState) {
-    let cur: Result<Option<i64>, _> = state.redis.conn().get(watermark_key(&state.redis)).await;
+async fn spawn_catch_up_if_behind(pool: &Pool, redis: &Redis) {
+    let cur: Result<Option<i64>, _> = redis.conn().get(watermark_key(redis)).await;
     match cur {
-        Ok(cur) if state.redis.guard().behind(cur.unwrap_or(0)) => {
-            spawn_catch_up(&state.pg, &state.redis)
-        }
+        Ok(cur) if redis.guard().behind(cur.unwrap_or(0)) => spawn_catch_up(pool, redis),
         Ok(_) => {}
         Err(e) => tracing::debug!(error = %e, "could not read Redis's revocation watermark"),
     }
