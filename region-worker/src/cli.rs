@@ -267,3 +267,89 @@ pub async fn token_issue(
         scim_base_url: format!("{}/api/scim/v2/{team_id}", state.config.region.api_base()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The JSON `main` prints, as the untyped commands built it with `json!`.
+    fn printed(result: &impl Serialize) -> serde_json::Value {
+        serde_json::to_value(result).unwrap()
+    }
+
+    #[test]
+    fn results_print_the_keys_and_values_the_readme_documents() {
+        let team_id = TeamId::parse("7f9c1f4e-3c55-4a70-9d0e-2f8f6b1f0a11").unwrap();
+        let admin = Uuid::parse_str("0c7ed1e2-52d4-4c4a-8a39-7a3c8f1d2b33").unwrap();
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
+            + Duration::nanoseconds(123_456_789);
+        let created = WorkspaceCreated {
+            team_id,
+            name: "Acme".into(),
+            region: "us".into(),
+            admin_email: "a@acme.test".into(),
+            admin_user_id: admin,
+            sign_in_url: "http://app/auth/link?code=clk_us_otc_x".into(),
+            sign_in_url_expires_at: at,
+            integrations_url: "http://app/integrations/okta".into(),
+            scim_base_url: format!("http://api/api/scim/v2/{team_id}"),
+        };
+        let rfc3339 = "2023-11-14T22:13:20.123456789Z";
+        assert_eq!(
+            printed(&created),
+            json!({
+                "team_id": team_id,
+                "name": "Acme",
+                "region": "us",
+                "admin_email": "a@acme.test",
+                "admin_user_id": admin,
+                "sign_in_url": "http://app/auth/link?code=clk_us_otc_x",
+                "sign_in_url_expires_at": rfc3339,
+                "integrations_url": "http://app/integrations/okta",
+                "scim_base_url": format!("http://api/api/scim/v2/{team_id}"),
+            })
+        );
+        assert!(!format!("{created:?}").contains("clk_us_otc_x"));
+
+        let issued = IssuedToken {
+            team_id,
+            kind: TokenKind::Scim,
+            token: "clk_us_scim_secret".into(),
+            scopes: scope::join(&[scope::Scope::ScimRead, scope::Scope::ScimWrite]),
+            expires_at: at,
+            scim_base_url: "http://api/scim".into(),
+        };
+        assert_eq!(
+            printed(&issued),
+            json!({
+                "team_id": team_id,
+                "kind": "scim",
+                "token": "clk_us_scim_secret",
+                "scopes": "scim.read scim.write",
+                "expires_at": rfc3339,
+                "scim_base_url": "http://api/scim",
+            })
+        );
+        assert!(!format!("{issued:?}").contains("clk_us_scim_secret"));
+
+        let allowance = OktaDomainAllowance {
+            team_id,
+            domain: "login.acme.com".into(),
+            allowed: true,
+            changed: false,
+            allowed_okta_domains: vec!["login.acme.com".into()],
+        };
+        assert_eq!(
+            printed(&allowance),
+            json!({
+                "team_id": team_id,
+                "domain": "login.acme.com",
+                "allowed": true,
+                "changed": false,
+                "allowed_okta_domains": ["login.acme.com"],
+            })
+        );
+    }
+}
