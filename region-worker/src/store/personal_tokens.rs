@@ -64,6 +64,12 @@ impl PersonalKind {
         }
     }
 
+    /// The personal kind a token kind is, if it is one (sessions, SCIM and one-time
+    /// codes are not).
+    pub fn of(kind: TokenKind) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.token_kind() == kind)
+    }
+
     /// The token kind.
     pub fn token_kind(self) -> TokenKind {
         match self {
@@ -514,5 +520,16 @@ mod tests {
         assert_eq!(PersonalKind::parse("ses"), None);
         assert_eq!(PersonalKind::parse("scim"), None);
         assert_eq!(PersonalKind::Mcp.token_kind(), TokenKind::Mcp);
+        for kind in TokenKind::ALL {
+            let personal = PersonalKind::of(kind);
+            assert_eq!(
+                personal.map(PersonalKind::token_kind),
+                personal.and(Some(kind))
+            );
+            assert_eq!(
+                personal.is_some(),
+                matches!(kind, TokenKind::Api | TokenKind::Mcp)
+            );
+        }
     }
 }

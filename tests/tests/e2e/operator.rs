@@ -114,6 +114,33 @@ async fn token_issue_validates_its_input() {
 }
 
 #[tokio::test]
+async fn operator_credentials_expire_by_the_workers_clock() {
+    let stack = TestStack::start().await.unwrap();
+    let state = &stack.worker(Region::Us).state;
+    let created = region_worker::cli::workspace_create(state, "Acme", "admin@acme.test")
+        .await
+        .unwrap();
+    // A token issued for one day, and the first admin's link (valid 24 h).
+    let scim = stack
+        .scim(Region::Us, &created.team_id.to_string(), "")
+        .await;
+    assert_eq!(scim.get("/Users").await.0, 200);
+    let day = std::time::Duration::from_secs(86_400);
+    stack.advance_clock(Region::Us, day - std::time::Duration::from_secs(60));
+    assert_eq!(scim.get("/Users").await.0, 200);
+    stack.advance_clock(Region::Us, std::time::Duration::from_secs(120));
+    assert_eq!(scim.get("/Users").await.0, 401);
+    let code = created.sign_in_url.split("code=").nth(1).unwrap();
+    let late = stack
+        .request(Method::POST, US_APP, "/auth/link")
+        .form(&[("code", code)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 400);
+}
+
+#[tokio::test]
 async fn malformed_region_maps_are_refused_with_their_line() {
     let dir = std::env::temp_dir().join(format!("clt-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();

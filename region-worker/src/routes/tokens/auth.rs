@@ -71,7 +71,7 @@ pub fn kind_of(state: &AppState, presented: &str) -> Option<PersonalKind> {
     if prefix.region != state.config.region_id().as_str() {
         return None;
     }
-    PersonalKind::parse(prefix.kind.code())
+    PersonalKind::of(prefix.kind)
 }
 
 /// The one check of a presented personal token of `kind`, for the bearer routes
