@@ -6,8 +6,8 @@
 //!
 //! - [`config`]: typed configuration from `regions.toml` and the environment.
 //! - [`store`]: Postgres and Redis access, grouped by aggregate; migrations and stamps.
-//! - [`routes`]: the public router, dispatched by host (API host vs app host), and
-//!   the admin router.
+//! - [`routes`]: the route tables (public, dispatched by host: API host vs app host;
+//!   admin) and the handlers; [`paths`]: every path they serve, which pages link to.
 //! - [`session`]: browser sessions (host-only cookies over hashed tokens, idle and
 //!   absolute lifetimes); [`cookie`]: every cookie the worker sets or reads.
 //! - [`web`]: what every page needs (layout, assets and CSP, `PageError`, the
@@ -34,6 +34,7 @@ pub mod error;
 pub mod failed_auth;
 pub mod metrics;
 pub mod okta;
+pub mod paths;
 pub mod pkce;
 pub mod rate_limit;
 pub mod rekey;
@@ -126,7 +127,7 @@ pub async fn run(
         stop_rx.clone(),
     ));
     let admin =
-        axum::serve(admin, routes::admin::router(state)).with_graceful_shutdown(stopped(stop_rx));
+        axum::serve(admin, routes::admin_router(state)).with_graceful_shutdown(stopped(stop_rx));
     tokio::try_join!(public.into_future(), admin.into_future())?;
     Ok(())
 }

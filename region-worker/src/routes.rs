@@ -1,6 +1,11 @@
-//! The HTTP surface of a worker. Requests are first dispatched by host: the region's
-//! API host serves `/api/...`, its app host serves the web pages, and any other host is
-//! refused with `421` (defense in depth behind the gateway, which routes by host too).
+//! The HTTP surface of a worker, and its route tables: every path→handler line of the
+//! worker is here, one table per host ([`api_host`], [`app_host`]) and one for the
+//! admin listener ([`admin_router`]), over the paths of [`crate::paths`]; the
+//! submodules hold the handlers (one file per page area or operation).
+//!
+//! Requests are first dispatched by host: the region's API host serves `/api/...`, its
+//! app host serves the web pages, and any other host is refused with `421` (defense in
+//! depth behind the gateway, which routes by host too).
 
 pub mod admin;
 pub mod failed_auth;
@@ -19,15 +24,17 @@ pub mod workspace;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, delete, get, post};
 use serde_json::json;
 use shared::regions::strip_port;
 use tower::ServiceExt;
 
 use crate::error::ApiError;
+use crate::paths::{self, api, app};
 use crate::state::AppState;
 
 /// Which of the region's hosts a request came to.
@@ -46,47 +53,12 @@ struct Hosts {
     app_host: String,
 }
 
-/// The public router of a worker.
+/// The public router of a worker: the API host's table and the app host's, each behind
+/// its failed-authentication gate and the metrics layer, dispatched by host.
 pub fn public(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/api/ping", get(ping))
-        .route(openapi::PATH, openapi::route(&state))
-        .nest("/api/scim/v2", scim::router(state.clone()))
-        .nest("/api/okta/scim/oauth", oauth::api_router())
-        .merge(oidc::api_router())
-        .merge(tokens::api_router())
-        .route(me::ME_PATH, get(me::me))
-        .route(me::WHOAMI_PATH, get(me::whoami))
-        .route(introspect::PATH, post(introspect::introspect))
-        .route(
-            universal_logout::PATH,
-            post(universal_logout::universal_logout)
-                .layer(DefaultBodyLimit::max(universal_logout::MAX_BODY)),
-        )
-        // Inside the metrics layer, so that a client turned away still shows there.
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            failed_auth::api_gate,
-        ))
-        .route_layer(axum::middleware::from_fn(crate::metrics::track))
-        .fallback(api_not_found)
-        .with_state(state.clone());
-    let app = pages::router()
-        .merge(oauth::app_router())
-        .merge(oidc::app_router())
-        .merge(integrations::router())
-        .merge(tokens::app_router())
-        .route(workspace::PATH, get(workspace::show))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            failed_auth::app_gate,
-        ))
-        .route_layer(axum::middleware::from_fn(crate::metrics::track))
-        .fallback(app_not_found)
-        .with_state(state.clone());
     let hosts = Arc::new(Hosts {
-        api,
-        app,
+        api: api_host(&state),
+        app: app_host(&state),
         api_host: state.config.region.api_host().to_owned(),
         app_host: state.config.region.app_host().to_owned(),
     });
@@ -96,6 +68,132 @@ pub fn public(state: AppState) -> Router {
             security_headers,
         ),
     )
+}
+
+/// The API host's routes: SCIM, the SCIM OAuth server, Okta sign-in, Universal Logout,
+/// the token API.
+fn api_host(state: &AppState) -> Router {
+    Router::new()
+        .route(api::PING, get(ping))
+        .route(api::OPENAPI, openapi::route(state))
+        .merge(scim_routes(state))
+        .route(
+            api::OKTA_SCIM_OAUTH_AUTHORIZE,
+            get(oauth::authorize::authorize),
+        )
+        .route(api::OKTA_SCIM_OAUTH_TOKEN, post(oauth::token::token))
+        .route(api::OKTA_OIDC_LOGIN, get(oidc::login::login))
+        .route(api::OKTA_OIDC_CALLBACK, get(oidc::callback::callback))
+        .route(
+            api::TOKENS,
+            get(tokens::api::list).post(tokens::api::create),
+        )
+        .route(api::TOKEN, delete(tokens::api::revoke))
+        .route(api::ME, get(me::me))
+        .route(api::MCP_WHOAMI, get(me::whoami))
+        .route(api::TOKEN_INTROSPECT, post(introspect::introspect))
+        .route(
+            api::OKTA_UNIVERSAL_LOGOUT,
+            post(universal_logout::universal_logout),
+        )
+        // Inside the metrics layer, so that a client turned away still shows there.
+        .route_layer(from_fn_with_state(state.clone(), failed_auth::api_gate))
+        // Labels by the matched route template: no table is nested, so a label is the
+        // path constant's text (e.g. `/api/scim/v2/{team_id}/Users`).
+        .route_layer(from_fn(crate::metrics::track))
+        .fallback(api_not_found)
+        .with_state(state.clone())
+}
+
+/// SCIM 2.0: every route behind [`scim::authenticate`] (workspace, bearer token, the
+/// per-workspace rate limit). A `route_layer` on this group, merged into the API host:
+/// it runs on these routes only, and a method a route does not take is `405` before it.
+fn scim_routes(state: &AppState) -> Router<AppState> {
+    use scim::{discovery, groups, roles, users};
+    Router::new()
+        .route(api::SCIM_USERS, get(users::list).post(users::create))
+        .route(
+            api::SCIM_USER,
+            get(users::read)
+                .put(users::replace)
+                .patch(users::patch)
+                .delete(users::delete),
+        )
+        .route(api::SCIM_GROUPS, get(groups::list).post(groups::create))
+        .route(
+            api::SCIM_GROUP,
+            get(groups::read)
+                .put(groups::replace)
+                .patch(groups::patch)
+                .delete(groups::delete),
+        )
+        .route(api::SCIM_ROLES, get(roles::list))
+        .route(api::SCIM_ROLE, get(roles::read))
+        .route(
+            api::SCIM_SERVICE_PROVIDER_CONFIG,
+            get(discovery::service_provider_config),
+        )
+        .route(api::SCIM_RESOURCE_TYPES, get(discovery::resource_types))
+        .route(api::SCIM_RESOURCE_TYPE, get(discovery::resource_type))
+        .route(api::SCIM_SCHEMAS, get(discovery::schemas))
+        .route(api::SCIM_SCHEMA, get(discovery::schema))
+        .route(api::SCIM_BULK, any(discovery::not_implemented))
+        .route(api::SCIM_ME, any(discovery::not_implemented))
+        .route(api::SCIM_WORKSPACE, any(scim::unknown_endpoint))
+        .route(api::SCIM_OTHER, any(scim::unknown_endpoint))
+        .route_layer(from_fn_with_state(state.clone(), scim::authenticate))
+}
+
+/// The app host's routes: the web pages. An admin-only page is its handler (taking
+/// [`crate::web::WorkspaceAdmin`]) and one line here.
+fn app_host(state: &AppState) -> Router {
+    Router::new()
+        .route(app::HOME, get(pages::home))
+        .route(
+            app::SIGN_IN,
+            get(pages::auth_page).post(oidc::discover::submit),
+        )
+        .route(
+            app::SIGN_IN_LINK,
+            get(pages::link_confirm).post(pages::link_redeem),
+        )
+        .route(
+            app::SIGN_IN_COMPLETE,
+            get(oidc::handoff::complete).post(oidc::handoff::confirm),
+        )
+        .route(app::SIGN_OUT, post(oidc::sign_out::sign_out))
+        .route(
+            app::OAUTH_CONSENT,
+            get(oauth::consent::show).post(oauth::consent::decide),
+        )
+        .route(
+            app::OKTA_INTEGRATION,
+            get(integrations::show).post(integrations::save),
+        )
+        .route(app::OKTA_PROVISIONING, get(oauth::grants_page::show))
+        .route(
+            app::OKTA_PROVISIONING_DISCONNECT,
+            post(oauth::grants_page::disconnect),
+        )
+        .route(
+            app::TOKENS,
+            get(tokens::page::show).post(tokens::page::create),
+        )
+        .route(app::TOKENS_REVOKE, post(tokens::page::revoke))
+        .route(app::WORKSPACE, get(workspace::show))
+        .route_layer(from_fn_with_state(state.clone(), failed_auth::app_gate))
+        .route_layer(from_fn(crate::metrics::track))
+        .fallback(app_not_found)
+        .with_state(state.clone())
+}
+
+/// The admin listener's routes (liveness, readiness, metrics), never on the public port.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route(paths::admin::HEALTHZ, get(admin::healthz))
+        .route(paths::admin::READYZ, get(admin::readyz))
+        .route(paths::admin::METRICS, get(admin::metrics))
+        .with_state(state)
 }
 
 /// Whether answers carry `Strict-Transport-Security`: when the region's URLs are
@@ -182,7 +280,7 @@ async fn app_not_found() -> (axum::http::StatusCode, maud::Markup) {
     let body = maud::html! {
         h1 { "Page not found" }
         p { "There is no page at this address." }
-        p { a.button href="/" { "Go to the home page" } }
+        p { a.button href=(app::HOME) { "Go to the home page" } }
     };
     (
         axum::http::StatusCode::NOT_FOUND,

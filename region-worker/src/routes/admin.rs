@@ -1,29 +1,26 @@
-//! The admin listener: liveness, readiness (both stores answer) and Prometheus metrics.
-//! It is never exposed on the public port.
+//! The admin listener's handlers: liveness, readiness (both stores answer) and
+//! Prometheus metrics. It is never exposed on the public port; its routes are in
+//! [`crate::routes::admin_router`].
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use serde_json::json;
 
 use crate::state::AppState;
 
-/// The admin router.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route(
-            "/metrics",
-            get(|| async { crate::metrics::handle().render() }),
-        )
-        .with_state(state)
+/// Live as long as it answers.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The metrics in Prometheus text.
+pub async fn metrics() -> String {
+    crate::metrics::handle().render()
 }
 
 /// Ready when Postgres and Redis both answer within the store timeout.
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let timeout = state.config.store_timeout;
     let pg = tokio::time::timeout(timeout, async {
         let client = state.pg.get().await.map_err(|e| e.to_string())?;

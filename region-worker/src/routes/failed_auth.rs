@@ -50,7 +50,10 @@ fn too_many(on_app_host: bool, path: &str, wait: u64) -> Response {
     if on_app_host {
         return rate_limit::page_too_many(wait);
     }
-    if path.starts_with("/api/scim/") {
+    let scim = path
+        .strip_prefix(crate::paths::api::SCIM)
+        .is_some_and(|rest| rest.starts_with('/'));
+    if scim {
         return ScimFailure::too_many_requests(
             "Too many requests with invalid credentials from this client; retry later.",
             wait,

@@ -18,21 +18,20 @@
 //! kept (never the secret). The form is CSRF-protected. Server-rendered, usable without
 //! JavaScript; the copy buttons are a small progressive enhancement.
 
-use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::json;
 use shared::ids::TeamId;
 
 use super::oauth::grants_page::{self, grants_section};
-use super::oidc::{CALLBACK_PATH, LOGIN_PATH, POST_LOGOUT_PATH, sign_out};
+use super::oidc::sign_out;
 use crate::okta::domain::OktaDomain;
 use crate::okta::http::HttpError;
 use crate::okta::settings::{self, NewSettings, OktaSettings};
+use crate::paths::{self, app};
 use crate::state::AppState;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::grants::GrantSummary;
@@ -40,16 +39,8 @@ use crate::store::{StoreError, grants, workspaces};
 use crate::web::assets::{copy_script, integrations_style};
 use crate::web::{PageError, Text, WorkspaceAdmin, csrf, page};
 
-/// Where the page lives on the app host.
-pub const PATH: &str = "/integrations/okta";
-
 /// The longest client id or secret accepted (Okta's are 20 and 40 to 64 characters).
 const MAX_CREDENTIAL_LEN: usize = 512;
-
-/// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route(PATH, get(show).post(save))
-}
 
 /// The CSRF purpose of the settings form of a workspace.
 fn csrf_purpose(team_id: TeamId) -> String {
@@ -80,13 +71,13 @@ impl FieldErrors {
 }
 
 #[derive(Debug, Deserialize)]
-struct ShowQuery {
+pub(crate) struct ShowQuery {
     saved: Option<String>,
     disconnected: Option<String>,
 }
 
 /// `GET /integrations/okta`.
-async fn show(
+pub(crate) async fn show(
     admin: WorkspaceAdmin,
     State(state): State<AppState>,
     Query(q): Query<ShowQuery>,
@@ -136,7 +127,7 @@ async fn load(
 
 /// The form's fields; checkboxes are absent when unchecked.
 #[derive(Debug, Deserialize)]
-struct SaveForm {
+pub(crate) struct SaveForm {
     #[serde(default)]
     okta_domain: String,
     #[serde(default)]
@@ -150,7 +141,7 @@ struct SaveForm {
 }
 
 /// `POST /integrations/okta`: **Save Okta setup**.
-async fn save(
+pub(crate) async fn save(
     admin: WorkspaceAdmin,
     State(state): State<AppState>,
     axum::Form(form): axum::Form<SaveForm>,
@@ -307,7 +298,7 @@ async fn save(
     Ok(match stored.await {
         Ok(true) => {
             tracing::info!(%team_id, %issuer, "Okta setup saved");
-            Redirect::to(&format!("{PATH}?saved=1")).into_response()
+            Redirect::to(&format!("{}?saved=1", app::OKTA_INTEGRATION)).into_response()
         }
         Ok(false) => refused(
             FieldErrors {
@@ -459,7 +450,7 @@ impl OktaPage<'_> {
             .csrf_token(&grants_page::csrf_purpose(team_id));
         let body = html! {
             (integrations_style())
-            nav aria-label="Breadcrumb" { a href="/" { "Home" } " › Integrations › Okta" }
+            nav aria-label="Breadcrumb" { a href=(app::HOME) { "Home" } " › Integrations › Okta" }
             h1 { "Okta" }
             @match self.banner {
                 Banner::None => {},
@@ -482,7 +473,7 @@ impl OktaPage<'_> {
             } }
             (self.form())
             (self.values_for_okta())
-            (grants_section(self.grants, &grants_csrf, PATH))
+            (grants_section(self.grants, &grants_csrf, app::OKTA_INTEGRATION))
             p { (sign_out::button(&admin.signed_in)) }
             (copy_script())
         };
@@ -505,7 +496,7 @@ impl OktaPage<'_> {
         html! {
             section aria-labelledby="sign-in" {
                 h2 id="sign-in" { "Okta sign-in" }
-                form method="post" action=(PATH) novalidate {
+                form method="post" action=(app::OKTA_INTEGRATION) novalidate {
                     input type="hidden" name=(csrf::FIELD) value=(Text(&csrf_token));
                     (Field {
                         id: "okta_domain",
@@ -586,13 +577,13 @@ impl OktaPage<'_> {
                 }
                 h3 { "Sign-in (OIDC)" }
                 dl {
-                    (copyable("redirect-uri", "Redirect URI", &format!("{api}{CALLBACK_PATH}")))
+                    (copyable("redirect-uri", "Redirect URI", &format!("{api}{}", paths::api::OKTA_OIDC_CALLBACK)))
                     (copyable(
                         "initiate-login-uri",
                         "Initiate login URI",
-                        &format!("{api}{LOGIN_PATH}?team_id={{app.team_id}}"),
+                        &format!("{api}{}?team_id={{app.team_id}}", paths::api::OKTA_OIDC_LOGIN),
                     ))
-                    (copyable("post-logout-uri", "Post-logout URI", &format!("{app}{POST_LOGOUT_PATH}")))
+                    (copyable("post-logout-uri", "Post-logout URI", &format!("{app}{}", paths::app::POST_LOGOUT)))
                     (copyable(
                         "guide-url",
                         "Configuration guide URL",
@@ -604,7 +595,7 @@ impl OktaPage<'_> {
                     (copyable(
                         "gtr-endpoint",
                         "Global token revocation endpoint",
-                        &format!("{api}/api/okta/universal-logout"),
+                        &format!("{api}{}", paths::api::OKTA_UNIVERSAL_LOGOUT),
                     ))
                     (plain("Authentication method", "SIGNED_JWT"))
                     (plain("Subject format", "Email"))
@@ -612,13 +603,13 @@ impl OktaPage<'_> {
                 }
                 h3 { "Provisioning (SCIM)" }
                 dl {
-                    (copyable("scim-base-url", "Base URL", &format!("'{api}/api/scim/v2/' + app.team_id")))
+                    (copyable("scim-base-url", "Base URL", &format!("'{api}{}/' + app.team_id", paths::api::SCIM)))
                     (copyable(
                         "scim-authorize",
                         "Authorize endpoint",
-                        &format!("{api}/api/okta/scim/oauth/authorize"),
+                        &format!("{api}{}", paths::api::OKTA_SCIM_OAUTH_AUTHORIZE),
                     ))
-                    (copyable("scim-token", "Token endpoint", &format!("{api}/api/okta/scim/oauth/token")))
+                    (copyable("scim-token", "Token endpoint", &format!("{api}{}", paths::api::OKTA_SCIM_OAUTH_TOKEN)))
                     (copyable("scim-scopes", "Scopes", "scim.read, scim.write, entitlements.read"))
                 }
                 h3 { "Entitlements" }

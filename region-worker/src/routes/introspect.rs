@@ -27,9 +27,6 @@ use crate::routes::oauth;
 use crate::routes::tokens::auth;
 use crate::state::AppState;
 
-/// The endpoint.
-pub const PATH: &str = "/api/tokens/introspect";
-
 /// Why an introspection request was refused. Every refusal answers in one shape, RFC
 /// 6749 §5.2's `{"error", "error_description"}` with `no-store` (RFC 7662 §2.3 points
 /// there), through the OAuth renderer ([`oauth::error::json_error`]).

@@ -15,11 +15,6 @@ use super::tokens::auth::{Caller, caller};
 use crate::state::AppState;
 use crate::store::personal_tokens::PersonalKind;
 
-/// `GET /api/me`.
-pub const ME_PATH: &str = "/api/me";
-/// `GET /api/mcp/whoami`.
-pub const WHOAMI_PATH: &str = "/api/mcp/whoami";
-
 /// `GET /api/me` with an API token.
 pub async fn me(
     State(state): State<AppState>,

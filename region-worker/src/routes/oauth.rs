@@ -29,23 +29,3 @@ pub mod params;
 pub mod refresh_grant;
 pub mod revoke;
 pub mod token;
-
-use axum::Router;
-use axum::routing::{get, post};
-
-use crate::state::AppState;
-
-/// The API host's routes, relative to `/api/okta/scim/oauth`.
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route("/authorize", get(authorize::authorize))
-        .route("/token", post(token::token))
-}
-
-/// The app host's routes.
-pub fn app_router() -> Router<AppState> {
-    Router::new()
-        .route(consent::PATH, get(consent::show).post(consent::decide))
-        .route(grants_page::PATH, get(grants_page::show))
-        .route(grants_page::DISCONNECT_PATH, post(grants_page::disconnect))
-}

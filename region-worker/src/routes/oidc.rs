@@ -31,50 +31,28 @@ pub mod pending;
 pub mod provision;
 pub mod sign_out;
 
-use axum::Router;
 use axum::http::HeaderValue;
-use axum::routing::{get, post};
 
+use crate::paths::{api, app};
 use crate::state::AppState;
-
-/// The seed's Initiate login URI path, on the API host.
-pub const LOGIN_PATH: &str = "/api/okta/oidc/login";
-/// The seed's Redirect URI path, on the API host.
-pub const CALLBACK_PATH: &str = "/api/okta/oidc/callback";
-/// Where the API host hands a sign-in to the app host.
-pub const COMPLETE_PATH: &str = "/auth/complete";
-/// Where the sign-out forms post, on the app host.
-pub const SIGN_OUT_PATH: &str = "/auth/sign-out";
-/// The seed's Post-logout URI path, on the app host.
-pub const POST_LOGOUT_PATH: &str = "/auth";
-
-/// The API host's routes.
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route(LOGIN_PATH, get(login::login))
-        .route(CALLBACK_PATH, get(callback::callback))
-}
-
-/// The app host's routes (the `/auth` page itself is in `pages`).
-pub fn app_router() -> Router<AppState> {
-    Router::new()
-        .route(COMPLETE_PATH, get(handoff::complete).post(handoff::confirm))
-        .route(SIGN_OUT_PATH, post(sign_out::sign_out))
-}
 
 /// The region's Redirect URI, exactly as Okta must have it.
 pub fn redirect_uri(state: &AppState) -> String {
-    format!("{}{CALLBACK_PATH}", state.config.region.api_base())
+    format!(
+        "{}{}",
+        state.config.region.api_base(),
+        api::OKTA_OIDC_CALLBACK
+    )
 }
 
 /// The region's Post-logout URI.
 pub fn post_logout_uri(state: &AppState) -> String {
-    format!("{}{POST_LOGOUT_PATH}", state.config.region.app_base())
+    format!("{}{}", state.config.region.app_base(), app::POST_LOGOUT)
 }
 
 /// The region's sign-in page, absolute (pages on the API host link back to it).
 pub fn sign_in_page(state: &AppState) -> String {
-    format!("{}/auth", state.config.region.app_base())
+    format!("{}{}", state.config.region.app_base(), app::SIGN_IN)
 }
 
 /// `Cache-Control: no-store` for every answer of the flow (they carry codes and state).

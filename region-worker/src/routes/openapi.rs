@@ -14,9 +14,6 @@ use serde_json::{Value, json};
 
 use crate::state::AppState;
 
-/// The endpoint, on the API host.
-pub const PATH: &str = "/api/openapi.json";
-
 /// The document as checked in.
 pub const DOCUMENT: &str = include_str!("../../openapi.json");
 
@@ -73,7 +70,7 @@ mod tests {
             doc["servers"],
             json!([{ "url": "https://eu.api.closedloop.sh", "description": "The eu region (the region that served this document)" }])
         );
-        assert!(doc["paths"][PATH]["get"].is_object());
+        assert!(doc["paths"][crate::paths::api::OPENAPI]["get"].is_object());
     }
 
     #[test]

@@ -4,16 +4,15 @@
 //! `return_to` (a relative path on this host, see [`crate::web::return_to`]) so that a
 //! page that needs a session, such as the OAuth consent page, gets the browser back.
 
-use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
 use maud::{Markup, html};
 use serde::Deserialize;
 use shared::token::{self, TokenHash, TokenKind};
 use uuid::Uuid;
 
+use crate::paths::app;
 use crate::rate_limit::{self, ClientIp};
 use crate::session;
 use crate::state::AppState;
@@ -22,21 +21,13 @@ use crate::store::workspaces;
 use crate::web::return_to::{field as return_to_field, safe as safe_return_to};
 use crate::web::{PageError, SignedIn, Text, csrf, page};
 
-/// The page routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(home))
-        .route("/auth", get(auth_page).post(super::oidc::discover::submit))
-        .route("/auth/link", get(link_confirm).post(link_redeem))
-}
-
 /// The home page; a signed-out browser goes to the sign-in page.
-async fn home(
+pub(crate) async fn home(
     State(state): State<AppState>,
     signed_in: Option<SignedIn>,
 ) -> Result<Response, PageError> {
     let Some(signed_in) = signed_in else {
-        return Ok(Redirect::to("/auth").into_response());
+        return Ok(Redirect::to(app::SIGN_IN).into_response());
     };
     let client = state.pg.get().await.map_err(StoreError::from)?;
     let row = client
@@ -56,8 +47,8 @@ async fn home(
             ", " code { (signed_in.team_id()) } ")."
         }
         nav { ul {
-            li { a href=(super::integrations::PATH) { "Integrations > Okta" } }
-            li { a href=(super::tokens::page::PATH) { "API and MCP tokens" } }
+            li { a href=(app::OKTA_INTEGRATION) { "Integrations > Okta" } }
+            li { a href=(app::TOKENS) { "API and MCP tokens" } }
         } }
         (super::oidc::sign_out::button(&signed_in))
     };
@@ -65,7 +56,7 @@ async fn home(
 }
 
 #[derive(Deserialize)]
-struct AuthQuery {
+pub(crate) struct AuthQuery {
     return_to: Option<String>,
     /// Set by Okta's logout on its way back (the Post-logout URI), and by our own
     /// sign-out when there was no Okta session to end.
@@ -75,7 +66,7 @@ struct AuthQuery {
 
 /// The sign-in page. With a `return_to`, a signed-in browser goes straight there, and
 /// a signed-out one may paste its one-time sign-in link to continue.
-async fn auth_page(
+pub(crate) async fn auth_page(
     State(state): State<AppState>,
     signed_in: Result<Option<SignedIn>, PageError>,
     Query(q): Query<AuthQuery>,
@@ -98,7 +89,7 @@ async fn auth_page(
                 "Sign in to continue where you were. A workspace's first admin can paste \
                  the one-time sign-in link an operator gave them."
             }
-            form method="post" action="/auth/link" {
+            form method="post" action=(app::SIGN_IN_LINK) {
                 p {
                     label for="code" { "One-time sign-in link" } br;
                     input id="code" name="code" type="text" size="60" required autocomplete="off";
@@ -112,21 +103,21 @@ async fn auth_page(
 }
 
 #[derive(Deserialize)]
-struct LinkQuery {
+pub(crate) struct LinkQuery {
     code: Option<String>,
     return_to: Option<String>,
 }
 
 /// A GET only shows a button: mail scanners that prefetch links must not consume a
 /// single-use link.
-async fn link_confirm(Query(q): Query<LinkQuery>) -> Result<Markup, PageError> {
+pub(crate) async fn link_confirm(Query(q): Query<LinkQuery>) -> Result<Markup, PageError> {
     let Some(code) = q.code.filter(|c| token::parse_prefix(c).is_some()) else {
         return Err(invalid_link());
     };
     let body = html! {
         h1 { "Sign in to ClosedLoop AI" }
         p { "This one-time link signs you in as the workspace's first admin." }
-        form method="post" action="/auth/link" {
+        form method="post" action=(app::SIGN_IN_LINK) {
             input type="hidden" name="code" value=(Text(&code));
             (return_to_field(q.return_to.as_deref()))
             button type="submit" { "Sign in" }
@@ -136,7 +127,7 @@ async fn link_confirm(Query(q): Query<LinkQuery>) -> Result<Markup, PageError> {
 }
 
 #[derive(Deserialize)]
-struct LinkForm {
+pub(crate) struct LinkForm {
     code: String,
     return_to: Option<String>,
 }
@@ -150,7 +141,7 @@ fn link_code(pasted: &str) -> &str {
     }
 }
 
-async fn link_redeem(
+pub(crate) async fn link_redeem(
     State(state): State<AppState>,
     client: ClientIp,
     headers: HeaderMap,
@@ -186,7 +177,7 @@ async fn link_redeem(
         .return_to
         .as_deref()
         .and_then(safe_return_to)
-        .unwrap_or("/");
+        .unwrap_or(app::HOME);
     let mut response = Redirect::to(target).into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(response)

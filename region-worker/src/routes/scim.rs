@@ -9,12 +9,10 @@ pub mod listing;
 pub mod roles;
 pub mod users;
 
-use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use shared::ids::TeamId;
 use shared::scim::error::ScimError;
 use shared::scope::Scope;
@@ -25,51 +23,6 @@ use crate::store::tokens::{self, TokenRecord};
 use crate::store::{StoreError, workspaces};
 
 pub use io::ScimFailure;
-
-/// The SCIM routes, relative to `/api/scim/v2`.
-pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/{team_id}/Users", get(users::list).post(users::create))
-        .route(
-            "/{team_id}/Users/{id}",
-            get(users::read)
-                .put(users::replace)
-                .patch(users::patch)
-                .delete(users::delete),
-        )
-        .route("/{team_id}/Groups", get(groups::list).post(groups::create))
-        .route(
-            "/{team_id}/Groups/{id}",
-            get(groups::read)
-                .put(groups::replace)
-                .patch(groups::patch)
-                .delete(groups::delete),
-        )
-        .route("/{team_id}/Roles", get(roles::list))
-        .route("/{team_id}/Roles/{id}", get(roles::read))
-        .route(
-            "/{team_id}/ServiceProviderConfig",
-            get(discovery::service_provider_config),
-        )
-        .route("/{team_id}/ResourceTypes", get(discovery::resource_types))
-        .route(
-            "/{team_id}/ResourceTypes/{id}",
-            get(discovery::resource_type),
-        )
-        .route("/{team_id}/Schemas", get(discovery::schemas))
-        .route("/{team_id}/Schemas/{id}", get(discovery::schema))
-        .route(
-            "/{team_id}/Bulk",
-            axum::routing::any(discovery::not_implemented),
-        )
-        .route(
-            "/{team_id}/Me",
-            axum::routing::any(discovery::not_implemented),
-        )
-        .route("/{team_id}", axum::routing::any(unknown_endpoint))
-        .route("/{team_id}/{*rest}", axum::routing::any(unknown_endpoint))
-        .route_layer(axum::middleware::from_fn_with_state(state, authenticate))
-}
 
 /// The authenticated SCIM caller, placed in request extensions.
 #[derive(Debug, Clone)]
@@ -107,7 +60,8 @@ impl ScimCaller {
 /// a `team_id` that is not a workspace of this region is `404` whatever the token;
 /// a missing or invalid token, or one of another workspace, is `401`. The common case
 /// (valid token of this workspace) costs one token lookup and no workspace query.
-async fn authenticate(
+/// The route table layers it on every SCIM route ([`crate::routes`]).
+pub async fn authenticate(
     State(state): State<AppState>,
     Path(params): Path<Vec<(String, String)>>,
     mut req: Request,
@@ -185,6 +139,7 @@ async fn rate_limit(state: &AppState, team_id: TeamId) -> Result<(), ScimFailure
     }
 }
 
-async fn unknown_endpoint() -> ScimFailure {
+/// Any other path under a workspace's SCIM base: `404` in SCIM's format.
+pub async fn unknown_endpoint() -> ScimFailure {
     ScimError::not_found("No such SCIM endpoint.").into()
 }

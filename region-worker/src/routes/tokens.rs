@@ -16,10 +16,8 @@ pub mod api;
 pub mod auth;
 pub mod page;
 
-use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -27,23 +25,8 @@ use time::format_description::well_known::Rfc3339;
 use crate::error::{
     Protocol, STORE_UNAVAILABLE_MESSAGE, json_error, set_retry_after, store_unavailable,
 };
-use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::personal_tokens::TokenSummary;
-
-/// The API host's token routes.
-pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route(api::PATH, get(api::list).post(api::create))
-        .route(api::ITEM_PATH, delete(api::revoke))
-}
-
-/// The app host's token page.
-pub fn app_router() -> Router<AppState> {
-    Router::new()
-        .route(page::PATH, get(page::show).post(page::create))
-        .route(page::REVOKE_PATH, post(page::revoke))
-}
 
 /// An error on a bearer-authenticated JSON route.
 #[derive(Debug, thiserror::Error)]

@@ -44,9 +44,6 @@ use crate::store::StoreError;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::personal_tokens;
 
-/// The endpoint, on the API host.
-pub const PATH: &str = "/api/okta/universal-logout";
-
 /// The largest body accepted (a subject is a few hundred bytes).
 pub const MAX_BODY: usize = 16 * 1024;
 
@@ -289,7 +286,11 @@ async fn run(
     let token = bearer(headers).ok_or(LogoutError::Unauthenticated("missing_token"))?;
     let claimed = verify::claimed(token).ok_or(LogoutError::Unauthenticated("malformed_token"))?;
     trail.claimed = Some(claimed.clone());
-    let audience = format!("{}{PATH}", state.config.region.api_base());
+    let audience = format!(
+        "{}{}",
+        state.config.region.api_base(),
+        crate::paths::api::OKTA_UNIVERSAL_LOGOUT
+    );
     let authenticated =
         verify::authenticate(state, token, &claimed, &audience, &mut trail.team_id).await?;
     trail.verified = true;

@@ -5,12 +5,10 @@
 use axum::extract::State;
 use maud::{Markup, html};
 
+use crate::paths::app;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::web::{PageError, Text, WorkspaceAdmin, page};
-
-/// Where the page lives on the app host.
-pub const PATH: &str = "/workspace";
 
 /// `GET /workspace`.
 pub async fn show(
@@ -37,7 +35,7 @@ pub async fn show(
         }
         h2 { "Admins" }
         ul { @for row in &admins { li { (Text(row.get(0))) } } }
-        p { a href="/" { "Home" } }
+        p { a href=(app::HOME) { "Home" } }
     };
     Ok(page("Workspace", body))
 }

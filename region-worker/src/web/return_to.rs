@@ -6,9 +6,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
 use super::layout::Text;
-
-/// The sign-in page.
-const SIGN_IN: &str = "/auth";
+use crate::paths::app::SIGN_IN;
 
 /// `return_to` if it is safe to redirect to after sign-in: a relative path on this
 /// host. It must start with `/` but not `//` or `/\` (browsers read both as another

@@ -116,7 +116,7 @@ pub async fn authorize(State(state): State<AppState>, RawQuery(query): RawQuery)
     let target = format!(
         "{}{}?request={id}",
         state.config.region.app_base(),
-        super::consent::PATH
+        crate::paths::app::OAUTH_CONSENT
     );
     let mut response = Redirect::to(&target).into_response();
     no_store(response.headers_mut());

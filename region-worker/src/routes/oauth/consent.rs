@@ -18,14 +18,12 @@ use shared::token::{self, TokenKind};
 use uuid::Uuid;
 
 use super::error::{error_to_client, not_configured_page, redirect_to_client};
+use crate::paths::app;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::grants::{self, CodeRecord, NewGrant, PendingRequest};
 use crate::web::{PageError, Text, WorkspaceAdmin, csrf, page};
-
-/// Where the consent page lives on the app host.
-pub const PATH: &str = "/oauth/consent";
 
 /// The CSRF purpose of the consent form of one pending request.
 fn csrf_purpose(request: Uuid) -> String {
@@ -52,7 +50,7 @@ fn decider(
                  admin. Ask an admin of this workspace to start again from Okta."
             ),
         },
-        other => other.returning_to(format!("{PATH}?request={request}")),
+        other => other.returning_to(format!("{}?request={request}", app::OAUTH_CONSENT)),
     })
 }
 
@@ -133,7 +131,7 @@ fn render(
             }
         }
         p { "You can disconnect it at any time under Integrations > Okta." }
-        form method="post" action=(PATH) {
+        form method="post" action=(app::OAUTH_CONSENT) {
             input type="hidden" name="request" value=(id);
             input type="hidden" name=(csrf::FIELD) value=(Text(csrf_token));
             button type="submit" name="decision" value="approve" { "Approve" }

@@ -3,8 +3,9 @@
 //! Disconnect button that revokes the grant and every token from it at once.
 //!
 //! [`grants_section`] renders the list as a self-contained section so that the
-//! Integrations > Okta page can embed it; [`show`] serves it alone at [`PATH`] until
-//! then. Both forms post to [`DISCONNECT_PATH`] with a CSRF token for
+//! Integrations > Okta page can embed it; [`show`] serves it alone at
+//! [`app::OKTA_PROVISIONING`] until then. Both forms post to
+//! [`app::OKTA_PROVISIONING_DISCONNECT`] with a CSRF token for
 //! [`csrf_purpose`] and come back to the page they name in `return_to`.
 
 use axum::extract::{Query, State};
@@ -17,16 +18,12 @@ use time::macros::format_description;
 use uuid::Uuid;
 
 use super::revoke::{needs_publish, revoke_in};
+use crate::paths::app;
 use crate::state::AppState;
 use crate::store::grants::{self, GrantSummary, Revocation, RevokeReason};
 use crate::store::{StoreError, tokens};
 use crate::web::return_to::safe as safe_return_to;
 use crate::web::{PageError, Text, WorkspaceAdmin, csrf, page};
-
-/// The page on the app host.
-pub const PATH: &str = "/integrations/okta/provisioning";
-/// Where the Disconnect forms post.
-pub const DISCONNECT_PATH: &str = "/integrations/okta/provisioning/disconnect";
 
 /// The CSRF purpose of the Disconnect forms of a workspace.
 pub fn csrf_purpose(team_id: TeamId) -> String {
@@ -44,7 +41,7 @@ fn when(t: OffsetDateTime) -> String {
 /// `csrf_token` is the admin's CSRF token for [`csrf_purpose`] of the workspace;
 /// `return_to` is the (relative) page the forms come back to.
 pub fn grants_section(grants: &[GrantSummary], csrf_token: &str, return_to: &str) -> Markup {
-    let back = safe_return_to(return_to).unwrap_or(PATH);
+    let back = safe_return_to(return_to).unwrap_or(app::OKTA_PROVISIONING);
     html! {
         section aria-labelledby="scim-provisioning" {
             h2 id="scim-provisioning" { "Provisioning connections" }
@@ -96,7 +93,7 @@ fn grant_row(g: &GrantSummary, csrf_token: &str, back: &str) -> Markup {
             } }
             td { (last_used) }
             td {
-                form method="post" action=(DISCONNECT_PATH) {
+                form method="post" action=(app::OKTA_PROVISIONING_DISCONNECT) {
                     input type="hidden" name="grant_id" value=(g.id);
                     input type="hidden" name=(csrf::FIELD) value=(Text(csrf_token));
                     input type="hidden" name="return_to" value=(Text(back));
@@ -126,8 +123,8 @@ pub(crate) async fn show(
         @if q.disconnected.is_some() {
             p role="status" { "Disconnected. Tokens issued from that approval no longer work." }
         }
-        (grants_section(&list, &csrf_token, PATH))
-        p { a href="/" { "Home" } }
+        (grants_section(&list, &csrf_token, app::OKTA_PROVISIONING))
+        p { a href=(app::HOME) { "Home" } }
     };
     Ok(page("Okta provisioning", body))
 }
@@ -148,7 +145,7 @@ pub(crate) async fn disconnect(
     State(state): State<AppState>,
     axum::Form(form): axum::Form<DisconnectForm>,
 ) -> Result<Redirect, PageError> {
-    let admin = admin.map_err(|e| e.returning_to(PATH))?;
+    let admin = admin.map_err(|e| e.returning_to(app::OKTA_PROVISIONING))?;
     let (team_id, user_id) = (admin.team_id(), admin.user_id());
     admin
         .signed_in
@@ -181,7 +178,7 @@ pub(crate) async fn disconnect(
         .return_to
         .as_deref()
         .and_then(safe_return_to)
-        .unwrap_or(PATH);
+        .unwrap_or(app::OKTA_PROVISIONING);
     let sep = if back.contains('?') { '&' } else { '?' };
     Ok(Redirect::to(&format!("{back}{sep}disconnected=1")))
 }

@@ -13,7 +13,8 @@ use serde::Deserialize;
 use shared::ids::TeamId;
 use uuid::Uuid;
 
-use super::{LOGIN_PATH, handoff, no_store};
+use super::{handoff, no_store};
+use crate::paths::{api, app};
 use crate::rate_limit::{self, ClientIp};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -74,8 +75,9 @@ fn login_url(
     app_binding: &str,
 ) -> String {
     let mut url = format!(
-        "{}{LOGIN_PATH}?team_id={team_id}&login_hint={}&app_binding={app_binding}",
+        "{}{}?team_id={team_id}&login_hint={}&app_binding={app_binding}",
         state.config.region.api_base(),
+        api::OKTA_OIDC_LOGIN,
         url::form_urlencoded::byte_serialize(email.as_bytes()).collect::<String>()
     );
     if let Some(r) = return_to {
@@ -106,7 +108,7 @@ pub fn email_form(
         @if let Some(m) = message {
             p.error role="alert" id="email-error" { (Text(m)) }
         }
-        form method="post" action="/auth" {
+        form method="post" action=(app::SIGN_IN) {
             p {
                 label for="email" { "Work email" } br;
                 input id="email" name="email" type="email" size="40" required
@@ -227,7 +229,7 @@ fn choose(email: &str, return_to: Option<&str>, found: &[&Found]) -> Markup {
         ul.plain {
             @for f in found {
                 @if f.sign_in == Some(true) {
-                    li { form method="post" action="/auth" {
+                    li { form method="post" action=(app::SIGN_IN) {
                         input type="hidden" name="email" value=(Text(email));
                         input type="hidden" name="team_id" value=(f.team_id);
                         (return_to_field(return_to))
@@ -238,6 +240,6 @@ fn choose(email: &str, return_to: Option<&str>, found: &[&Found]) -> Markup {
                 }
             }
         }
-        p { a href="/auth" { "Use another email" } }
+        p { a href=(app::SIGN_IN) { "Use another email" } }
     }
 }

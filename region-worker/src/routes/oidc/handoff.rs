@@ -35,10 +35,11 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::failure::{SignInFailure, record};
-use super::{COMPLETE_PATH, no_store};
+use super::no_store;
 use crate::cookie::{self, SetCookie, value as cookie_value};
 use crate::crypto::Purpose;
 use crate::okta::oidc::random_value;
+use crate::paths::app;
 use crate::session::{self, OktaSession};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -219,8 +220,9 @@ pub async fn park(
     )
     .await?;
     Ok(format!(
-        "{}{COMPLETE_PATH}?code={}",
+        "{}{}?code={}",
         state.config.region.app_base(),
+        app::SIGN_IN_COMPLETE,
         code.secret
     ))
 }
@@ -373,7 +375,7 @@ impl ConfirmView {
                     strong { (Text(workspace)) } ". Continuing signs that account out here."
                 }
             }
-            form method="post" action=(COMPLETE_PATH) {
+            form method="post" action=(app::SIGN_IN_COMPLETE) {
                 input type="hidden" name=(csrf::FIELD) value=(Text(token));
                 button type="submit" name="decision" value="continue" { "Continue" }
                 " "
@@ -451,7 +453,7 @@ pub async fn confirm(
             json!({ "issuer": handoff.issuer }),
         )
         .await;
-        let mut response = Redirect::to(super::POST_LOGOUT_PATH).into_response();
+        let mut response = Redirect::to(app::SIGN_IN).into_response();
         response.headers_mut().append(header::SET_COOKIE, clear);
         no_store(&mut response);
         return response;
@@ -520,7 +522,7 @@ async fn start(
         .return_to
         .as_deref()
         .and_then(safe_return_to)
-        .unwrap_or("/");
+        .unwrap_or(app::HOME);
     let mut response = Redirect::to(target).into_response();
     let headers_out = response.headers_mut();
     headers_out.append(header::SET_COOKIE, cookie);

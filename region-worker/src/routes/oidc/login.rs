@@ -19,10 +19,11 @@ use shared::token::TokenHash;
 
 use super::failure::SignInFailure;
 use super::pending::{self, PendingSignIn};
-use super::{LOGIN_PATH, no_store, redirect_uri};
+use super::{no_store, redirect_uri};
 use crate::cookie::{self, SetCookie};
 use crate::okta::oidc::{self, AuthorizeRequest};
 use crate::okta::settings::{self, OktaSettings};
+use crate::paths::api;
 use crate::rate_limit::{self, ClientIp};
 use crate::state::AppState;
 use crate::store::workspaces;
@@ -241,7 +242,7 @@ pub async fn login(
     let cookie = SetCookie {
         name: cookie_name,
         value: &binding,
-        path: LOGIN_PATH.trim_end_matches("/login"),
+        path: api::OKTA_OIDC,
         max_age: ttl.whole_seconds().max(1),
         secure: cookie::secure(&state.config.region.api_url),
     };

@@ -15,6 +15,7 @@ use url::Url;
 use super::failure::record;
 use super::{no_store, post_logout_uri};
 use crate::okta::oidc;
+use crate::paths::app;
 use crate::session;
 use crate::state::AppState;
 use crate::web::{PageError, SignedIn, Text, csrf};
@@ -32,7 +33,7 @@ pub struct SignOutForm {
 /// The sign-out button of a signed-in page.
 pub fn button(signed_in: &SignedIn) -> Markup {
     html! {
-        form method="post" action=(super::SIGN_OUT_PATH) class="inline" {
+        form method="post" action=(app::SIGN_OUT) class="inline" {
             input type="hidden" name=(csrf::FIELD) value=(Text(&signed_in.csrf_token(CSRF_PURPOSE)));
             button type="submit" { "Sign out" }
         }
@@ -53,11 +54,11 @@ pub async fn sign_out(
         r
     };
     if csrf::session_secret(&state, &headers).is_none() {
-        return Ok(signed_out("/auth?signed_out=1"));
+        return Ok(signed_out(app::SIGNED_OUT));
     }
     csrf::check(&state, &headers, CSRF_PURPOSE, &form.csrf)?;
     let Some(ended) = session::end(&state, &headers).await? else {
-        return Ok(signed_out("/auth?signed_out=1"));
+        return Ok(signed_out(app::SIGNED_OUT));
     };
     let actor = ended
         .user_id
@@ -72,7 +73,7 @@ pub async fn sign_out(
     )
     .await;
     let Some(okta) = ended.okta.filter(|o| !o.id_token.is_empty()) else {
-        return Ok(signed_out("/auth?signed_out=1"));
+        return Ok(signed_out(app::SIGNED_OUT));
     };
     // The org's logout endpoint from its discovery document; Okta's fixed path when
     // Okta cannot be asked now (signing out must not fail because Okta is down).
@@ -99,6 +100,6 @@ pub async fn sign_out(
             );
             signed_out(target.as_str())
         }
-        None => signed_out("/auth?signed_out=1"),
+        None => signed_out(app::SIGNED_OUT),
     })
 }

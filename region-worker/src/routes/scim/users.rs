@@ -34,7 +34,11 @@ const MAX_USER_NAME: usize = 256;
 
 /// The SCIM base URL of the caller's workspace.
 pub fn base_url(state: &AppState, team_id: TeamId) -> String {
-    format!("{}/api/scim/v2/{team_id}", state.config.region.api_base())
+    format!(
+        "{}{}",
+        state.config.region.api_base(),
+        crate::paths::api::scim_base(team_id)
+    )
 }
 
 fn not_found() -> ScimFailure {

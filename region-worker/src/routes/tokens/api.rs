@@ -26,11 +26,6 @@ use crate::store::personal_tokens::{
     self, Creation, LIFETIME_DAYS, NewToken, PersonalKind, valid_name,
 };
 
-/// The collection.
-pub const PATH: &str = "/api/tokens";
-/// One token.
-pub const ITEM_PATH: &str = "/api/tokens/{id}";
-
 /// The default lifetime of a new token.
 pub const DEFAULT_LIFETIME_DAYS: i64 = 90;
 /// The default and largest page sizes of the list.
@@ -162,7 +157,7 @@ pub async fn create(
         Creation::Created(t) => {
             let mut body = summary_json(&t.summary);
             body["token"] = json!(t.secret);
-            let location = format!("{PATH}/{}", t.summary.id);
+            let location = crate::paths::api::token(t.summary.id);
             let mut response = (StatusCode::CREATED, Json(body)).into_response();
             if let Ok(v) = HeaderValue::from_str(&location) {
                 response.headers_mut().insert(header::LOCATION, v);

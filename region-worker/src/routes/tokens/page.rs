@@ -14,6 +14,7 @@ use time::macros::format_description;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::paths::app;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::personal_tokens::{
@@ -22,11 +23,6 @@ use crate::store::personal_tokens::{
 };
 use crate::web::return_to::sign_in_redirect;
 use crate::web::{PageError, SignedIn, Text, csrf, page};
-
-/// The page.
-pub const PATH: &str = "/tokens";
-/// Where Revoke buttons post.
-pub const REVOKE_PATH: &str = "/tokens/revoke";
 
 /// How many tokens the page lists (the JSON API pages through all of them).
 const PAGE_SIZE: i64 = 200;
@@ -140,7 +136,7 @@ pub(crate) async fn create(
         Creation::Created(t) => Ok(render(&state, &user, Some(Notice::Created(t)))
             .await?
             .into_response()),
-        Creation::Stale => Ok(sign_in_redirect(PATH)),
+        Creation::Stale => Ok(sign_in_redirect(app::TOKENS)),
         Creation::TooMany => {
             refused(
                 StatusCode::CONFLICT,
@@ -166,13 +162,13 @@ pub(crate) async fn revoke(
     State(state): State<AppState>,
     axum::Form(form): axum::Form<RevokeForm>,
 ) -> Result<Redirect, PageError> {
-    let user = user.map_err(|e| e.returning_to(PATH))?;
+    let user = user.map_err(|e| e.returning_to(app::TOKENS))?;
     user.check_form(&csrf_purpose(&user.owner), &form.csrf)?;
     let Ok(id) = Uuid::parse_str(&form.id) else {
         return Err(not_found());
     };
     if personal_tokens::revoke(&state.pg, &state.redis, user.owner, id).await? {
-        Ok(Redirect::to(&format!("{PATH}?revoked=1")))
+        Ok(Redirect::to(&format!("{}?revoked=1", app::TOKENS)))
     } else {
         Err(not_found())
     }
@@ -209,7 +205,7 @@ async fn render(
         }
         (create_form(&csrf_token))
         (token_table(&tokens, more, &csrf_token))
-        p { a href="/" { "Home" } }
+        p { a href=(app::HOME) { "Home" } }
     };
     Ok(page("API and MCP tokens", body))
 }
@@ -238,7 +234,7 @@ fn create_form(csrf_token: &str) -> Markup {
     html! {
         section aria-labelledby="create-token" {
             h2 id="create-token" { "Create a token" }
-            form method="post" action=(PATH) {
+            form method="post" action=(app::TOKENS) {
                 p {
                     label for="token-name" { "Name" } br;
                     input id="token-name" name="name" type="text" maxlength="100" required
@@ -315,7 +311,7 @@ fn token_row(t: &TokenSummary, csrf_token: &str) -> Markup {
             td { (t.last_used_at.map_or_else(|| "Never".to_owned(), when)) }
             td { (t.expires_at.map_or_else(|| "Never".to_owned(), when)) }
             td {
-                form method="post" action=(REVOKE_PATH) {
+                form method="post" action=(app::TOKENS_REVOKE) {
                     input type="hidden" name="id" value=(t.id);
                     input type="hidden" name=(csrf::FIELD) value=(Text(csrf_token));
                     button type="submit" aria-label=(Text(&label)) { "Revoke" }
