@@ -226,7 +226,7 @@ pub async fn token_issue(
 ) -> anyhow::Result<IssuedToken> {
     let team_id = TeamId::parse(team)?;
     anyhow::ensure!(
-        kind == TokenKind::Scim.code(),
+        TokenKind::from_code(kind) == Some(TokenKind::Scim),
         "--kind {kind:?}: operators issue only scim tokens (API and MCP tokens belong to users)"
     );
     anyhow::ensure!(
