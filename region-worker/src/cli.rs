@@ -14,6 +14,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::okta::domain::OktaDomain;
+use crate::paths;
 use crate::state::AppState;
 use crate::store::tokens::{self, NewTokenRecord, TokenRecord};
 use crate::store::workspaces::{self, AllowanceChange, Workspace};
@@ -141,10 +142,14 @@ pub async fn workspace_create(
         region: created.workspace.region,
         admin_email: email.to_owned(),
         admin_user_id: created.admin_user_id,
-        sign_in_url: format!("{app}/auth/link?code={}", link.secret),
+        sign_in_url: format!("{app}{}?code={}", paths::app::SIGN_IN_LINK, link.secret),
         sign_in_url_expires_at: expires,
-        integrations_url: format!("{app}/integrations/okta"),
-        scim_base_url: format!("{}/api/scim/v2/{team_id}", state.config.region.api_base()),
+        integrations_url: format!("{app}{}", paths::app::OKTA_INTEGRATION),
+        scim_base_url: format!(
+            "{}{}",
+            state.config.region.api_base(),
+            paths::api::scim_base(team_id)
+        ),
     })
 }
 
@@ -264,7 +269,11 @@ pub async fn token_issue(
         token: minted.secret,
         scopes: scope::join(&scopes),
         expires_at: expires,
-        scim_base_url: format!("{}/api/scim/v2/{team_id}", state.config.region.api_base()),
+        scim_base_url: format!(
+            "{}{}",
+            state.config.region.api_base(),
+            paths::api::scim_base(team_id)
+        ),
     })
 }
 
