@@ -33,7 +33,7 @@ use crate::okta::http::HttpError;
 use crate::okta::settings::{self, NewSettings, OktaSettings};
 use crate::paths::{self, app};
 use crate::state::AppState;
-use crate::store::audit::{self, AuditEvent};
+use crate::store::audit::{self, AuditAction, AuditEvent};
 use crate::store::grants::GrantSummary;
 use crate::store::{StoreError, grants, workspaces};
 use crate::web::assets::{copy_script, integrations_style};
@@ -276,9 +276,9 @@ pub(crate) async fn save(
                 team_id: Some(team_id),
                 actor: &actor,
                 action: if saved.is_some() {
-                    "okta.settings.updated"
+                    AuditAction::OktaSettingsUpdated
                 } else {
-                    "okta.settings.created"
+                    AuditAction::OktaSettingsCreated
                 },
                 target: Some(&team_id.to_string()),
                 detail: json!({

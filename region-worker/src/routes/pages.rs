@@ -17,6 +17,7 @@ use crate::rate_limit::{self, ClientIp};
 use crate::session;
 use crate::state::AppState;
 use crate::store::StoreError;
+use crate::store::audit::{self, AuditAction, AuditEvent};
 use crate::store::workspaces;
 use crate::web::return_to::{field as return_to_field, safe as safe_return_to};
 use crate::web::{PageError, SignedIn, Text, csrf, page};
@@ -186,13 +187,18 @@ pub(crate) async fn link_redeem(
 async fn audit_sign_in(state: &AppState, team_id: shared::ids::TeamId, user_id: Uuid) {
     let result = async {
         let client = state.pg.get().await?;
-        client
-            .execute(
-                "INSERT INTO audit_events (team_id, actor, action, target)
-                 VALUES ($1, $2, 'session.signed_in.link', $2)",
-                &[&team_id.as_uuid(), &user_id.to_string()],
-            )
-            .await?;
+        let user = user_id.to_string();
+        audit::record(
+            &client,
+            &AuditEvent {
+                team_id: Some(team_id),
+                actor: &user,
+                action: AuditAction::SessionSignedInLink,
+                target: Some(&user),
+                detail: serde_json::json!({}),
+            },
+        )
+        .await?;
         Ok::<(), StoreError>(())
     };
     if let Err(e) = result.await {

@@ -41,7 +41,7 @@ use crate::auth_header::bearer;
 use crate::error::{Protocol, StoreUnavailable, json_error, set_retry_after, store_unavailable};
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::audit::{self, AuditEvent};
+use crate::store::audit::{self, AuditAction, AuditEvent};
 use crate::store::personal_tokens;
 
 /// The largest body accepted (a subject is a few hundred bytes).
@@ -264,7 +264,7 @@ async fn audit_refusal(state: &AppState, trail: &Trail, status: StatusCode, reas
             &AuditEvent {
                 team_id: trail.team_id,
                 actor: &trail.actor(),
-                action: "okta.universal_logout.refused",
+                action: AuditAction::OktaUniversalLogoutRefused,
                 target: None,
                 detail: trail.detail(status, reason),
             },
@@ -364,7 +364,7 @@ async fn revoke(
             &AuditEvent {
                 team_id: Some(team_id),
                 actor: &actor,
-                action: "okta.universal_logout",
+                action: AuditAction::OktaUniversalLogout,
                 target: Some(&user_id.to_string()),
                 detail: trail.detail(StatusCode::NO_CONTENT, "revoked"),
             },

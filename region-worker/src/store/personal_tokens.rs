@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::audit::{self, AuditEvent};
+use super::audit::{self, AuditAction, AuditEvent};
 use super::redis::Redis;
 use super::tokens::{self, NewTokenRecord, TokenRecord};
 
@@ -272,7 +272,7 @@ pub async fn create(
         &AuditEvent {
             team_id: Some(owner.team_id),
             actor: &actor,
-            action: "token.created",
+            action: AuditAction::TokenCreated,
             target: Some(&id.to_string()),
             detail: json!({ "kind": new.kind.code(), "name": new.name, "expires_at": new.expires_at.unix_timestamp() }),
         },
@@ -384,7 +384,7 @@ pub async fn revoke(
         &AuditEvent {
             team_id: Some(owner.team_id),
             actor: &actor,
-            action: "token.revoked",
+            action: AuditAction::TokenRevoked,
             target: Some(&id.to_string()),
             detail: json!({ "kind": kind }),
         },

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::audit::{self, AuditAction, AuditEvent};
 
 /// The workspace roles every workspace has: key, display name, description, default.
 pub const ROLES: [(&str, &str, &str, bool); 3] = [
@@ -127,14 +128,15 @@ pub async fn create(
         ],
     )
     .await?;
-    tx.execute(
-        "INSERT INTO audit_events (team_id, actor, action, target, detail)
-         VALUES ($1, 'operator', 'workspace.created', $2, $3)",
-        &[
-            &team_id.as_uuid(),
-            &team_id.to_string(),
-            &json!({ "name": name, "admin_user_id": admin_user_id }),
-        ],
+    audit::record(
+        &tx,
+        &AuditEvent {
+            team_id: Some(team_id),
+            actor: "operator",
+            action: AuditAction::WorkspaceCreated,
+            target: Some(&team_id.to_string()),
+            detail: json!({ "name": name, "admin_user_id": admin_user_id }),
+        },
     )
     .await?;
     tx.commit().await?;
@@ -242,15 +244,15 @@ pub async fn allow_okta_domain(
     if n == 0 {
         return Ok(AllowanceChange::Unchanged);
     }
-    tx.execute(
-        "INSERT INTO audit_events (team_id, actor, action, target, detail)
-         VALUES ($1, $2, 'workspace.okta_domain.allowed', $3, $4)",
-        &[
-            &team,
-            &actor,
-            &team_id.to_string(),
-            &json!({ "domain": domain }),
-        ],
+    audit::record(
+        &tx,
+        &AuditEvent {
+            team_id: Some(team_id),
+            actor,
+            action: AuditAction::WorkspaceOktaDomainAllowed,
+            target: Some(&team_id.to_string()),
+            detail: json!({ "domain": domain }),
+        },
     )
     .await?;
     tx.commit().await?;
@@ -286,15 +288,15 @@ pub async fn disallow_okta_domain(
     if n == 0 {
         return Ok(AllowanceChange::Unchanged);
     }
-    tx.execute(
-        "INSERT INTO audit_events (team_id, actor, action, target, detail)
-         VALUES ($1, $2, 'workspace.okta_domain.disallowed', $3, $4)",
-        &[
-            &team,
-            &actor,
-            &team_id.to_string(),
-            &json!({ "domain": domain }),
-        ],
+    audit::record(
+        &tx,
+        &AuditEvent {
+            team_id: Some(team_id),
+            actor,
+            action: AuditAction::WorkspaceOktaDomainDisallowed,
+            target: Some(&team_id.to_string()),
+            detail: json!({ "domain": domain }),
+        },
     )
     .await?;
     tx.commit().await?;

@@ -13,7 +13,7 @@ use super::revoke::{needs_publish, revoke_in};
 use crate::config::ScimOAuthConfig;
 use crate::pkce;
 use crate::state::AppState;
-use crate::store::audit::{self, AuditEvent};
+use crate::store::audit::{self, AuditAction, AuditEvent};
 use crate::store::grants::{self, RevokeReason};
 use crate::store::tokens;
 
@@ -104,7 +104,7 @@ pub async fn redeem(
         &AuditEvent {
             team_id: Some(bound.team_id),
             actor: &actor,
-            action: "scim_oauth.token.issued",
+            action: AuditAction::ScimOAuthTokenIssued,
             target: Some(&bound.grant_id.to_string()),
             detail: json!({ "grant_type": "authorization_code", "scopes": bound.scopes }),
         },

@@ -21,7 +21,7 @@ use super::error::{error_to_client, not_configured_page, redirect_to_client};
 use crate::paths::app;
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::audit::{self, AuditEvent};
+use crate::store::audit::{self, AuditAction, AuditEvent};
 use crate::store::grants::{self, CodeRecord, NewGrant, PendingRequest};
 use crate::web::{PageError, Text, WorkspaceAdmin, csrf, page};
 
@@ -218,7 +218,7 @@ pub(crate) async fn decide(
             &AuditEvent {
                 team_id: Some(team_id),
                 actor: &actor,
-                action: "scim_oauth.grant.approved",
+                action: AuditAction::ScimOAuthGrantApproved,
                 target: Some(&grant_id.to_string()),
                 detail: json!({
                     "client_id": pending.client_id,
@@ -269,7 +269,7 @@ async fn audit_denial(
         &AuditEvent {
             team_id: Some(team_id),
             actor,
-            action: "scim_oauth.grant.denied",
+            action: AuditAction::ScimOAuthGrantDenied,
             target: None,
             detail: json!({ "client_id": pending.client_id, "scopes": pending.scopes }),
         },

@@ -13,7 +13,7 @@ use super::params::Params;
 use super::revoke::{needs_publish, revoke_in};
 use crate::config::ScimOAuthConfig;
 use crate::state::AppState;
-use crate::store::audit::{self, AuditEvent};
+use crate::store::audit::{self, AuditAction, AuditEvent};
 use crate::store::grants::{self, RevokeReason};
 use crate::store::tokens;
 
@@ -113,7 +113,7 @@ pub async fn rotate(
         &AuditEvent {
             team_id: Some(row.team_id),
             actor: &actor,
-            action: "scim_oauth.token.refreshed",
+            action: AuditAction::ScimOAuthTokenRefreshed,
             target: Some(&row.grant_id.to_string()),
             detail: json!({ "grant_type": "refresh_token", "scopes": access_scopes }),
         },

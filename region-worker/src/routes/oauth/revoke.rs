@@ -9,7 +9,7 @@ use shared::ids::TeamId;
 use uuid::Uuid;
 
 use crate::store::StoreError;
-use crate::store::audit::{self, AuditEvent};
+use crate::store::audit::{self, AuditAction, AuditEvent};
 use crate::store::grants::{self, Revocation, RevokeReason};
 
 /// Revokes `grant_id` (of `team_id` when given) and audits it with `client`, a
@@ -24,8 +24,10 @@ pub async fn revoke_in(
     let outcome = grants::revoke(client, grant_id, team_id, reason).await?;
     if let Revocation::Revoked(team) = outcome {
         let action = match reason {
-            RevokeReason::Disconnected => "scim_oauth.grant.disconnected",
-            RevokeReason::CodeReuse | RevokeReason::RefreshTokenReuse => "scim_oauth.grant.revoked",
+            RevokeReason::Disconnected => AuditAction::ScimOAuthGrantDisconnected,
+            RevokeReason::CodeReuse | RevokeReason::RefreshTokenReuse => {
+                AuditAction::ScimOAuthGrantRevoked
+            }
         };
         audit::record(
             client,

@@ -36,6 +36,7 @@ use crate::okta::oidc::{self, ExchangeError, IdTokenCheck};
 use crate::okta::settings;
 use crate::state::AppState;
 use crate::store::StoreError;
+use crate::store::audit::AuditAction;
 
 /// The callback's parameters (first value of each).
 #[derive(Debug, Default)]
@@ -328,7 +329,7 @@ async fn check_response_issuer(
                 state,
                 Some(v.team_id),
                 "okta",
-                "oidc.sign_in.failed",
+                AuditAction::OidcSignInFailed,
                 None,
                 d,
             )

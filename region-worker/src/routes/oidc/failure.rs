@@ -13,7 +13,7 @@ use shared::jwt::JwtError;
 use super::{no_store, sign_in_page};
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::audit::{self, AuditEvent};
+use crate::store::audit::{self, AuditAction, AuditEvent};
 use crate::web::{PageError, Text, page};
 
 /// Every way a sign-in can stop.
@@ -349,7 +349,15 @@ impl SignInFailure {
                 }
             }
             tracing::info!(reason = self.reason(), error = %self, "Okta sign-in refused");
-            record(state, team_id, "okta", "oidc.sign_in.failed", None, detail).await;
+            record(
+                state,
+                team_id,
+                "okta",
+                AuditAction::OidcSignInFailed,
+                None,
+                detail,
+            )
+            .await;
         }
         self.page(state)
     }
@@ -360,7 +368,7 @@ pub async fn record(
     state: &AppState,
     team_id: Option<TeamId>,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     target: Option<&str>,
     detail: Value,
 ) {
@@ -379,6 +387,6 @@ pub async fn record(
         .await
     };
     if let Err(e) = result.await {
-        tracing::error!(error = %e, action, "could not write an audit event");
+        tracing::error!(error = %e, action = action.as_str(), "could not write an audit event");
     }
 }

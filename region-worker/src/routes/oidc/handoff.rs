@@ -43,6 +43,7 @@ use crate::paths::app;
 use crate::session::{self, OktaSession};
 use crate::state::AppState;
 use crate::store::StoreError;
+use crate::store::audit::AuditAction;
 use crate::store::redis::Redis;
 use crate::web::return_to::safe as safe_return_to;
 use crate::web::{PageError, Text, csrf, page};
@@ -448,7 +449,7 @@ pub async fn confirm(
             &state,
             Some(handoff.team_id),
             &format!("user:{}", handoff.user_id),
-            "oidc.sign_in.declined",
+            AuditAction::OidcSignInDeclined,
             Some(&handoff.user_id.to_string()),
             json!({ "issuer": handoff.issuer }),
         )
@@ -508,7 +509,7 @@ async fn start(
         state,
         Some(handoff.team_id),
         &format!("user:{}", handoff.user_id),
-        "session.signed_in.okta",
+        AuditAction::SessionSignedInOkta,
         Some(&handoff.user_id.to_string()),
         json!({
             "issuer": handoff.issuer,

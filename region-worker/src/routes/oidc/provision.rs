@@ -25,7 +25,7 @@ use super::failure::{SignInFailure, record};
 use crate::okta::settings::OktaSettings;
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::audit::{self, AuditEvent};
+use crate::store::audit::{self, AuditAction, AuditEvent};
 use crate::store::roles;
 use crate::store::users::{self, Bound, SignInUser, UserColumns};
 
@@ -107,7 +107,7 @@ async fn sign_in_as(
                     state,
                     Some(settings.team_id),
                     "okta",
-                    "oidc.user.bound",
+                    AuditAction::OidcUserBound,
                     Some(&user.id.to_string()),
                     json!({ "issuer": settings.issuer, "okta_sub": identity.sub }),
                 )
@@ -217,7 +217,7 @@ pub async fn resolve(
         &AuditEvent {
             team_id: Some(team_id),
             actor: "okta",
-            action: "oidc.user.jit_created",
+            action: AuditAction::OidcUserJitCreated,
             target: Some(&created.id.to_string()),
             detail: json!({
                 "userName": cols.user_name,

@@ -18,6 +18,7 @@ use crate::okta::oidc;
 use crate::paths::app;
 use crate::session;
 use crate::state::AppState;
+use crate::store::audit::AuditAction;
 use crate::web::{PageError, SignedIn, Text, csrf};
 
 /// The CSRF purpose of the sign-out forms.
@@ -67,7 +68,7 @@ pub async fn sign_out(
         &state,
         Some(ended.team_id),
         &actor,
-        "session.signed_out",
+        AuditAction::SessionSignedOut,
         ended.user_id.map(|u| u.to_string()).as_deref(),
         json!({ "okta": ended.okta.is_some() }),
     )

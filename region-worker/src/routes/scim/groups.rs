@@ -25,7 +25,7 @@ use super::io::{
 use super::listing::{self, ListRequest};
 use super::users::base_url;
 use crate::state::AppState;
-use crate::store::audit::{self, AuditEvent};
+use crate::store::audit::{self, AuditAction, AuditEvent};
 use crate::store::groups::{self, GroupColumns, GroupRecord, Member};
 use crate::store::{StoreError, cursors};
 
@@ -233,7 +233,7 @@ pub async fn create(
         &AuditEvent {
             team_id: Some(team),
             actor: &caller.actor,
-            action: "scim.group.created",
+            action: AuditAction::ScimGroupCreated,
             target: Some(&rec.id.to_string()),
             detail: json!({ "displayName": cols.display_name, "externalId": cols.external_id, "members": summary(&members) }),
         },
@@ -291,7 +291,7 @@ pub async fn replace(
         &AuditEvent {
             team_id: Some(team),
             actor: &caller.actor,
-            action: "scim.group.replaced",
+            action: AuditAction::ScimGroupReplaced,
             target: Some(&id.to_string()),
             detail: json!({
                 "before": existing.resource,
@@ -406,7 +406,7 @@ pub async fn patch(
         &AuditEvent {
             team_id: Some(team),
             actor: &caller.actor,
-            action: "scim.group.patched",
+            action: AuditAction::ScimGroupPatched,
             target: Some(&id.to_string()),
             detail: Value::Object(detail),
         },
@@ -455,7 +455,7 @@ pub async fn delete(
         &AuditEvent {
             team_id: Some(team),
             actor: &caller.actor,
-            action: "scim.group.deleted",
+            action: AuditAction::ScimGroupDeleted,
             target: Some(&id.to_string()),
             detail: json!({ "displayName": existing.resource.get("displayName") }),
         },

@@ -22,7 +22,7 @@ use super::io::{ScimFailure, ScimJson, check_if_match, etag, not_modified, reply
 use super::listing::{self, ListRequest};
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::audit::{self, AuditEvent};
+use crate::store::audit::{self, AuditAction, AuditEvent};
 use crate::store::roles::Role;
 use crate::store::users::{self, UserColumns, UserRecord, UserSource};
 use crate::store::{cursors, tokens};
@@ -264,7 +264,7 @@ pub async fn create(
     )
     .await?
     {
-        Some(rec) => (rec, "scim.user.created", false),
+        Some(rec) => (rec, AuditAction::ScimUserCreated, false),
         None => {
             let existing = users::get_by_user_name(&tx, team, &cols.user_name)
                 .await?
@@ -284,7 +284,7 @@ pub async fn create(
             )
             .await?;
             rec.groups = existing.groups;
-            (rec, "scim.user.linked", bump)
+            (rec, AuditAction::ScimUserLinked, bump)
         }
     };
     rec.roles = role_refs(&role_ids, &roles);
@@ -299,7 +299,13 @@ pub async fn create(
     // Both statements go out on the connection together (tokio-postgres pipelines
     // concurrent queries): one round trip instead of two.
     tokio::try_join!(
-        users::set_roles(&tx, team, rec.id, &role_ids, action == "scim.user.created"),
+        users::set_roles(
+            &tx,
+            team,
+            rec.id,
+            &role_ids,
+            action == AuditAction::ScimUserCreated
+        ),
         audit::record(&tx, &event),
     )?;
     if deactivated {
@@ -329,7 +335,7 @@ async fn save(
     caller: &ScimCaller,
     id: Uuid,
     headers: &HeaderMap,
-    action: &str,
+    action: AuditAction,
     change: Change<'_>,
 ) -> Result<Response> {
     let team = caller.team_id;
@@ -375,9 +381,9 @@ async fn save(
     }
     rec.groups = existing.groups.clone();
     let action = if deactivated {
-        "scim.user.deactivated"
+        AuditAction::ScimUserDeactivated
     } else if !existing.active && cols.active {
-        "scim.user.reactivated"
+        AuditAction::ScimUserReactivated
     } else {
         action
     };
@@ -435,7 +441,15 @@ pub async fn replace(
         let ids = take_roles(&mut resource, roles)?;
         Ok((resource, ids))
     });
-    save(&state, &caller, id, &headers, "scim.user.replaced", change).await
+    save(
+        &state,
+        &caller,
+        id,
+        &headers,
+        AuditAction::ScimUserReplaced,
+        change,
+    )
+    .await
 }
 
 /// `PATCH /Users/{id}`: every operation applies, or none (OKTA.md §1, RFC 7644 §3.5.2).
@@ -481,7 +495,15 @@ pub async fn patch(
         });
         Ok((doc, ids))
     });
-    save(&state, &caller, id, &headers, "scim.user.patched", change).await
+    save(
+        &state,
+        &caller,
+        id,
+        &headers,
+        AuditAction::ScimUserPatched,
+        change,
+    )
+    .await
 }
 
 /// `DELETE /Users/{id}`: `204`, then `404`. Ends the user's sessions and tokens.
@@ -506,7 +528,7 @@ pub async fn delete(
         &AuditEvent {
             team_id: Some(team),
             actor: &caller.actor,
-            action: "scim.user.deleted",
+            action: AuditAction::ScimUserDeleted,
             target: Some(&id.to_string()),
             detail: json!({ "userName": existing.resource.get("userName") }),
         },
