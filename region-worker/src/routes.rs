@@ -107,7 +107,8 @@ fn api_host(state: &AppState) -> Router {
 
 /// SCIM 2.0: every route behind [`scim::authenticate`] (workspace, bearer token, the
 /// per-workspace rate limit). A `route_layer` on this group, merged into the API host:
-/// it runs on these routes only, and a method a route does not take is `405` before it.
+/// it runs on these paths only (on every method of them, so a workspace that is not
+/// here is `404` in SCIM's format before any `405`), not on the rest of the host.
 fn scim_routes(state: &AppState) -> Router<AppState> {
     use scim::{discovery, groups, roles, users};
     Router::new()
