@@ -46,6 +46,11 @@ pub struct WorkerConfig {
     /// introspection (their callers are busy services on few addresses: Okta for many
     /// workspaces, the product's API servers). It slows guessing down.
     pub auth_rate_limit: RateLimit,
+    /// How long a request from a client blocked for repeated invalid credentials is
+    /// held before its `429` (at most its `Retry-After`): a tarpit, so that a flood of
+    /// made-up tokens runs at the pace of its connections, not at the worker's full
+    /// speed (`routes::failed_auth`). Zero answers at once.
+    pub failed_auth_hold: Duration,
     /// The largest `count` a SCIM list returns (advertised as `filter.maxResults`).
     pub scim_max_results: u32,
     /// The region's SCIM OAuth server, resolved (client secret hashed); `None` when the
@@ -294,6 +299,7 @@ impl WorkerConfig {
                 per_second: 20,
                 burst: 200,
             },
+            failed_auth_hold: Duration::from_secs(1),
             scim_oauth: r
                 .scim_oauth
                 .as_ref()

@@ -11,6 +11,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// The most clients one worker remembers as blocked; past it, expired blocks are
@@ -39,12 +40,37 @@ pub async fn watch<F: Future>(handling: F) -> (F::Output, bool) {
         .await
 }
 
+/// The most requests of blocked clients held at once (see [`Blocks::hold`]); past it,
+/// they are answered at once.
+const MAX_HELD: usize = 10_000;
+
 /// The clients this worker knows to be blocked, with the end of each block (Unix
-/// milliseconds by the worker's clock).
+/// milliseconds by the worker's clock), and how many of their requests are held.
 #[derive(Debug, Default)]
-pub struct Blocks(Mutex<HashMap<String, i64>>);
+pub struct Blocks(Mutex<HashMap<String, i64>>, AtomicUsize);
+
+/// A held request of a blocked client; releases its place when dropped.
+#[derive(Debug)]
+pub struct Held<'a>(&'a AtomicUsize);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 impl Blocks {
+    /// A place among the held requests, unless [`MAX_HELD`] are held already: holding
+    /// costs a task and a socket, so it is bounded.
+    pub fn hold(&self) -> Option<Held<'_>> {
+        let held = self.1.fetch_add(1, Ordering::Relaxed);
+        if held >= MAX_HELD {
+            self.1.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Held(&self.1))
+    }
+
     /// Whole seconds `client` is still blocked at `now_ms`, if it is.
     pub fn left(&self, client: &str, now_ms: i64) -> Option<u64> {
         let blocks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -82,6 +108,16 @@ mod tests {
         assert_eq!(blocks.left("203.0.113.9", 3_500), Some(1));
         assert_eq!(blocks.left("203.0.113.9", 4_000), None);
         assert_eq!(blocks.left("198.51.100.1", 1_000), None);
+    }
+
+    #[test]
+    fn held_requests_are_bounded_and_released() {
+        let blocks = Blocks::default();
+        let held: Vec<_> = (0..MAX_HELD).map_while(|_| blocks.hold()).collect();
+        assert_eq!(held.len(), MAX_HELD);
+        assert!(blocks.hold().is_none(), "no more than MAX_HELD at once");
+        drop(held);
+        assert!(blocks.hold().is_some());
     }
 
     #[test]

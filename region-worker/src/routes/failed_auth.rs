@@ -16,6 +16,11 @@
 //! first refusal there (the shared bucket is already empty), so a flood spread across
 //! replicas gets at most one more lookup per replica.
 //!
+//! A blocked client's request is held for a second (at most its `Retry-After`, and at
+//! most 10,000 at once) before its `429`: a flood over a few connections then runs at
+//! the pace of its connections, not at the worker's full speed, and leaves the worker's
+//! cores to real clients (BENCHMARKS.md, "Made-up bearer tokens").
+//!
 //! A refusal is seen as a `401` on the API host; on the app host, where pages answer an
 //! unknown session by asking to sign in, [`session::current`](crate::session::current)
 //! reports it through [`crate::failed_auth::note_refused`].
@@ -98,6 +103,16 @@ async fn gate(
     let now_ms = now_ms(&state);
     if let Some(wait) = state.failed_auth.left(&client.0, now_ms) {
         metrics::counter!(BLOCKED, "host" => if on_app_host { "app" } else { "api" }).increment(1);
+        // The tarpit: a closed-loop flood waits here instead of spending the worker.
+        let hold = state
+            .config
+            .failed_auth_hold
+            .min(std::time::Duration::from_secs(wait));
+        if !hold.is_zero()
+            && let Some(_held) = state.failed_auth.hold()
+        {
+            tokio::time::sleep(hold).await;
+        }
         return too_many(on_app_host, req.uri().path(), wait);
     }
     let (response, noted) = failed_auth::watch(next.run(req)).await;

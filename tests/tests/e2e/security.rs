@@ -2080,6 +2080,8 @@ async fn a_client_presenting_made_up_credentials_is_turned_away_before_any_looku
             per_second: 1,
             burst: BURST,
         };
+        // Answered at once here (the tarpit is the next test's).
+        c.failed_auth_hold = std::time::Duration::ZERO;
     })
     .await
     .unwrap();
@@ -2151,5 +2153,42 @@ async fn a_client_presenting_made_up_credentials_is_turned_away_before_any_looku
         tokens::me(&stack, Region::Us, &api_token).await,
         429,
         "the blocked client is blocked whatever it presents, until its bucket refills"
+    );
+}
+
+/// A blocked client's requests are held before their `429` (a tarpit), so that a flood
+/// over a few connections runs at their pace rather than the worker's full speed.
+#[tokio::test]
+async fn a_blocked_client_is_held_before_its_429() {
+    const HOLD: std::time::Duration = std::time::Duration::from_millis(300);
+    let stack = TestStack::start_configured(1, false, |c| {
+        c.auth_rate_limit = RateLimit {
+            per_second: 1,
+            burst: 2,
+        };
+        c.failed_auth_hold = HOLD;
+    })
+    .await
+    .unwrap();
+    let state = &stack.worker(Region::Us).state;
+    let scim =
+        closedloop_tests::harness::Scim::operator_workspace(state, &stack.gateway.url()).await;
+    let made_up = scim.with_token(&format!("clk_us_scim_{:0>43}", 7));
+    let mut statuses = Vec::new();
+    let mut held = None;
+    for _ in 0..4 {
+        let started = std::time::Instant::now();
+        let r = made_up.request(Method::GET, "/Users").send().await.unwrap();
+        if r.status() == 429 && held.is_none() {
+            held = Some(started.elapsed());
+        }
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(&statuses[..2], [401, 401], "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let held = held.expect("a 429");
+    assert!(
+        held >= HOLD,
+        "answered after {held:?}, before the hold of {HOLD:?}"
     );
 }
