@@ -19,8 +19,8 @@ use shared::scope::Scope;
 use shared::token::{self, TokenHash, TokenKind};
 
 use crate::state::AppState;
+use crate::store::StoreError;
 use crate::store::tokens::{self, TokenRecord};
-use crate::store::{StoreError, workspaces};
 
 pub use io::ScimFailure;
 
@@ -96,7 +96,17 @@ pub async fn authenticate(
         });
         return next.run(req).await;
     }
-    match workspaces::exists(&state.pg, team_id).await {
+    // Whether the workspace exists, from the role cache (a workspace always has its
+    // roles, and once read they are kept): a refused request costs no Postgres query
+    // for a workspace seen before, so made-up tokens do not reach Postgres twice.
+    let exists = async {
+        if state.roles.known(team_id) {
+            return Ok(true);
+        }
+        let client = state.pg.get().await.map_err(StoreError::from)?;
+        Ok::<bool, StoreError>(!state.roles.get(&client, team_id).await?.is_empty())
+    };
+    match exists.await {
         Ok(false) => not_found(),
         Ok(true) => ScimFailure::from(ScimError::unauthorized(
             "Missing or invalid bearer token for this workspace's SCIM base URL.",

@@ -16,6 +16,12 @@ pub struct RoleCache(
 );
 
 impl RoleCache {
+    /// Whether the workspace's roles were read before, so that it exists (its roles are
+    /// made with it and never change), without a pool connection.
+    pub fn known(&self, team_id: TeamId) -> bool {
+        self.0.read().is_ok_and(|m| m.contains_key(&team_id))
+    }
+
     /// The workspace's roles, read from `client` on first use.
     pub async fn get(
         &self,
