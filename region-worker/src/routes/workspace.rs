@@ -7,7 +7,7 @@ use maud::{Markup, html};
 
 use crate::paths::app;
 use crate::state::AppState;
-use crate::store::StoreError;
+use crate::store::{StoreError, users};
 use crate::web::{PageError, Text, WorkspaceAdmin, page};
 
 /// `GET /workspace`.
@@ -16,17 +16,7 @@ pub async fn show(
     State(state): State<AppState>,
 ) -> Result<Markup, PageError> {
     let client = state.pg.get().await.map_err(StoreError::from)?;
-    let admins = client
-        .query(
-            "SELECT u.user_name FROM users u
-               JOIN user_roles ur ON ur.team_id = u.team_id AND ur.user_id = u.id
-               JOIN roles r ON r.team_id = ur.team_id AND r.id = ur.role_id
-              WHERE u.team_id = $1 AND r.key = 'admin' AND u.active
-              ORDER BY lower(u.user_name)",
-            &[&admin.team_id().as_uuid()],
-        )
-        .await
-        .map_err(StoreError::from)?;
+    let admins = users::admin_user_names(&client, admin.team_id()).await?;
     let body = html! {
         h1 { (Text(&admin.approver.workspace_name)) }
         dl {
@@ -34,7 +24,7 @@ pub async fn show(
             dt { "Region" } dd { (Text(&state.config.region_id().as_str().to_ascii_uppercase())) }
         }
         h2 { "Admins" }
-        ul { @for row in &admins { li { (Text(row.get(0))) } } }
+        ul { @for name in &admins { li { (Text(name)) } } }
         p { a href=(app::HOME) { "Home" } }
     };
     Ok(page("Workspace", body))

@@ -283,6 +283,25 @@ pub fn bind(params: &[SqlParam]) -> Vec<Box<dyn ToSql + Sync + Send>> {
         .collect()
 }
 
+/// The user names of the workspace's active admins (users holding the Admin role),
+/// in alphabetical order.
+pub async fn admin_user_names(
+    client: &impl GenericClient,
+    team_id: TeamId,
+) -> Result<Vec<String>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT u.user_name FROM users u
+               JOIN user_roles ur ON ur.team_id = u.team_id AND ur.user_id = u.id
+               JOIN roles r ON r.team_id = ur.team_id AND r.id = ur.role_id
+              WHERE u.team_id = $1 AND r.key = 'admin' AND u.active
+              ORDER BY lower(u.user_name)",
+            &[&team_id.as_uuid()],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Inserts a user. `None` when the `userName` is taken in the workspace (compared
 /// case-insensitively), without aborting the caller's transaction.
 pub async fn insert(
