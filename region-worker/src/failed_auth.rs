@@ -3,7 +3,8 @@
 //! our credentials: the clients it turned away ([`Blocks`], kept in memory so that the
 //! hot path pays no round trip), and whether the request being handled presented a
 //! credential that was refused where the refusal is not a `401` ([`note_refused`], e.g.
-//! a page answering an unknown session cookie by asking to sign in).
+//! a page answering an unknown session cookie by asking to sign in), and, for a blocked
+//! client, keeping its credential lookups out of Postgres ([`store_allowed`]).
 //!
 //! A leaf module: the session check reports here and the state holds the blocks, while
 //! the middleware, which needs both, lives with the routes.
@@ -18,24 +19,75 @@ use std::sync::{Mutex, PoisonError};
 /// dropped, and if all are live, new blocks are left to the shared bucket.
 const MAX_BLOCKED: usize = 100_000;
 
+/// What [`watch`] learns of the request it runs.
+#[derive(Debug, Default)]
+struct Watched {
+    /// The client is blocked: its credential may be looked up in Redis, not in Postgres.
+    blocked: bool,
+    /// A presented credential was refused where the refusal is not a `401`.
+    refused: Cell<bool>,
+    /// A lookup needed Postgres and was not made (the client is blocked).
+    skipped: Cell<bool>,
+    /// A lookup went to Postgres: only such refusals count against the client (one
+    /// Redis answers costs nothing worth limiting).
+    looked_up: Cell<bool>,
+}
+
 tokio::task_local! {
-    /// Set by [`note_refused`] while a request is handled under [`watch`].
-    static REFUSED: Cell<bool>;
+    /// The request being handled under [`watch`].
+    static WATCHED: Watched;
 }
 
 /// Records that the current request presented a credential that was refused (called
 /// where the refusal is not a `401`). Outside [`watch`], does nothing.
 pub fn note_refused() {
-    let _ = REFUSED.try_with(|refused| refused.set(true));
+    let _ = WATCHED.try_with(|w| w.refused.set(true));
 }
 
-/// Runs `handling` (a request being handled), reporting whether it called
-/// [`note_refused`].
-pub async fn watch<F: Future>(handling: F) -> (F::Output, bool) {
-    REFUSED
-        .scope(Cell::new(false), async {
+/// Whether a credential lookup of the current request may go to Postgres: not for a
+/// blocked client, whose credentials are then answered from Redis alone (a valid token
+/// in Redis still works; one only Postgres could confirm is refused with `429`). Outside
+/// [`watch`], always.
+pub fn store_allowed() -> bool {
+    WATCHED
+        .try_with(|w| {
+            if w.blocked {
+                w.skipped.set(true);
+            } else {
+                w.looked_up.set(true);
+            }
+            !w.blocked
+        })
+        .unwrap_or(true)
+}
+
+/// What [`watch`] reports of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// [`note_refused`] was called.
+    pub refused: bool,
+    /// A lookup was refused Postgres ([`store_allowed`] said no).
+    pub skipped: bool,
+    /// A lookup went to Postgres ([`store_allowed`] said yes).
+    pub looked_up: bool,
+}
+
+/// Runs `handling` (a request being handled) for a client that is `blocked` or not,
+/// reporting what it noted.
+pub async fn watch<F: Future>(blocked: bool, handling: F) -> (F::Output, Outcome) {
+    let watched = Watched {
+        blocked,
+        ..Watched::default()
+    };
+    WATCHED
+        .scope(watched, async {
             let output = handling.await;
-            (output, REFUSED.with(Cell::get))
+            let outcome = WATCHED.with(|w| Outcome {
+                refused: w.refused.get(),
+                skipped: w.skipped.get(),
+                looked_up: w.looked_up.get(),
+            });
+            (output, outcome)
         })
         .await
 }

@@ -6,10 +6,14 @@
 //! flood of made-up tokens would reach Postgres at the flood's rate and slow every real
 //! client. Refused credentials are counted per client ([`ClientIp`]) in a shared Redis
 //! bucket ([`rate_limit::take`], the region's `auth_rate_limit`); a client whose
-//! refusals empty its bucket is turned away with `429` in the route's own format,
-//! **before** its credential is looked up, until the bucket has refilled.
+//! refusals empty its bucket is blocked until the bucket has refilled: its credentials
+//! are then answered from Redis alone, never Postgres (a valid token Redis holds keeps
+//! working, a revoked one is still `401`), and one only Postgres could answer for gets
+//! `429` in the route's own format.
 //!
-//! Only refusals count, so a client presenting valid credentials is never slowed
+//! Only refusals that cost a Postgres lookup count (a revoked token Redis still holds
+//! as a tombstone, or a made-up one the negative cache remembers, costs nothing worth
+//! limiting), so a client presenting valid credentials is never slowed
 //! (Okta's provisioning comes from a few shared addresses: a busy tenant must not
 //! block another). The block itself is kept in this worker's memory, so checking it
 //! costs no round trip on the hot path; each replica learns of a blocked client at its
@@ -101,7 +105,12 @@ async fn gate(
         return next.run(req).await;
     }
     let now_ms = now_ms(&state);
-    if let Some(wait) = state.failed_auth.left(&client.0, now_ms) {
+    let blocked = state.failed_auth.left(&client.0, now_ms);
+    let path = req.uri().path().to_owned();
+    let (response, noted) = failed_auth::watch(blocked.is_some(), next.run(req)).await;
+    if let Some(wait) = blocked
+        && noted.skipped
+    {
         metrics::counter!(BLOCKED, "host" => if on_app_host { "app" } else { "api" }).increment(1);
         // The tarpit: a closed-loop flood waits here instead of spending the worker.
         let hold = state
@@ -113,10 +122,10 @@ async fn gate(
         {
             tokio::time::sleep(hold).await;
         }
-        return too_many(on_app_host, req.uri().path(), wait);
+        return too_many(on_app_host, &path, wait);
     }
-    let (response, noted) = failed_auth::watch(next.run(req)).await;
-    if noted || (!on_app_host && response.status() == StatusCode::UNAUTHORIZED) {
+    let refused = noted.refused || (!on_app_host && response.status() == StatusCode::UNAUTHORIZED);
+    if refused && noted.looked_up {
         count_refusal(&state, &client).await;
     }
     response

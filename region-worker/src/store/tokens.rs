@@ -254,6 +254,9 @@ pub async fn lookup(
         Some(json) => serde_json::from_str::<HotRecord>(json)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         None => {
+            if !crate::failed_auth::store_allowed() {
+                return Ok(None);
+            }
             let client = pool.get().await?;
             let row = client
                 .query_opt(
@@ -270,6 +273,16 @@ pub async fn lookup(
             };
             let revoked: bool = row.get(6);
             if revoked {
+                // Remembered in Redis like any revocation (SET NX: never over a newer
+                // entry), so the next check of it costs no Postgres query.
+                let _: Option<String> = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(TOMBSTONE)
+                    .arg("EX")
+                    .arg(HOT_TTL_SECS)
+                    .arg("NX")
+                    .query_async(&mut redis.conn())
+                    .await?;
                 return Ok(None);
             }
             let hot = HotRecord {
@@ -312,6 +325,9 @@ pub async fn truth(
     hash: &TokenHash,
     now: i64,
 ) -> Result<Option<(TokenRecord, Option<Uuid>)>, StoreError> {
+    if !crate::failed_auth::store_allowed() {
+        return Ok(None);
+    }
     let row = pool
         .get()
         .await?

@@ -88,7 +88,10 @@ async fn postgres_down_means_503_and_recovery_without_restart() {
     assert_eq!(scim_users(&worker, &team, "non-token").await.status(), 401);
 
     tokio::task::block_in_place(|| pg.stop(true)).unwrap();
-    let r = scim_users(&worker, &team, "non-token").await;
+    // A token only Postgres can answer for (well formed, never seen: a token that is
+    // not one of ours is refused without a store, and the workspace is known by now).
+    let unseen = format!("clk_us_scim_{}", "u".repeat(43));
+    let r = scim_users(&worker, &team, &unseen).await;
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "5");
     assert_eq!(r.headers()["content-type"], "application/scim+json");
