@@ -937,6 +937,73 @@ impl Drop for RedisProcess {
     }
 }
 
+/// A fresh directory `clt-NAME-<uuid>` under the system's temporary directory, for the
+/// servers a test starts itself.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("clt-{name}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A Redis master, its replica, and one Sentinel (quorum 1) that monitors the master as
+/// `closedloop-us` and calls it down after half a second: the failover set-up of the
+/// tests that kill the master. Fields drop sentinel first, as the tests stop them.
+#[derive(Debug)]
+pub struct SentinelSet {
+    /// The sentinel (started with `--sentinel`).
+    pub sentinel: RedisProcess,
+    /// The replica, synced with the master when [`SentinelSet::start`] returns.
+    pub replica: RedisProcess,
+    /// The master the sentinel monitors.
+    pub master: RedisProcess,
+}
+
+impl SentinelSet {
+    /// Starts the three servers under `dir` (`a`, `b`, `s`) and waits until the replica
+    /// is synced and the sentinel has seen it.
+    pub async fn start(dir: &std::path::Path) -> Self {
+        let master = RedisProcess::start(&dir.join("a"), &[]);
+        let master_port = master.port.to_string();
+        let replica =
+            RedisProcess::start(&dir.join("b"), &["--replicaof", "127.0.0.1", &master_port]);
+        eventually("the replica to sync", || async {
+            replica
+                .info("replication")
+                .await
+                .contains("master_link_status:up")
+        })
+        .await;
+        let sentinel_dir = dir.join("s");
+        std::fs::create_dir_all(&sentinel_dir).unwrap();
+        let conf = sentinel_dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "sentinel monitor closedloop-us 127.0.0.1 {master_port} 1\n\
+                 sentinel down-after-milliseconds closedloop-us 500\n\
+                 sentinel failover-timeout closedloop-us 5000\n"
+            ),
+        )
+        .unwrap();
+        let sentinel = RedisProcess::start(&sentinel_dir, &[conf.to_str().unwrap(), "--sentinel"]);
+        eventually("the sentinel to see the replica", || async {
+            let replicas: Vec<redis::Value> = redis::cmd("SENTINEL")
+                .arg("replicas")
+                .arg("closedloop-us")
+                .query_async(&mut sentinel.conn().await)
+                .await
+                .unwrap_or_default();
+            !replicas.is_empty()
+        })
+        .await;
+        Self {
+            sentinel,
+            replica,
+            master,
+        }
+    }
+}
+
 /// Polls `check` (pausing between tries) until it holds; panics with `what` after 30 s.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where

@@ -16,7 +16,9 @@
 //! - [`web`]: the one cookie-jar browser of the tests and the story.
 //! - Helpers several e2e modules share: [`session`] (pages with a session cookie),
 //!   [`tokens`] (personal tokens made, used, introspected), [`redirect`] (reading
-//!   redirects), [`okta_page`] (the Integrations > Okta form).
+//!   redirects), [`okta_page`] (the Integrations > Okta form), [`okta_world`] (a
+//!   workspace connected to the simulated org: its users, SCIM provisioning, audit
+//!   trail and sessions), [`scim_grant`] (a SCIM OAuth grant approved by an admin).
 
 #![forbid(unsafe_code)]
 
@@ -24,8 +26,10 @@ pub mod harness;
 pub mod hostile_as;
 pub mod okta_page;
 pub mod okta_sim;
+pub mod okta_world;
 pub mod redirect;
 pub mod region;
+pub mod scim_grant;
 pub mod session;
 pub mod story;
 pub mod tokens;

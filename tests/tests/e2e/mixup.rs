@@ -13,7 +13,7 @@
 use closedloop_tests::harness::{TestStack, Workspace, binary, pg_connect};
 use closedloop_tests::hostile_as::{HostileAsProcess, Recorded};
 use closedloop_tests::okta_sim::OktaSim;
-use closedloop_tests::okta_sim::directory::NewUser;
+use closedloop_tests::okta_world::{connect, okta_user, provision, sign_in_failures};
 use closedloop_tests::region::Region;
 use closedloop_tests::web::{Page, Web, hidden};
 use region_worker::okta::http::Resolver;
@@ -68,22 +68,6 @@ async fn save_okta_page(web: &mut Web, domain: &str, client_id: &str, secret: &s
     .unwrap()
 }
 
-/// The `oidc.sign_in.failed` events of `team_id`, their details.
-async fn sign_in_failures(stack: &TestStack, team_id: &str) -> Vec<Value> {
-    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
-    let team = uuid::Uuid::parse_str(team_id).unwrap();
-    db.query(
-        "SELECT detail FROM audit_events WHERE team_id = $1 AND action = 'oidc.sign_in.failed'
-          ORDER BY id",
-        &[&team],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
-}
-
 /// Browser sessions of `team_id`'s users other than its first admin.
 async fn okta_sessions(stack: &TestStack, team_id: &str) -> i64 {
     let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
@@ -103,35 +87,9 @@ async fn victim_workspace(stack: &TestStack, sim: &OktaSim) -> Workspace {
     let ws = stack
         .workspace(Region::Us, "Victim Corp", "admin@victim.test")
         .await;
-    let app = sim.app();
-    stack
-        .configure_okta(
-            Region::Us,
-            &ws.team_id,
-            sim.base_url(),
-            app.client_id(),
-            &app.client_secret(),
-        )
-        .await;
-    let jane = sim
-        .add_user(NewUser::new("jane@victim.test", "Jane", "Doe"))
-        .unwrap();
-    app.assign(&jane).await.unwrap();
-    sim.set_auto_sign_in(Some(&jane));
-    let scim = stack.scim(Region::Us, &ws.team_id, "").await;
-    let (status, body) = scim
-        .post(
-            "/Users",
-            &json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                "userName": "jane@victim.test", "externalId": jane.as_str(),
-                "name": { "givenName": "Jane", "familyName": "Doe" },
-                "emails": [{ "value": "jane@victim.test", "primary": true, "type": "work" }],
-                "active": true
-            }),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    connect(stack, &ws.team_id, sim).await;
+    let jane = okta_user(sim, "jane@victim.test").await;
+    provision(stack, &ws, "jane@victim.test", jane.as_str()).await;
     ws
 }
 

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use closedloop_tests::harness::{TestStack, Workspace, pg_connect};
 use closedloop_tests::okta_page::{Setup, save_setup};
-use closedloop_tests::okta_sim::directory::{NewUser, UserId};
 use closedloop_tests::okta_sim::faults::{IdTokenFault, TokenFault};
 use closedloop_tests::okta_sim::{OktaSim, SimConfig};
+use closedloop_tests::okta_world::{audit, failure_reasons, okta_user, provision, session_count};
 use closedloop_tests::region::Region;
 use closedloop_tests::web::{Page, Web, hidden};
 use serde_json::{Value, json};
@@ -57,78 +57,6 @@ async fn world(stack: &TestStack, jit: bool) -> World {
     .await;
     assert_eq!(saved.status, 303, "{}", saved.body);
     World { admin, ws, sim }
-}
-
-/// An org user assigned to the app, signed in at Okta by default.
-async fn okta_user(sim: &OktaSim, email: &str) -> UserId {
-    let id = sim.add_user(NewUser::new(email, "Jane", "Doe")).unwrap();
-    sim.app().assign(&id).await.unwrap();
-    sim.set_auto_sign_in(Some(&id));
-    id
-}
-
-/// Provisions `email` with SCIM as Okta would (returns its SCIM id).
-async fn provision(stack: &TestStack, ws: &Workspace, email: &str, external_id: &str) -> String {
-    let scim = stack.scim(Region::Us, &ws.team_id, "").await;
-    let (status, user) = scim
-        .post(
-            "/Users",
-            &json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                "userName": email, "externalId": external_id,
-                "name": { "givenName": "Jane", "familyName": "Doe" },
-                "emails": [{ "value": email, "primary": true, "type": "work" }],
-                "active": true
-            }),
-        )
-        .await;
-    assert!(status == 201, "{status} {user}");
-    user["id"].as_str().unwrap().to_owned()
-}
-
-async fn audit(stack: &TestStack, team: Option<&str>) -> Vec<(String, Value)> {
-    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
-    let rows = match team {
-        Some(t) => {
-            let t = uuid::Uuid::parse_str(t).unwrap();
-            db.query(
-                "SELECT action, detail FROM audit_events WHERE team_id = $1 ORDER BY id",
-                &[&t],
-            )
-            .await
-        }
-        None => {
-            db.query(
-                "SELECT action, detail FROM audit_events WHERE team_id IS NULL ORDER BY id",
-                &[],
-            )
-            .await
-        }
-    }
-    .unwrap();
-    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
-}
-
-fn failures(events: &[(String, Value)]) -> Vec<String> {
-    events
-        .iter()
-        .filter(|(a, _)| a == "oidc.sign_in.failed")
-        .map(|(_, d)| {
-            let check = d["check"]
-                .as_str()
-                .map(|c| format!(":{c}"))
-                .unwrap_or_default();
-            format!("{}{check}", d["reason"].as_str().unwrap_or_default())
-        })
-        .collect()
-}
-
-async fn session_count(stack: &TestStack) -> i64 {
-    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
-    db.query_one("SELECT count(*) FROM browser_sessions", &[])
-        .await
-        .unwrap()
-        .get(0)
 }
 
 #[tokio::test]
@@ -209,9 +137,9 @@ async fn the_okta_page_saves_the_setup_and_a_provisioned_user_signs_in_and_out()
     let events = audit(&stack, Some(&ws.team_id)).await;
     let created = events
         .iter()
-        .find(|(a, _)| a == "okta.settings.created")
+        .find(|(a, _, _)| a == "okta.settings.created")
         .expect("audited");
-    assert!(!created.1.to_string().contains(&secret));
+    assert!(!created.2.to_string().contains(&secret));
 
     // The seed's Testing: assign, provision, sign in with the email, land signed in.
     let jane = okta_user(&sim, "jane@acme.test").await;
@@ -292,7 +220,7 @@ async fn the_okta_page_saves_the_setup_and_a_provisioned_user_signs_in_and_out()
     let actions: Vec<String> = audit(&stack, Some(&ws.team_id))
         .await
         .into_iter()
-        .map(|(a, _)| a)
+        .map(|(a, _, _)| a)
         .collect();
     assert!(
         actions.contains(&"session.signed_in.okta".to_owned()),
@@ -355,7 +283,7 @@ async fn a_login_from_the_okta_dashboard_checks_iss_and_lands_on_the_target() {
             .unwrap();
         assert_eq!(p.status, 404, "{q}");
     }
-    let reasons = failures(&audit(&stack, Some(&w.ws.team_id)).await);
+    let reasons = failure_reasons(&audit(&stack, Some(&w.ws.team_id)).await);
     assert_eq!(reasons, ["issuer_mismatch"]);
 }
 
@@ -403,7 +331,7 @@ async fn jit_creates_a_member_whom_scim_later_links_without_a_duplicate() {
     let actions: Vec<String> = audit(&stack, Some(&w.ws.team_id))
         .await
         .into_iter()
-        .map(|(a, _)| a)
+        .map(|(a, _, _)| a)
         .collect();
     assert!(actions.contains(&"oidc.user.jit_created".to_owned()));
 
@@ -507,7 +435,7 @@ async fn unprovisioned_deactivated_and_disabled_users_get_a_clear_page_and_no_se
         before,
         "no refusal creates a session"
     );
-    let reasons = failures(&audit(&stack, Some(&w.ws.team_id)).await);
+    let reasons = failure_reasons(&audit(&stack, Some(&w.ws.team_id)).await);
     assert_eq!(
         reasons,
         ["not_provisioned", "user_deactivated", "sign_in_disabled"]
@@ -552,7 +480,7 @@ async fn every_bad_id_token_is_refused_audited_and_creates_no_session() {
         assert!(p.set_cookies.is_empty(), "{fault:?}");
     }
     assert_eq!(
-        failures(&audit(&stack, Some(&w.ws.team_id)).await),
+        failure_reasons(&audit(&stack, Some(&w.ws.team_id)).await),
         [
             "bad_id_token:wrong_audience",
             "bad_id_token:wrong_issuer",
@@ -690,7 +618,7 @@ async fn okta_errors_replays_foreign_browsers_and_an_unreachable_okta_get_pages(
         "only the one good sign-in"
     );
 
-    let team = failures(&audit(&stack, Some(&w.ws.team_id)).await);
+    let team = failure_reasons(&audit(&stack, Some(&w.ws.team_id)).await);
     assert_eq!(
         team,
         [
@@ -701,7 +629,10 @@ async fn okta_errors_replays_foreign_browsers_and_an_unreachable_okta_get_pages(
             "okta_unreachable"
         ]
     );
-    assert_eq!(failures(&audit(&stack, None).await), ["state_unknown"]);
+    assert_eq!(
+        failure_reasons(&audit(&stack, None).await),
+        ["state_unknown"]
+    );
 }
 
 #[tokio::test]

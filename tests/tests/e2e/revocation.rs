@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use closedloop_tests::harness::{
-    RedisProcess, RegionStores, Scim, TestStack, US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET, client,
-    eventually, fresh_database, okta_callback, operator_token, redis_prefix,
+    RegionStores, Scim, SentinelSet, TestStack, client, eventually, fresh_database, operator_token,
+    redis_prefix, temp_dir,
 };
 use closedloop_tests::okta_sim::OktaSim;
 use closedloop_tests::okta_sim::logout::Subject;
@@ -20,21 +20,16 @@ use closedloop_tests::region::Region;
 use deploy::stores::{RedisServer, free_port};
 use region_worker::store::revocations;
 use reqwest::Method;
-use reqwest::header::{COOKIE, LOCATION};
+use reqwest::header::COOKIE;
 use serde_json::{Value, json};
 use shared::token::TokenHash;
 
+use closedloop_tests::scim_grant::scim_grant;
 use closedloop_tests::session::get_page;
 use closedloop_tests::tokens::{create_on_page, me, whoami};
 use closedloop_tests::web::hidden;
 
 const ADMIN: &str = "jane@acme.test";
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("clt-{name}-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A stack whose US Redis is a private server in `dir` (no automatic snapshots: the
 /// test takes them with `SAVE`).
@@ -349,68 +344,6 @@ async fn scim_deactivation_stays_when_redis_restarts_from_an_older_snapshot() {
     );
 }
 
-/// Connects a SCIM OAuth grant as Okta does, approved by the admin holding `cookie`:
-/// `(access token, refresh token)`.
-async fn connect_grant(stack: &TestStack, cookie: &str) -> (String, String) {
-    let redirect = okta_callback(4443, "closedloop_ai");
-    let r = stack
-        .get(Region::Us.api(), "/api/okta/scim/oauth/authorize")
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", US_SCIM_CLIENT_ID),
-            ("redirect_uri", redirect.as_str()),
-            ("state", "s1"),
-            ("scope", "scim.read scim.write entitlements.read"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let consent = url::Url::parse(r.headers()[LOCATION].to_str().unwrap()).unwrap();
-    let path = format!("{}?{}", consent.path(), consent.query().unwrap_or_default());
-    let page = get_page(stack, Region::Us, cookie, &path).await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    let decided = stack
-        .request(Method::POST, Region::Us.app(), "/oauth/consent")
-        .header(COOKIE, cookie)
-        .form(&[
-            ("request", hidden(&page.body, "request").unwrap()),
-            ("csrf", hidden(&page.body, "csrf").unwrap()),
-            ("decision", "approve".to_owned()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(decided.status(), 303);
-    let back = url::Url::parse(decided.headers()[LOCATION].to_str().unwrap()).unwrap();
-    let code = back
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("a code");
-    let tokens: Value = stack
-        .request(Method::POST, Region::Us.api(), "/api/okta/scim/oauth/token")
-        .basic_auth(US_SCIM_CLIENT_ID, Some(US_SCIM_CLIENT_SECRET))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", redirect.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (
-        tokens["access_token"].as_str().expect("access").to_owned(),
-        tokens["refresh_token"]
-            .as_str()
-            .expect("refresh")
-            .to_owned(),
-    )
-}
-
 /// Presses Disconnect on the provisioning page for the workspace's one grant.
 async fn disconnect(stack: &TestStack, cookie: &str) {
     let page = get_page(stack, Region::Us, cookie, "/integrations/okta/provisioning").await;
@@ -440,7 +373,7 @@ async fn revoked_scim_tokens_and_grants_stay_revoked_when_redis_restarts_from_an
     let operator = operator_token(&state, &f.team_id).await;
     let other = operator_token(&state, &f.team_id).await;
     let session = f.admin_session().await;
-    let (access, _refresh) = connect_grant(&f.stack, &session).await;
+    let (access, _refresh) = scim_grant(&f.stack, Region::Us, &session).await;
     for t in [&operator, &other, &access] {
         assert_eq!(f.scim(t).get("/Users").await.0, 200);
     }
@@ -526,39 +459,11 @@ fn signal(pid: u32, sig: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_to_a_replica_that_missed_the_revocation_does_not_bring_it_back() {
     let dir = temp_dir("rev-sentinel");
-    let mut master = RedisProcess::start(&dir.join("a"), &[]);
-    let master_port = master.port.to_string();
-    let replica = RedisProcess::start(&dir.join("b"), &["--replicaof", "127.0.0.1", &master_port]);
-    eventually("the replica to sync", || async {
-        replica
-            .info("replication")
-            .await
-            .contains("master_link_status:up")
-    })
-    .await;
-    let sentinel_dir = dir.join("s");
-    std::fs::create_dir_all(&sentinel_dir).unwrap();
-    let conf = sentinel_dir.join("sentinel.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "sentinel monitor closedloop-us 127.0.0.1 {master_port} 1\n\
-             sentinel down-after-milliseconds closedloop-us 500\n\
-             sentinel failover-timeout closedloop-us 5000\n"
-        ),
-    )
-    .unwrap();
-    let sentinel = RedisProcess::start(&sentinel_dir, &[conf.to_str().unwrap(), "--sentinel"]);
-    eventually("the sentinel to see the replica", || async {
-        let replicas: Vec<redis::Value> = redis::cmd("SENTINEL")
-            .arg("replicas")
-            .arg("closedloop-us")
-            .query_async(&mut sentinel.conn().await)
-            .await
-            .unwrap_or_default();
-        !replicas.is_empty()
-    })
-    .await;
+    let SentinelSet {
+        sentinel,
+        replica,
+        mut master,
+    } = SentinelSet::start(&dir).await;
 
     let prefix = redis_prefix();
     let us = RegionStores {

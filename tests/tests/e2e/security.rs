@@ -15,8 +15,8 @@ use closedloop_tests::harness::{
     US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET, Workspace, pg_connect, worker_config_from,
 };
 use closedloop_tests::okta_sim::OktaSim;
-use closedloop_tests::okta_sim::directory::NewUser;
 use closedloop_tests::okta_sim::logout::Subject;
+use closedloop_tests::okta_world::{connect, okta_user, provision};
 use closedloop_tests::region::Region;
 use region_worker::config::RateLimit;
 use reqwest::Method;
@@ -108,41 +108,15 @@ struct Org {
 async fn okta_org(stack: &TestStack) -> Org {
     let sim = OktaSim::start().await.unwrap();
     let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
-    let app = sim.app();
-    let okta_secret = app.client_secret();
-    stack
-        .configure_okta(
-            Region::Us,
-            &ws.team_id,
-            sim.base_url(),
-            app.client_id(),
-            &okta_secret,
-        )
-        .await;
-    let jane = sim
-        .add_user(NewUser::new("jane@acme.test", "Jane", "Doe"))
-        .unwrap();
-    app.assign(&jane).await.unwrap();
-    sim.set_auto_sign_in(Some(&jane));
-    let scim = stack.scim(Region::Us, &ws.team_id, "").await;
-    let (s, body) = scim
-        .post(
-            "/Users",
-            &json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                "userName": "jane@acme.test", "externalId": jane.as_str(),
-                "name": { "givenName": "Jane", "familyName": "Doe" },
-                "emails": [{ "value": "jane@acme.test", "primary": true, "type": "work" }],
-                "active": true
-            }),
-        )
-        .await;
-    assert_eq!(s, 201, "{body}");
+    connect(stack, &ws.team_id, &sim).await;
+    let okta_secret = sim.app().client_secret();
+    let jane = okta_user(&sim, "jane@acme.test").await;
+    let jane = provision(stack, &ws, "jane@acme.test", jane.as_str()).await;
     Org {
         sim,
         ws,
         okta_secret,
-        jane: body["id"].as_str().unwrap().to_owned(),
+        jane,
     }
 }
 

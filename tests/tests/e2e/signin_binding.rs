@@ -15,8 +15,11 @@ use std::time::Duration;
 
 use closedloop_tests::harness::{TestStack, Workspace, pg_connect};
 use closedloop_tests::okta_sim::OktaSim;
-use closedloop_tests::okta_sim::directory::{NewUser, UserId};
+use closedloop_tests::okta_sim::directory::UserId;
 use closedloop_tests::okta_sim::logout::Subject;
+use closedloop_tests::okta_world::{
+    AuditEvent, assigned_user, audit, connect, provision_named, session_count,
+};
 use closedloop_tests::region::Region;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -39,16 +42,7 @@ struct Org<'a> {
 async fn org(stack: &TestStack, jit: bool) -> Org<'_> {
     let sim = OktaSim::start().await.unwrap();
     let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
-    let app = sim.app();
-    stack
-        .configure_okta(
-            Region::Us,
-            &ws.team_id,
-            sim.base_url(),
-            app.client_id(),
-            &app.client_secret(),
-        )
-        .await;
+    connect(stack, &ws.team_id, &sim).await;
     if jit {
         let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
         db.execute(
@@ -64,31 +58,20 @@ async fn org(stack: &TestStack, jit: bool) -> Org<'_> {
 impl Org<'_> {
     /// An org user assigned to the app (not provisioned).
     async fn okta_user(&self, email: &str) -> UserId {
-        let id = self
-            .sim
-            .add_user(NewUser::new(email, "Some", "One"))
-            .unwrap();
-        self.sim.app().assign(&id).await.unwrap();
-        id
+        assigned_user(&self.sim, email, "Some", "One").await
     }
 
     /// Provisions `email` with SCIM as Okta would; returns the SCIM id.
     async fn provision(&self, email: &str, external_id: &str) -> String {
-        let scim = self.stack.scim(Region::Us, &self.ws.team_id, "").await;
-        let (status, user) = scim
-            .post(
-                "/Users",
-                &json!({
-                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                    "userName": email, "externalId": external_id,
-                    "name": { "givenName": "Some", "familyName": "One" },
-                    "emails": [{ "value": email, "primary": true, "type": "work" }],
-                    "active": true
-                }),
-            )
-            .await;
-        assert_eq!(status, 201, "{user}");
-        user["id"].as_str().unwrap().to_owned()
+        provision_named(
+            self.stack,
+            &self.ws.team_id,
+            email,
+            external_id,
+            "Some",
+            "One",
+        )
+        .await
     }
 
     /// "Sign in with your work email" in `web` as the org's `user`, to the end.
@@ -119,28 +102,12 @@ impl Org<'_> {
     }
 
     /// The workspace's audit events `(action, target, detail)`, oldest first.
-    async fn audit(&self) -> Vec<(String, Option<String>, Value)> {
-        let team = Uuid::parse_str(&self.ws.team_id).unwrap();
-        self.db()
-            .await
-            .query(
-                "SELECT action, target, detail FROM audit_events WHERE team_id = $1 ORDER BY id",
-                &[&team],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect()
+    async fn audit(&self) -> Vec<AuditEvent> {
+        audit(self.stack, Some(&self.ws.team_id)).await
     }
 
     async fn sessions(&self) -> i64 {
-        self.db()
-            .await
-            .query_one("SELECT count(*) FROM browser_sessions", &[])
-            .await
-            .unwrap()
-            .get(0)
+        session_count(self.stack).await
     }
 
     async fn users(&self) -> i64 {

@@ -1,11 +1,9 @@
 //! The stores as operators run them in production: Postgres over TLS (verified, and
 //! enforced by the server), and Redis behind Sentinel, followed through a failover.
 
-use std::path::PathBuf;
-
 use closedloop_tests::harness::{
-    RedisProcess as Server, RegionStores, Scim, TestWorker, eventually, fresh_database,
-    operator_token, redis_prefix, worker_config,
+    RegionStores, Scim, SentinelSet, TestWorker, eventually, fresh_database, operator_token,
+    redis_prefix, temp_dir, worker_config,
 };
 use closedloop_tests::region::Region;
 use deploy::stores::PostgresServer;
@@ -35,12 +33,6 @@ fn pki(hosts: &[&str]) -> Pki {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
     }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("clt-{name}-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn stores_with_pg(pg_url: String) -> RegionStores {
@@ -131,40 +123,11 @@ async fn postgres_over_tls_is_verified_and_plain_text_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_sentinel_failover_moves_the_worker_to_the_new_master() {
     let dir = temp_dir("sentinel");
-    let mut master = Server::start(&dir.join("a"), &[]);
-    let master_port = master.port.to_string();
-    let replica = Server::start(&dir.join("b"), &["--replicaof", "127.0.0.1", &master_port]);
-    eventually("the replica to sync", || async {
-        replica
-            .info("replication")
-            .await
-            .contains("master_link_status:up")
-    })
-    .await;
-    // One sentinel (quorum 1) that calls the master down after half a second.
-    let sentinel_dir = dir.join("s");
-    std::fs::create_dir_all(&sentinel_dir).unwrap();
-    let conf = sentinel_dir.join("sentinel.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "sentinel monitor closedloop-us 127.0.0.1 {master_port} 1\n\
-             sentinel down-after-milliseconds closedloop-us 500\n\
-             sentinel failover-timeout closedloop-us 5000\n"
-        ),
-    )
-    .unwrap();
-    let sentinel = Server::start(&sentinel_dir, &[conf.to_str().unwrap(), "--sentinel"]);
-    eventually("the sentinel to see the replica", || async {
-        let replicas: Vec<redis::Value> = redis::cmd("SENTINEL")
-            .arg("replicas")
-            .arg("closedloop-us")
-            .query_async(&mut sentinel.conn().await)
-            .await
-            .unwrap_or_default();
-        !replicas.is_empty()
-    })
-    .await;
+    let SentinelSet {
+        sentinel,
+        replica,
+        mut master,
+    } = SentinelSet::start(&dir).await;
 
     let stores = RegionStores {
         pg_url: fresh_database().await.unwrap().url,

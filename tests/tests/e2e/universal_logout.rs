@@ -6,9 +6,7 @@
 //! forgery refused, the status codes Okta reads, the audit trail, replay and rate
 //! limits, and Okta's keys unreachable.
 
-use closedloop_tests::harness::{
-    TestStack, US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET, okta_callback, pg_connect,
-};
+use closedloop_tests::harness::{TestStack, US_SCIM_CLIENT_ID, US_SCIM_CLIENT_SECRET, pg_connect};
 use closedloop_tests::okta_sim::directory::{NewUser, UserId};
 use closedloop_tests::okta_sim::logout::{Forgery, Subject};
 use closedloop_tests::okta_sim::seed::SeedApp;
@@ -16,13 +14,14 @@ use closedloop_tests::okta_sim::{AppHandle, OktaSim};
 use closedloop_tests::region::Region;
 use region_worker::config::RateLimit;
 use reqwest::Method;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use serde_json::{Value, json};
 
 use closedloop_tests::harness::flush_redis;
+use closedloop_tests::scim_grant::scim_grant;
 use closedloop_tests::session::get_page;
 use closedloop_tests::tokens::{call, create_on_page, introspect, me, whoami};
-use closedloop_tests::web::{Web, hidden};
+use closedloop_tests::web::Web;
 
 const JANE: &str = "jane@acme.test";
 const BOB: &str = "bob@acme.test";
@@ -109,71 +108,6 @@ async fn okta_sign_in(stack: &TestStack, region: Region, email: &str) -> String 
         .cookie(region.app(), name)
         .unwrap_or_else(|| panic!("no session cookie on {}", region.app()));
     format!("{name}={value}")
-}
-
-/// A SCIM OAuth grant approved by the admin holding `cookie`: `(access, refresh)`.
-async fn scim_grant(stack: &TestStack, region: Region, cookie: &str) -> (String, String) {
-    let (client_id, secret) = region.scim_client();
-    let redirect = okta_callback(4443, "closedloop_ai");
-    let r = stack
-        .get(region.api(), "/api/okta/scim/oauth/authorize")
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", client_id),
-            ("redirect_uri", redirect.as_str()),
-            ("state", "s1"),
-            ("scope", "scim.read scim.write entitlements.read"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let consent = url::Url::parse(r.headers()[LOCATION].to_str().unwrap()).unwrap();
-    let path = format!("{}?{}", consent.path(), consent.query().unwrap_or_default());
-    let page = get_page(stack, region, cookie, &path).await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    let decided = stack
-        .request(Method::POST, region.app(), "/oauth/consent")
-        .header(COOKIE, cookie)
-        .form(&[
-            ("request", hidden(&page.body, "request").unwrap()),
-            ("csrf", hidden(&page.body, "csrf").unwrap()),
-            ("decision", "approve".to_owned()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(decided.status(), 303);
-    let back = url::Url::parse(decided.headers()[LOCATION].to_str().unwrap()).unwrap();
-    let code = back
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("a code");
-    let tokens: Value = stack
-        .request(Method::POST, region.api(), "/api/okta/scim/oauth/token")
-        .basic_auth(client_id, Some(secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", redirect.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (
-        tokens["access_token"]
-            .as_str()
-            .expect("access token")
-            .to_owned(),
-        tokens["refresh_token"]
-            .as_str()
-            .expect("refresh token")
-            .to_owned(),
-    )
 }
 
 /// What one user holds in one region.
