@@ -17,7 +17,7 @@ use crate::okta::domain::OktaDomain;
 use crate::paths;
 use crate::state::AppState;
 use crate::store::tokens::{self, NewTokenRecord, TokenRecord};
-use crate::store::workspaces::{self, AllowanceChange, Workspace};
+use crate::store::workspaces::{self, AdminName, AllowanceChange, LinkIssue, Workspace};
 
 /// How long a first admin's sign-in link is valid.
 pub const SIGN_IN_LINK_TTL: Duration = Duration::hours(24);
@@ -57,6 +57,63 @@ impl fmt::Debug for WorkspaceCreated {
             .field("sign_in_url_expires_at", &self.sign_in_url_expires_at)
             .finish_non_exhaustive()
     }
+}
+
+/// What `workspace sign-in-link` made. Its `Debug` hides the link, a credential.
+#[derive(Clone, Serialize)]
+pub struct SignInLinkIssued {
+    /// The workspace.
+    pub team_id: TeamId,
+    /// The admin's user name (the email they sign in with).
+    pub admin_email: String,
+    /// The admin's user id.
+    pub admin_user_id: Uuid,
+    /// The new one-time sign-in link: to hand over once, never to log.
+    pub sign_in_url: String,
+    /// When the link stops working (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub sign_in_url_expires_at: OffsetDateTime,
+    /// How many earlier unused links of the admin stopped working.
+    pub revoked_links: u64,
+}
+
+impl fmt::Debug for SignInLinkIssued {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignInLinkIssued")
+            .field("team_id", &self.team_id)
+            .field("admin_user_id", &self.admin_user_id)
+            .field("sign_in_url", &"[redacted]")
+            .field("sign_in_url_expires_at", &self.sign_in_url_expires_at)
+            .field("revoked_links", &self.revoked_links)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One admin as `workspace admins` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListedAdmin {
+    /// The user id.
+    pub user_id: Uuid,
+    /// Their user name: what `workspace sign-in-link --email` takes.
+    pub user_name: String,
+    /// Their primary email.
+    pub email: Option<String>,
+    /// Their display name, when they have one.
+    pub name: Option<String>,
+    /// Whether they may sign in (a deactivated admin gets no link).
+    pub active: bool,
+    /// When they were created (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// What `workspace admins` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkspaceAdmins {
+    /// The workspace.
+    pub team_id: TeamId,
+    /// Its admins, by user name.
+    pub admins: Vec<ListedAdmin>,
 }
 
 /// What `workspace allow-okta-domain` and `disallow-okta-domain` leave behind.
@@ -110,6 +167,30 @@ pub async fn workspace_create(
     name: &str,
     admin_email: &str,
 ) -> anyhow::Result<WorkspaceCreated> {
+    workspace_create_named(state, name, admin_email, None).await
+}
+
+/// `workspace create --admin-name`: as [`workspace_create`], the first admin named
+/// `admin_name` (split at its last space into given and family name, see
+/// [`AdminName::split`]).
+pub async fn workspace_create_named(
+    state: &AppState,
+    name: &str,
+    admin_email: &str,
+    admin_name: Option<&str>,
+) -> anyhow::Result<WorkspaceCreated> {
+    let admin_name = match admin_name {
+        Some(full) => {
+            anyhow::ensure!(
+                full.len() <= 200,
+                "--admin-name must be at most 200 characters"
+            );
+            Some(AdminName::split(full).ok_or_else(|| {
+                anyhow::anyhow!("--admin-name is blank: leave it out or give a name")
+            })?)
+        }
+        None => None,
+    };
     let name = name.trim();
     let email = admin_email.trim();
     anyhow::ensure!(
@@ -130,6 +211,7 @@ pub async fn workspace_create(
         state.config.region_id(),
         name,
         email,
+        admin_name.as_ref(),
         &link.hash,
         expires,
     )
@@ -142,7 +224,7 @@ pub async fn workspace_create(
         region: created.workspace.region,
         admin_email: email.to_owned(),
         admin_user_id: created.admin_user_id,
-        sign_in_url: format!("{app}{}?code={}", paths::app::SIGN_IN_LINK, link.secret),
+        sign_in_url: sign_in_url(state, &link.secret),
         sign_in_url_expires_at: expires,
         integrations_url: format!("{app}{}", paths::app::OKTA_INTEGRATION),
         scim_base_url: format!(
@@ -156,6 +238,86 @@ pub async fn workspace_create(
 /// `workspace list`: the region's workspaces, oldest first.
 pub async fn workspace_list(state: &AppState) -> anyhow::Result<Vec<Workspace>> {
     Ok(workspaces::list(&state.pg).await?)
+}
+
+/// The link an admin opens: the sign-in page that shows a button for `secret`.
+fn sign_in_url(state: &AppState, secret: &str) -> String {
+    format!(
+        "{}{}?code={secret}",
+        state.config.region.app_base(),
+        paths::app::SIGN_IN_LINK
+    )
+}
+
+/// `workspace admins`: the workspace's admins, whom `workspace sign-in-link` serves.
+pub async fn workspace_admins(state: &AppState, team: &str) -> anyhow::Result<WorkspaceAdmins> {
+    let team_id = TeamId::parse(team)?;
+    let Some(admins) = workspaces::admins(&state.pg, team_id).await? else {
+        anyhow::bail!(
+            "workspace {team_id} does not exist in region {}",
+            state.config.region_id()
+        );
+    };
+    Ok(WorkspaceAdmins {
+        team_id,
+        admins: admins
+            .into_iter()
+            .map(|a| ListedAdmin {
+                user_id: a.user_id,
+                user_name: a.user_name,
+                email: a.email,
+                name: a.display_name,
+                active: a.active,
+                created_at: a.created_at,
+            })
+            .collect(),
+    })
+}
+
+/// `workspace sign-in-link`: a new one-time sign-in link (24 h) for an active admin of
+/// the workspace, for an admin whose link expired or who lost their session before
+/// Okta sign-in works. Their earlier unused links stop working. Audited.
+pub async fn workspace_sign_in_link(
+    state: &AppState,
+    team: &str,
+    email: &str,
+) -> anyhow::Result<SignInLinkIssued> {
+    let team_id = TeamId::parse(team)?;
+    let email = email.trim();
+    anyhow::ensure!(!email.is_empty(), "--email is blank");
+    let region = state.config.region_id();
+    let link = token::mint(region, TokenKind::OneTime);
+    let expires = state.config.clock.now() + SIGN_IN_LINK_TTL;
+    match workspaces::issue_sign_in_link(&state.pg, team_id, email, &link.hash, expires).await? {
+        LinkIssue::Issued {
+            user_id,
+            user_name,
+            revoked,
+        } => Ok(SignInLinkIssued {
+            team_id,
+            admin_email: user_name,
+            admin_user_id: user_id,
+            sign_in_url: sign_in_url(state, &link.secret),
+            sign_in_url_expires_at: expires,
+            revoked_links: revoked,
+        }),
+        LinkIssue::NoWorkspace => {
+            anyhow::bail!("workspace {team_id} does not exist in region {region}")
+        }
+        LinkIssue::NoUser => anyhow::bail!(
+            "no user of workspace {team_id} has the email {email:?} \
+             (`workspace admins --team {team_id}` lists its admins)"
+        ),
+        LinkIssue::NotAdmin => anyhow::bail!(
+            "{email:?} is not an admin of workspace {team_id}: sign-in links are for admins \
+             only (`workspace admins --team {team_id}` lists them); everyone else signs in \
+             through Okta"
+        ),
+        LinkIssue::Deactivated => anyhow::bail!(
+            "{email:?} is a deactivated admin of workspace {team_id}: a link would not sign \
+             them in (reactivate them in Okta first)"
+        ),
+    }
 }
 
 /// The custom Okta domain an operator names, normalised as the Okta page stores it.

@@ -92,6 +92,30 @@ enum WorkspaceCommand {
         /// Email of the first admin.
         #[arg(long)]
         admin_email: String,
+        /// Full name of the first admin (`"Jane Doe"`): given and family name split at
+        /// the last space, stored as their SCIM `name`.
+        #[arg(long)]
+        admin_name: Option<String>,
+    },
+    /// List a workspace's admins (whom `sign-in-link` serves).
+    Admins {
+        #[command(flatten)]
+        target: Target,
+        /// The workspace (`team_id`).
+        #[arg(long)]
+        team: String,
+    },
+    /// Issue a new one-time sign-in link (24 h) for an admin of a workspace, revoking
+    /// their unused ones: the way back in for an admin whose link expired. Audited.
+    SignInLink {
+        #[command(flatten)]
+        target: Target,
+        /// The workspace (`team_id`).
+        #[arg(long)]
+        team: String,
+        /// The admin's email (or user name).
+        #[arg(long)]
+        email: String,
     },
     /// List the region's workspaces (with the custom Okta domains allowed for each).
     List {
@@ -227,9 +251,30 @@ async fn main() -> anyhow::Result<()> {
             target,
             name,
             admin_email,
+            admin_name,
         }) => {
             let state = region_worker::connect(load(&target)?).await?;
-            print(&region_worker::cli::workspace_create(&state, &name, &admin_email).await?)
+            print(
+                &region_worker::cli::workspace_create_named(
+                    &state,
+                    &name,
+                    &admin_email,
+                    admin_name.as_deref(),
+                )
+                .await?,
+            )
+        }
+        Command::Workspace(WorkspaceCommand::Admins { target, team }) => {
+            let state = region_worker::connect(load(&target)?).await?;
+            print(&region_worker::cli::workspace_admins(&state, &team).await?)
+        }
+        Command::Workspace(WorkspaceCommand::SignInLink {
+            target,
+            team,
+            email,
+        }) => {
+            let state = region_worker::connect(load(&target)?).await?;
+            print(&region_worker::cli::workspace_sign_in_link(&state, &team, &email).await?)
         }
         Command::Workspace(WorkspaceCommand::List { target }) => {
             let state = region_worker::connect(load(&target)?).await?;

@@ -210,7 +210,11 @@ fn invalid_link() -> PageError {
     PageError::BadRequest {
         title: "This sign-in link cannot be used",
         explanation: "The link is invalid, has expired (links are valid for 24 hours) or was \
-                      already used. Ask an operator for a new one.",
+                      already used. Ask your ClosedLoop operator for a new link: they run \
+                      `region-worker workspace sign-in-link --team <your workspace id> \
+                      --email <your email>`, which makes a new one-time link for a workspace \
+                      admin and stops any earlier unused link. Once Okta sign-in is set up, \
+                      sign in with Okta instead.",
     }
 }
 

@@ -17,6 +17,9 @@ pub enum AuditAction {
     WorkspaceOktaDomainAllowed,
     /// An operator withdrew a custom Okta domain's allowance.
     WorkspaceOktaDomainDisallowed,
+    /// An operator issued a new one-time sign-in link for an admin of the workspace
+    /// (`workspace sign-in-link`), revoking their unused ones.
+    WorkspaceSignInLinkIssued,
     /// The first admin signed in with the operator's one-time link.
     SessionSignedInLink,
     /// Someone signed in through the workspace's Okta org.
@@ -81,10 +84,11 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order above.
-    pub const ALL: [AuditAction; 33] = [
+    pub const ALL: [AuditAction; 34] = [
         Self::WorkspaceCreated,
         Self::WorkspaceOktaDomainAllowed,
         Self::WorkspaceOktaDomainDisallowed,
+        Self::WorkspaceSignInLinkIssued,
         Self::SessionSignedInLink,
         Self::SessionSignedInOkta,
         Self::SessionSignedOut,
@@ -123,6 +127,7 @@ impl AuditAction {
             Self::WorkspaceCreated => "workspace.created",
             Self::WorkspaceOktaDomainAllowed => "workspace.okta_domain.allowed",
             Self::WorkspaceOktaDomainDisallowed => "workspace.okta_domain.disallowed",
+            Self::WorkspaceSignInLinkIssued => "workspace.sign_in_link.issued",
             Self::SessionSignedInLink => "session.signed_in.link",
             Self::SessionSignedInOkta => "session.signed_in.okta",
             Self::SessionSignedOut => "session.signed_out",

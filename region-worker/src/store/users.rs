@@ -132,7 +132,8 @@ pub struct UserColumns {
     /// The primary email: `userName` when it is an email, else `emails[primary]`,
     /// else the first email.
     pub email: Option<String>,
-    /// `displayName`, else `name.formatted`, else given and family names.
+    /// The full name: given and family names, else `name.formatted`, else
+    /// `displayName` (the seed's "Full name fallback"), else the one name part given.
     pub display_name: Option<String>,
     /// `name.givenName`.
     pub given_name: Option<String>,
@@ -178,13 +179,16 @@ impl UserColumns {
         let name = resource.get("name");
         let given_name = text(name.and_then(|n| n.get("givenName")));
         let family_name = text(name.and_then(|n| n.get("familyName")));
-        let display_name = text(resource.get("displayName"))
-            .or_else(|| text(name.and_then(|n| n.get("formatted"))))
-            .or_else(|| match (&given_name, &family_name) {
-                (Some(g), Some(f)) => Some(format!("{g} {f}")),
-                (Some(x), None) | (None, Some(x)) => Some(x.clone()),
-                (None, None) => None,
-            });
+        // The seed maps first and last name from `name` and names `displayName` the
+        // fallback; a lone name part is a partial name, so a full `displayName` wins
+        // over it.
+        let display_name = match (&given_name, &family_name) {
+            (Some(g), Some(f)) => Some(format!("{g} {f}")),
+            _ => None,
+        }
+        .or_else(|| text(name.and_then(|n| n.get("formatted"))))
+        .or_else(|| text(resource.get("displayName")))
+        .or_else(|| given_name.clone().or_else(|| family_name.clone()));
         Some(Self {
             // Kept exactly as in the JSON: filters on it run against this column.
             external_id: resource
@@ -528,6 +532,62 @@ pub async fn ids_by_okta_subject(
         .collect())
 }
 
+/// Gives a user without a name the `given`/`family` name Okta's ID token released
+/// (`given_name`/`family_name`) at sign-in, so that a first admin made without
+/// `--admin-name` gets one. Never overwrites: only a user whose SCIM resource has no
+/// `name` at all, and never a user Okta provisions over SCIM (`source = 'scim'`, or an
+/// `externalId`), whose name Okta manages there. The columns follow the resource as
+/// [`UserColumns::of`] extracts them (an existing `displayName` keeps precedence).
+/// Whether the name was filled.
+pub async fn fill_empty_name(
+    client: &impl GenericClient,
+    team_id: TeamId,
+    id: Uuid,
+    given: Option<&str>,
+    family: Option<&str>,
+) -> Result<bool, StoreError> {
+    let given = given.map(str::trim).filter(|s| !s.is_empty());
+    let family = family.map(str::trim).filter(|s| !s.is_empty());
+    let mut name = serde_json::Map::new();
+    if let Some(g) = given {
+        name.insert("givenName".into(), Value::from(g));
+    }
+    if let Some(f) = family {
+        name.insert("familyName".into(), Value::from(f));
+    }
+    let display = match (given, family) {
+        (Some(g), Some(f)) => format!("{g} {f}"),
+        (Some(x), None) | (None, Some(x)) => x.to_owned(),
+        (None, None) => return Ok(false),
+    };
+    let stmt = client
+        .prepare_cached(
+            "UPDATE users SET resource = resource || jsonb_build_object('name', $3::jsonb),
+                    given_name = $4, family_name = $5,
+                    display_name = coalesce(display_name, $6),
+                    version = version + 1, updated_at = now()
+              WHERE team_id = $1 AND id = $2
+                AND source <> 'scim' AND external_id IS NULL
+                AND NOT (resource ? 'name')
+                AND given_name IS NULL AND family_name IS NULL",
+        )
+        .await?;
+    let n = client
+        .execute(
+            &stmt,
+            &[
+                &team_id.as_uuid(),
+                &id,
+                &Value::Object(name),
+                &given,
+                &family,
+                &display,
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 /// How recording a user's Okta subject went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bound {
@@ -701,6 +761,29 @@ mod tests {
         assert_eq!(c.email.as_deref(), Some("jdoe@x.io"));
         assert_eq!(c.display_name.as_deref(), Some("J. Doe"));
         assert!(c.active);
+
+        // The full name prefers given + family, then `name.formatted`; `displayName`
+        // is the fallback (seed-okta-integration.md's attribute table).
+        let full = |resource: Value| UserColumns::of(&resource).unwrap().display_name;
+        assert_eq!(
+            full(json!({ "userName": "j", "displayName": "JD",
+                         "name": { "givenName": "Jane", "familyName": "Doe", "formatted": "Ms Jane Doe" } })),
+            Some("Jane Doe".into())
+        );
+        assert_eq!(
+            full(json!({ "userName": "j", "displayName": "JD",
+                         "name": { "givenName": "Jane", "formatted": "Ms Jane Doe" } })),
+            Some("Ms Jane Doe".into())
+        );
+        assert_eq!(
+            full(json!({ "userName": "j", "displayName": "JD", "name": { "givenName": "Jane" } })),
+            Some("JD".into())
+        );
+        assert_eq!(
+            full(json!({ "userName": "j", "name": { "familyName": "Doe" } })),
+            Some("Doe".into())
+        );
+        assert_eq!(full(json!({ "userName": "j" })), None);
         assert!(UserColumns::of(&json!({ "userName": "  " })).is_none());
     }
 }

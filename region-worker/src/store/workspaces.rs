@@ -1,6 +1,8 @@
 //! Workspaces and their first admin: creation (with the three workspace roles and a
-//! one-time sign-in link), listing, existence checks and link redemption; and the
-//! custom Okta domains operators allowed for them (`okta_domain_allowances`, V10).
+//! one-time sign-in link), listing, existence checks and link redemption; the admins
+//! an operator may issue a new link for (an admin locked out before Okta sign-in
+//! works has no other way back in); and the custom Okta domains operators allowed for
+//! them (`okta_domain_allowances`, V10).
 
 use deadpool_postgres::{GenericClient, Pool};
 use serde::Serialize;
@@ -60,13 +62,64 @@ pub struct CreatedWorkspace {
     pub admin_user_id: Uuid,
 }
 
-/// Creates a workspace in `region` with its roles and its first admin, and records the
-/// hash of the admin's one-time sign-in link, all in one transaction.
+/// The first admin's name, as SCIM's `name`: Okta's SPEC test reads
+/// `name.givenName`/`familyName` on the first user of `GET /Users`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminName {
+    /// `name.givenName`.
+    pub given: String,
+    /// `name.familyName`, absent for a one-word name.
+    pub family: Option<String>,
+}
+
+impl AdminName {
+    /// Splits a full name at its last space (`"Mary Ann Smith"` is given `Mary Ann`,
+    /// family `Smith`), the way most Western names are written; a one-word name is a
+    /// given name alone. `None` when blank.
+    pub fn split(full: &str) -> Option<Self> {
+        let full = full.split_whitespace().collect::<Vec<_>>().join(" ");
+        if full.is_empty() {
+            return None;
+        }
+        Some(match full.rsplit_once(' ') {
+            Some((given, family)) => Self {
+                given: given.to_owned(),
+                family: Some(family.to_owned()),
+            },
+            None => Self {
+                given: full,
+                family: None,
+            },
+        })
+    }
+
+    /// The name as written: given, then family.
+    pub fn formatted(&self) -> String {
+        match &self.family {
+            Some(f) => format!("{} {f}", self.given),
+            None => self.given.clone(),
+        }
+    }
+
+    /// SCIM's `name` object.
+    fn scim(&self) -> serde_json::Value {
+        let mut name = json!({ "givenName": self.given, "formatted": self.formatted() });
+        if let Some(f) = &self.family {
+            name["familyName"] = json!(f);
+        }
+        name
+    }
+}
+
+/// Creates a workspace in `region` with its roles and its first admin (named
+/// `admin_name` when given), and records the hash of the admin's one-time sign-in
+/// link, all in one transaction.
 pub async fn create(
     pool: &Pool,
     region: &RegionId,
     name: &str,
     admin_email: &str,
+    admin_name: Option<&AdminName>,
     link_hash: &TokenHash,
     link_expires_at: OffsetDateTime,
 ) -> Result<CreatedWorkspace, StoreError> {
@@ -101,16 +154,29 @@ pub async fn create(
         .await?;
     }
     let admin_user_id = Uuid::new_v4();
-    let resource = json!({
+    let mut resource = json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
         "userName": admin_email,
         "emails": [{ "value": admin_email, "type": "work", "primary": true }],
         "active": true,
     });
+    if let Some(n) = admin_name {
+        resource["name"] = n.scim();
+    }
+    // The columns as `UserColumns::of` extracts them from this resource.
     tx.execute(
-        "INSERT INTO users (team_id, id, user_name, email, active, resource, source)
-         VALUES ($1, $2, $3, $3, true, $4, 'admin')",
-        &[&team_id.as_uuid(), &admin_user_id, &admin_email, &resource],
+        "INSERT INTO users (team_id, id, user_name, email, active, resource, source,
+                            display_name, given_name, family_name)
+         VALUES ($1, $2, $3, $3, true, $4, 'admin', $5, $6, $7)",
+        &[
+            &team_id.as_uuid(),
+            &admin_user_id,
+            &admin_email,
+            &resource,
+            &admin_name.map(AdminName::formatted),
+            &admin_name.map(|n| n.given.as_str()),
+            &admin_name.and_then(|n| n.family.as_deref()),
+        ],
     )
     .await?;
     tx.execute(
@@ -303,6 +369,169 @@ pub async fn disallow_okta_domain(
     Ok(AllowanceChange::Changed)
 }
 
+/// An admin of a workspace (a user holding its Admin role), as operators list them.
+#[derive(Debug, Clone)]
+pub struct WorkspaceAdmin {
+    /// The user.
+    pub user_id: Uuid,
+    /// Their `userName` (the email they sign in with).
+    pub user_name: String,
+    /// Their primary email.
+    pub email: Option<String>,
+    /// Their display name, when they have one.
+    pub display_name: Option<String>,
+    /// Whether they may use the workspace (a deactivated admin gets no link).
+    pub active: bool,
+    /// When they were created.
+    pub created_at: OffsetDateTime,
+}
+
+/// The admins of `team_id`, in user-name order; `None` when there is no such
+/// workspace.
+pub async fn admins(
+    pool: &Pool,
+    team_id: TeamId,
+) -> Result<Option<Vec<WorkspaceAdmin>>, StoreError> {
+    let client = pool.get().await?;
+    let team = team_id.as_uuid();
+    if client
+        .query_opt("SELECT 1 FROM workspaces WHERE team_id = $1", &[&team])
+        .await?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let rows = client
+        .query(
+            "SELECT u.id, u.user_name, u.email, u.display_name, u.active, u.created_at
+               FROM users u
+               JOIN user_roles ur ON ur.team_id = u.team_id AND ur.user_id = u.id
+               JOIN roles r ON r.team_id = ur.team_id AND r.id = ur.role_id
+              WHERE u.team_id = $1 AND r.key = 'admin'
+              ORDER BY lower(u.user_name), u.id",
+            &[&team],
+        )
+        .await?;
+    Ok(Some(
+        rows.iter()
+            .map(|r| WorkspaceAdmin {
+                user_id: r.get(0),
+                user_name: r.get(1),
+                email: r.get(2),
+                display_name: r.get(3),
+                active: r.get(4),
+                created_at: r.get(5),
+            })
+            .collect(),
+    ))
+}
+
+/// What issuing a new sign-in link did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkIssue {
+    /// The link is stored for this admin; `revoked` of their unused links were removed.
+    Issued {
+        /// The admin.
+        user_id: Uuid,
+        /// Their `userName`.
+        user_name: String,
+        /// How many earlier unused links stopped working.
+        revoked: u64,
+    },
+    /// No workspace has this `team_id`.
+    NoWorkspace,
+    /// No user of the workspace has this email or user name.
+    NoUser,
+    /// The user is not an admin of the workspace: links are for admins only (everyone
+    /// else signs in through Okta).
+    NotAdmin,
+    /// The admin is deactivated: a link would not sign them in.
+    Deactivated,
+}
+
+/// Stores a new one-time sign-in link (its hash) for the admin of `team_id` whose email
+/// or user name is `email` (case-insensitively, the user name first), removes their
+/// earlier unused links, and audits it as `workspace.sign_in_link.issued`, all in one
+/// transaction. Anyone else is refused without a change.
+pub async fn issue_sign_in_link(
+    pool: &Pool,
+    team_id: TeamId,
+    email: &str,
+    link_hash: &TokenHash,
+    link_expires_at: OffsetDateTime,
+) -> Result<LinkIssue, StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let team = team_id.as_uuid();
+    if tx
+        .query_opt("SELECT 1 FROM workspaces WHERE team_id = $1", &[&team])
+        .await?
+        .is_none()
+    {
+        return Ok(LinkIssue::NoWorkspace);
+    }
+    let rows = tx
+        .query(
+            "SELECT u.id, u.user_name, u.active,
+                    EXISTS (SELECT 1 FROM user_roles ur
+                              JOIN roles r ON r.team_id = ur.team_id AND r.id = ur.role_id
+                             WHERE ur.team_id = u.team_id AND ur.user_id = u.id
+                               AND r.key = 'admin')
+               FROM users u
+              WHERE u.team_id = $1
+                AND (lower(u.email) = lower($2) OR lower(u.user_name) = lower($2))
+              ORDER BY lower(u.user_name) = lower($2) DESC, u.seq
+              FOR UPDATE OF u",
+            &[&team, &email],
+        )
+        .await?;
+    let admin = rows.iter().find(|r| r.get::<_, bool>(3));
+    let Some(admin) = admin else {
+        return Ok(if rows.is_empty() {
+            LinkIssue::NoUser
+        } else {
+            LinkIssue::NotAdmin
+        });
+    };
+    let (user_id, user_name, active): (Uuid, String, bool) =
+        (admin.get(0), admin.get(1), admin.get(2));
+    if !active {
+        return Ok(LinkIssue::Deactivated);
+    }
+    let revoked = tx
+        .execute(
+            "DELETE FROM sign_in_links WHERE team_id = $1 AND user_id = $2 AND used_at IS NULL",
+            &[&team, &user_id],
+        )
+        .await?;
+    tx.execute(
+        "INSERT INTO sign_in_links (hash, team_id, user_id, expires_at) VALUES ($1, $2, $3, $4)",
+        &[&link_hash.0.as_slice(), &team, &user_id, &link_expires_at],
+    )
+    .await?;
+    audit::record(
+        &tx,
+        &AuditEvent {
+            team_id: Some(team_id),
+            actor: "operator",
+            action: AuditAction::WorkspaceSignInLinkIssued,
+            target: Some(&user_id.to_string()),
+            detail: json!({
+                "user_name": user_name,
+                "revoked_links": revoked,
+                "expires_at": link_expires_at.unix_timestamp(),
+            }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(LinkIssue::Issued {
+        user_id,
+        user_name,
+        revoked,
+    })
+}
+
 /// A redeemed sign-in link: who it signs in.
 #[derive(Debug, Clone, Copy)]
 pub struct RedeemedLink {
@@ -337,4 +566,24 @@ pub async fn redeem_link(
         user_id: r.get(1),
         user_epoch: r.get(2),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_admin_name_splits_at_its_last_space() {
+        let n = AdminName::split("  Mary Ann   Smith ").unwrap();
+        assert_eq!(n.given, "Mary Ann");
+        assert_eq!(n.family.as_deref(), Some("Smith"));
+        assert_eq!(n.formatted(), "Mary Ann Smith");
+        assert_eq!(
+            n.scim(),
+            json!({ "givenName": "Mary Ann", "familyName": "Smith", "formatted": "Mary Ann Smith" })
+        );
+        let one = AdminName::split("Cher").unwrap();
+        assert_eq!((one.given.as_str(), one.family), ("Cher", None));
+        assert_eq!(AdminName::split("   "), None);
+    }
 }

@@ -1075,3 +1075,97 @@ async fn an_okta_app_connects_to_one_workspace_only() {
     let page = save_setup(&mut admin, &setup("0oa-beta-own-app")).await;
     assert_eq!(page.status, 303, "{}", page.body);
 }
+
+/// A first admin made without a name takes the one in Okta's ID token
+/// (`given_name`/`family_name`) at their first Okta sign-in, so Okta's SCIM SPEC list
+/// test finds `name.givenName`/`familyName` on the first user; a name is never
+/// overwritten, and a SCIM-provisioned user's name stays the one Okta sent over SCIM.
+#[tokio::test]
+async fn an_empty_name_is_filled_from_the_id_token_and_no_name_is_overwritten() {
+    let stack = TestStack::start().await.unwrap();
+    let w = world(&stack, false).await;
+    let scim = stack.scim(Region::Us, &w.ws.team_id, "").await;
+    let (status, list) = scim.get("/Users?count=1").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["Resources"][0]["name"], Value::Null, "{list}");
+
+    let admin =
+        closedloop_tests::okta_world::assigned_user(&w.sim, "admin@acme.test", "Ada", "Lovelace")
+            .await;
+    w.sim.set_auto_sign_in(Some(&admin));
+    let home = sign_in(&stack, &w.ws).await;
+    assert!(home.body.contains("admin@acme.test"), "{}", home.body);
+    let (_, list) = scim.get("/Users?count=1").await;
+    let first = &list["Resources"][0];
+    assert_eq!(first["userName"], "admin@acme.test", "{list}");
+    assert_eq!(
+        first["name"],
+        json!({ "givenName": "Ada", "familyName": "Lovelace" })
+    );
+    assert_eq!(
+        first["displayName"],
+        Value::Null,
+        "the resource gains only `name`"
+    );
+    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
+    let row = db
+        .query_one(
+            "SELECT display_name, given_name, family_name FROM users WHERE id = $1::text::uuid",
+            &[&w.ws.admin_user_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, Option<String>>(0),
+            row.get::<_, Option<String>>(1),
+            row.get::<_, Option<String>>(2)
+        ),
+        (
+            Some("Ada Lovelace".to_owned()),
+            Some("Ada".to_owned()),
+            Some("Lovelace".to_owned())
+        )
+    );
+
+    // Okta renames her: the name she has is kept (only an empty name is filled).
+    w.sim
+        .update_profile(&admin, |p| p.given_name = "Augusta".into())
+        .await
+        .unwrap();
+    sign_in(&stack, &w.ws).await;
+    let (_, list) = scim.get("/Users?count=1").await;
+    assert_eq!(list["Resources"][0]["name"]["givenName"], "Ada", "{list}");
+
+    // A SCIM-provisioned user's name is Okta's over SCIM, never the ID token's.
+    let carol =
+        closedloop_tests::okta_world::assigned_user(&w.sim, "carol@acme.test", "Caroline", "Jones")
+            .await;
+    let id = provision_scim_user_named(&stack, &w.ws, "carol@acme.test", carol.as_str()).await;
+    w.sim.set_auto_sign_in(Some(&carol));
+    let home = sign_in(&stack, &w.ws).await;
+    assert!(home.body.contains("carol@acme.test"), "{}", home.body);
+    let (_, user) = scim.get(&format!("/Users/{id}")).await;
+    assert_eq!(
+        user["name"],
+        json!({ "givenName": "Carol", "familyName": "Smith" })
+    );
+}
+
+/// Provisions `email` as Carol Smith, as Okta would over SCIM.
+async fn provision_scim_user_named(
+    stack: &TestStack,
+    ws: &Workspace,
+    email: &str,
+    external_id: &str,
+) -> String {
+    closedloop_tests::okta_world::provision_named(
+        stack,
+        &ws.team_id,
+        email,
+        external_id,
+        "Carol",
+        "Smith",
+    )
+    .await
+}

@@ -117,6 +117,19 @@ async fn sign_in_as(
             Bound::Conflict => return Err(mismatch),
         }
     }
+    // A user made without a name (the operator's first admin) takes the one Okta
+    // released; `fill_empty_name` never touches a name, nor a SCIM-managed user.
+    if users::fill_empty_name(
+        client,
+        settings.team_id,
+        user.id,
+        identity.given_name.as_deref(),
+        identity.family_name.as_deref(),
+    )
+    .await?
+    {
+        tracing::info!(team_id = %settings.team_id, user_id = %user.id, "empty name filled from the ID token");
+    }
     Ok(SignedIn {
         user_id: user.id,
         user_epoch: user.token_epoch,
