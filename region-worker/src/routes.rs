@@ -142,6 +142,9 @@ fn scim_routes(state: &AppState) -> Router<AppState> {
         .route(api::SCIM_ME, any(discovery::not_implemented))
         .route(api::SCIM_WORKSPACE, any(scim::unknown_endpoint))
         .route(api::SCIM_OTHER, any(scim::unknown_endpoint))
+        // Only this group's routes: other hosts' 405s stay as they are. Before the
+        // route layer, so that authentication still answers first.
+        .method_not_allowed_fallback(scim::io::method_not_allowed)
         .route_layer(from_fn_with_state(state.clone(), scim::authenticate))
 }
 

@@ -1,6 +1,6 @@
 //! SCIM 2.0 as Okta (OKTA.md §1–5) and Entra drive it, through the gateway.
 
-use closedloop_tests::harness::{Scim, TestStack, US_APP, send};
+use closedloop_tests::harness::{Scim, TestStack, US_API, US_APP, send};
 use closedloop_tests::region::Region;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -547,6 +547,45 @@ async fn scopes_and_discovery() {
 }
 
 #[tokio::test]
+async fn a_method_an_endpoint_does_not_answer_is_a_scim_405_with_allow() {
+    let (stack, scim) = setup().await;
+    for (method, path, allow) in [
+        (Method::POST, "/Roles", "GET,HEAD"),
+        (Method::DELETE, "/ServiceProviderConfig", "GET,HEAD"),
+        (Method::DELETE, "/Users", "GET,HEAD,POST"),
+    ] {
+        let r = scim.request(method.clone(), path).send().await.unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        let header = |name| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(header("allow").as_deref(), Some(allow), "{method} {path}");
+        assert_eq!(
+            header("content-type").as_deref(),
+            Some("application/scim+json"),
+            "{method} {path}"
+        );
+        assert_error(&r.json::<Value>().await.unwrap(), "405");
+    }
+    // Authentication still answers first: no token is a 401, not a 405.
+    let anonymous = scim.with_token("");
+    let (s, e) = send(anonymous.request(Method::POST, "/Roles")).await;
+    assert_eq!(s, 401, "{e}");
+    // Other routes of the API host keep the framework's 405.
+    let r = stack
+        .get(US_API, "/api/okta/scim/oauth/token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.headers().get("allow").is_some());
+    assert!(r.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn deactivation_ends_the_users_sessions_at_once() {
     let stack = TestStack::start().await.unwrap();
     let ws = stack.workspace(Region::Us, "Acme", "admin@acme.test").await;
@@ -561,15 +600,19 @@ async fn deactivation_ends_the_users_sessions_at_once() {
 
     let scim = stack.scim(Region::Us, &ws.team_id, "").await;
     // Okta provisions the admin's email: linked to the existing user, no conflict.
+    // Without `roles` the admin stays Admin (as a `PUT` without `roles` keeps them).
     let (s, linked) = scim
         .post("/Users", &okta_user("admin@acme.test", "Ad", "Min"))
         .await;
     assert_eq!(s, 201, "{linked}");
     assert_eq!(linked["id"], ws.admin_user_id.as_str());
     assert_eq!(
-        linked["roles"][0]["display"], "Member",
-        "Okta's roles now govern the user"
+        linked["roles"],
+        json!([{ "value": linked["roles"][0]["value"], "display": "Admin" }]),
+        "linking without roles keeps the user's roles"
     );
+    let (_, read) = scim.get(&format!("/Users/{}", ws.admin_user_id)).await;
+    assert_eq!(read["roles"], linked["roles"], "{read}");
 
     let off = json!({ "schemas": [PATCH], "Operations": [{ "op": "replace", "value": { "active": false } }] });
     assert_eq!(

@@ -48,6 +48,17 @@ impl From<ScimError> for ScimFailure {
     }
 }
 
+/// The SCIM group's `405` (RFC 7644 §3.12): a path that exists, asked with a method it
+/// does not answer (`POST /Roles`, `DELETE /ServiceProviderConfig`). Installed as the
+/// group's method-not-allowed fallback, so axum still adds the `Allow` header; without
+/// it a SCIM client would get the framework's empty body.
+pub async fn method_not_allowed(method: axum::http::Method) -> ScimFailure {
+    ScimError::method_not_allowed(format!(
+        "{method} is not supported on this SCIM endpoint; the Allow header lists the methods it answers."
+    ))
+    .into()
+}
+
 impl From<StoreError> for ScimFailure {
     fn from(e: StoreError) -> Self {
         let outage = crate::error::store_unavailable(Protocol::Scim, &e);

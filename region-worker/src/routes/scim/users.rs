@@ -232,7 +232,9 @@ fn conflict(cols: &UserColumns) -> ScimFailure {
 
 /// `POST /Users`. A user that exists from just-in-time sign-in or as the first admin,
 /// and was never provisioned, is linked (adopted) instead of conflicting: the same
-/// person, one account.
+/// person, one account. Without `roles` in the body a new user gets the default role
+/// and a linked one keeps theirs, as `PUT` does: linking must not demote the first
+/// admin to the default role.
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<ScimCaller>,
@@ -245,16 +247,9 @@ pub async fn create(
     let mut client = state.pg.get().await.map_err(StoreError::from)?;
     let tx = client.transaction().await.map_err(StoreError::from)?;
     let roles = state.roles.get(&tx, team).await?;
-    let role_ids = match take_roles(&mut resource, &roles)? {
-        Some(ids) => ids,
-        None => roles
-            .iter()
-            .filter(|r| r.is_default)
-            .map(|r| r.id)
-            .collect(),
-    };
+    let requested = take_roles(&mut resource, &roles)?;
     let cols = columns(&resource)?;
-    let (mut rec, action, deactivated) = match users::insert(
+    let (mut rec, role_ids, action, deactivated) = match users::insert(
         &tx,
         team,
         Uuid::new_v4(),
@@ -264,7 +259,16 @@ pub async fn create(
     )
     .await?
     {
-        Some(rec) => (rec, AuditAction::ScimUserCreated, false),
+        Some(rec) => {
+            let role_ids = requested.unwrap_or_else(|| {
+                roles
+                    .iter()
+                    .filter(|r| r.is_default)
+                    .map(|r| r.id)
+                    .collect()
+            });
+            (rec, role_ids, AuditAction::ScimUserCreated, false)
+        }
         None => {
             let existing = users::get_by_user_name(&tx, team, &cols.user_name)
                 .await?
@@ -284,7 +288,9 @@ pub async fn create(
             )
             .await?;
             rec.groups = existing.groups;
-            (rec, AuditAction::ScimUserLinked, bump)
+            let role_ids =
+                requested.unwrap_or_else(|| existing.roles.iter().map(|(rid, _)| *rid).collect());
+            (rec, role_ids, AuditAction::ScimUserLinked, bump)
         }
     };
     rec.roles = role_refs(&role_ids, &roles);
