@@ -355,3 +355,260 @@ async fn operators_allow_and_disallow_custom_okta_domains_listed_and_audited() {
         ]
     );
 }
+
+/// Runs `region-worker <args>` as an operator would, against the US stores of `stack`:
+/// `(success, stdout, stderr)`. The first two words are the command (`workspace
+/// create`); the region and map follow them.
+async fn operator(stack: &TestStack, args: &[&str]) -> (bool, String, String) {
+    let dir = std::env::temp_dir().join(format!("clt-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let map = dir.join("regions.toml");
+    std::fs::write(&map, region_map_text(&[], &[], None)).unwrap();
+    let out = tokio::process::Command::new(binary("region-worker"))
+        .args(&args[..2])
+        .args(["--region", "us", "--config"])
+        .arg(&map)
+        .args(&args[2..])
+        .envs(worker_env(Region::Us, &stack.us_stores))
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Posts a sign-in link's code as its page's button does: the status.
+async fn redeem(stack: &TestStack, sign_in_url: &str) -> (u16, String) {
+    let code = sign_in_url.split("code=").nth(1).unwrap();
+    let r = stack
+        .request(Method::POST, US_APP, "/auth/link")
+        .form(&[("code", code)])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Getting back in (issue 16): `workspace admins` lists the admins and `workspace
+/// sign-in-link` gives one a new link, through the real binary: the earlier unused link
+/// stops working, the new one works once, the issue is audited, and anyone but an
+/// active admin of an existing workspace is refused with a reason and a failing exit.
+/// The invalid-link page names the command.
+#[tokio::test]
+async fn an_operator_issues_an_admin_a_new_sign_in_link_and_lists_the_admins() {
+    let stack = TestStack::start().await.unwrap();
+    let (ok, out, err) = operator(
+        &stack,
+        &[
+            "workspace",
+            "create",
+            "--name",
+            "Acme",
+            "--admin-email",
+            "Admin@Acme.test",
+            "--admin-name",
+            "Jane Doe",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let team = created["team_id"].as_str().unwrap().to_owned();
+    let admin_id = created["admin_user_id"].as_str().unwrap().to_owned();
+    let first_link = created["sign_in_url"].as_str().unwrap().to_owned();
+
+    // A member Okta provisioned: no link for them.
+    let scim = stack.scim(Region::Us, &team, "").await;
+    let (status, _) = scim
+        .post(
+            "/Users",
+            &serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "bob@acme.test", "externalId": "00ubob",
+                "active": true
+            }),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let (ok, out, err) = operator(&stack, &["workspace", "admins", "--team", &team]).await;
+    assert!(ok, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["team_id"], team.as_str());
+    let admins = listed["admins"].as_array().unwrap();
+    assert_eq!(admins.len(), 1, "{out}");
+    assert_eq!(admins[0]["user_id"], admin_id.as_str());
+    assert_eq!(admins[0]["user_name"], "Admin@Acme.test");
+    assert_eq!(admins[0]["email"], "Admin@Acme.test");
+    assert_eq!(admins[0]["name"], "Jane Doe");
+    assert_eq!(admins[0]["active"], true);
+
+    // The email is matched case-insensitively; the earlier unused link stops working.
+    let (ok, out, err) = operator(
+        &stack,
+        &[
+            "workspace",
+            "sign-in-link",
+            "--team",
+            &team,
+            "--email",
+            "admin@acme.TEST",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let issued: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(issued["admin_user_id"], admin_id.as_str());
+    assert_eq!(issued["admin_email"], "Admin@Acme.test");
+    assert_eq!(issued["revoked_links"], 1);
+    let link = issued["sign_in_url"].as_str().unwrap();
+    assert!(
+        link.starts_with("http://app.closedloop.localhost/auth/link?code=clk_us_otc_"),
+        "{link}"
+    );
+    assert!(issued["sign_in_url_expires_at"].is_string());
+    let (status, page) = redeem(&stack, &first_link).await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("region-worker workspace sign-in-link"),
+        "the invalid-link page says how to get a new link: {page}"
+    );
+    assert_eq!(redeem(&stack, link).await.0, 303);
+    assert_eq!(redeem(&stack, link).await.0, 400, "single use");
+
+    // Refusals, each with its reason and a failing exit.
+    let unknown = uuid::Uuid::new_v4().to_string();
+    for (team, email, says) in [
+        (team.as_str(), "bob@acme.test", "is not an admin"),
+        (team.as_str(), "nobody@acme.test", "no user of workspace"),
+        (unknown.as_str(), "admin@acme.test", "does not exist"),
+    ] {
+        let (ok, out, err) = operator(
+            &stack,
+            &[
+                "workspace",
+                "sign-in-link",
+                "--team",
+                team,
+                "--email",
+                email,
+            ],
+        )
+        .await;
+        assert!(!ok, "{email}: {out}");
+        assert!(out.is_empty() && err.contains(says), "{email}: {err}");
+    }
+    let (ok, _, err) = operator(&stack, &["workspace", "admins", "--team", &unknown]).await;
+    assert!(!ok);
+    assert!(err.contains("does not exist"), "{err}");
+
+    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
+    let events: Vec<(String, Option<String>, serde_json::Value)> = db
+        .query(
+            "SELECT actor, target, detail FROM audit_events
+              WHERE action = 'workspace.sign_in_link.issued' ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(events.len(), 1, "refusals change and audit nothing");
+    assert_eq!(events[0].0, "operator");
+    assert_eq!(events[0].1.as_deref(), Some(admin_id.as_str()));
+    assert_eq!(events[0].2["user_name"], "Admin@Acme.test");
+    assert_eq!(events[0].2["revoked_links"], 1);
+}
+
+/// An admin whose link expired gets back in with a new one (issued by the worker's
+/// clock, as `workspace sign-in-link` does); a deactivated admin gets none.
+#[tokio::test]
+async fn an_admin_whose_link_expired_gets_back_in_and_a_deactivated_one_does_not() {
+    let stack = TestStack::start().await.unwrap();
+    let state = &stack.worker(Region::Us).state;
+    let created = region_worker::cli::workspace_create(state, "Acme", "admin@acme.test")
+        .await
+        .unwrap();
+    let team = created.team_id.to_string();
+    stack.advance_clock(Region::Us, std::time::Duration::from_secs(25 * 3600));
+    assert_eq!(redeem(&stack, &created.sign_in_url).await.0, 400);
+    let again = region_worker::cli::workspace_sign_in_link(state, &team, "admin@acme.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        again.revoked_links, 1,
+        "the expired, unused link is removed"
+    );
+    assert!(!format!("{again:?}").contains(&again.sign_in_url));
+    assert_eq!(redeem(&stack, &again.sign_in_url).await.0, 303);
+
+    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
+    db.execute(
+        "UPDATE users SET active = false WHERE id = $1",
+        &[&created.admin_user_id],
+    )
+    .await
+    .unwrap();
+    let refused = region_worker::cli::workspace_sign_in_link(state, &team, "admin@acme.test")
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("deactivated"), "{refused}");
+}
+
+/// `workspace create --admin-name` names the first admin, so Okta's SCIM SPEC list test
+/// (`GET /Users?count=1`) finds `name.givenName` and `name.familyName` on the first user.
+#[tokio::test]
+async fn the_first_admin_created_with_a_name_shows_it_on_the_first_scim_user() {
+    let stack = TestStack::start().await.unwrap();
+    let (ok, out, err) = operator(
+        &stack,
+        &[
+            "workspace",
+            "create",
+            "--name",
+            "Acme",
+            "--admin-email",
+            "admin@acme.test",
+            "--admin-name",
+            "  Mary Ann  Smith ",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let team = created["team_id"].as_str().unwrap();
+    let scim = stack.scim(Region::Us, team, "").await;
+    let (status, list) = scim.get("/Users?count=1").await;
+    assert_eq!(status, 200, "{list}");
+    let first = &list["Resources"][0];
+    assert_eq!(first["userName"], "admin@acme.test");
+    assert_eq!(first["name"]["givenName"], "Mary Ann", "{list}");
+    assert_eq!(first["name"]["familyName"], "Smith", "{list}");
+    // A filter on the name finds her, as it does a user Okta provisioned.
+    let (_, found) = scim
+        .get("/Users?filter=name.familyName%20eq%20%22Smith%22")
+        .await;
+    assert_eq!(found["totalResults"], 1, "{found}");
+
+    let (ok, _, err) = operator(
+        &stack,
+        &[
+            "workspace",
+            "create",
+            "--name",
+            "Blank",
+            "--admin-email",
+            "a@blank.test",
+            "--admin-name",
+            "   ",
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("--admin-name"), "{err}");
+}
