@@ -290,39 +290,7 @@ pub async fn allow_okta_domain(
     domain: &str,
     actor: &str,
 ) -> Result<AllowanceChange, StoreError> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let team = team_id.as_uuid();
-    if tx
-        .query_opt("SELECT 1 FROM workspaces WHERE team_id = $1", &[&team])
-        .await?
-        .is_none()
-    {
-        return Ok(AllowanceChange::NoWorkspace);
-    }
-    let n = tx
-        .execute(
-            "INSERT INTO okta_domain_allowances (team_id, domain, allowed_by)
-             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            &[&team, &domain, &actor],
-        )
-        .await?;
-    if n == 0 {
-        return Ok(AllowanceChange::Unchanged);
-    }
-    audit::record(
-        &tx,
-        &AuditEvent {
-            team_id: Some(team_id),
-            actor,
-            action: AuditAction::WorkspaceOktaDomainAllowed,
-            target: Some(&team_id.to_string()),
-            detail: json!({ "domain": domain }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(AllowanceChange::Changed)
+    change_okta_domain(pool, team_id, domain, actor, true).await
 }
 
 /// Removes the allowance of `domain` for `team_id`, audited as
@@ -335,6 +303,18 @@ pub async fn disallow_okta_domain(
     domain: &str,
     actor: &str,
 ) -> Result<AllowanceChange, StoreError> {
+    change_okta_domain(pool, team_id, domain, actor, false).await
+}
+
+/// Allows (`allow`) or withdraws `domain` for `team_id`, with its audit event, in one
+/// transaction; nothing is written or audited when nothing changes.
+async fn change_okta_domain(
+    pool: &Pool,
+    team_id: TeamId,
+    domain: &str,
+    actor: &str,
+    allow: bool,
+) -> Result<AllowanceChange, StoreError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let team = team_id.as_uuid();
@@ -345,12 +325,24 @@ pub async fn disallow_okta_domain(
     {
         return Ok(AllowanceChange::NoWorkspace);
     }
-    let n = tx
-        .execute(
-            "DELETE FROM okta_domain_allowances WHERE team_id = $1 AND domain = $2",
-            &[&team, &domain],
-        )
-        .await?;
+    let (n, action) = if allow {
+        let n = tx
+            .execute(
+                "INSERT INTO okta_domain_allowances (team_id, domain, allowed_by)
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&team, &domain, &actor],
+            )
+            .await?;
+        (n, AuditAction::WorkspaceOktaDomainAllowed)
+    } else {
+        let n = tx
+            .execute(
+                "DELETE FROM okta_domain_allowances WHERE team_id = $1 AND domain = $2",
+                &[&team, &domain],
+            )
+            .await?;
+        (n, AuditAction::WorkspaceOktaDomainDisallowed)
+    };
     if n == 0 {
         return Ok(AllowanceChange::Unchanged);
     }
@@ -359,7 +351,7 @@ pub async fn disallow_okta_domain(
         &AuditEvent {
             team_id: Some(team_id),
             actor,
-            action: AuditAction::WorkspaceOktaDomainDisallowed,
+            action,
             target: Some(&team_id.to_string()),
             detail: json!({ "domain": domain }),
         },

@@ -356,6 +356,33 @@ async fn operators_allow_and_disallow_custom_okta_domains_listed_and_audited() {
     );
 }
 
+/// `workspace create --admin-name` through the binary: its success, output and errors.
+async fn create_args(
+    stack: &TestStack,
+    name: &str,
+    admin_email: &str,
+    admin_name: &str,
+) -> (bool, String, String) {
+    let args = [
+        "workspace",
+        "create",
+        "--name",
+        name,
+        "--admin-email",
+        admin_email,
+        "--admin-name",
+        admin_name,
+    ];
+    operator(stack, &args).await
+}
+
+/// Workspace "Acme" made through the binary with a named first admin; its JSON.
+async fn create_named(stack: &TestStack, admin_email: &str, admin_name: &str) -> serde_json::Value {
+    let (ok, out, err) = create_args(stack, "Acme", admin_email, admin_name).await;
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
 /// Runs `region-worker <args>` as an operator would, against the US stores of `stack`:
 /// `(success, stdout, stderr)`. The first two words are the command (`workspace
 /// create`); the region and map follow them.
@@ -401,22 +428,7 @@ async fn redeem(stack: &TestStack, sign_in_url: &str) -> (u16, String) {
 #[tokio::test]
 async fn an_operator_issues_an_admin_a_new_sign_in_link_and_lists_the_admins() {
     let stack = TestStack::start().await.unwrap();
-    let (ok, out, err) = operator(
-        &stack,
-        &[
-            "workspace",
-            "create",
-            "--name",
-            "Acme",
-            "--admin-email",
-            "Admin@Acme.test",
-            "--admin-name",
-            "Jane Doe",
-        ],
-    )
-    .await;
-    assert!(ok, "{err}");
-    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let created = create_named(&stack, "Admin@Acme.test", "Jane Doe").await;
     let team = created["team_id"].as_str().unwrap().to_owned();
     let admin_id = created["admin_user_id"].as_str().unwrap().to_owned();
     let first_link = created["sign_in_url"].as_str().unwrap().to_owned();
@@ -565,22 +577,7 @@ async fn an_admin_whose_link_expired_gets_back_in_and_a_deactivated_one_does_not
 #[tokio::test]
 async fn the_first_admin_created_with_a_name_shows_it_on_the_first_scim_user() {
     let stack = TestStack::start().await.unwrap();
-    let (ok, out, err) = operator(
-        &stack,
-        &[
-            "workspace",
-            "create",
-            "--name",
-            "Acme",
-            "--admin-email",
-            "admin@acme.test",
-            "--admin-name",
-            "  Mary Ann  Smith ",
-        ],
-    )
-    .await;
-    assert!(ok, "{err}");
-    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let created = create_named(&stack, "admin@acme.test", "  Mary Ann  Smith ").await;
     let team = created["team_id"].as_str().unwrap();
     let scim = stack.scim(Region::Us, team, "").await;
     let (status, list) = scim.get("/Users?count=1").await;
@@ -595,20 +592,7 @@ async fn the_first_admin_created_with_a_name_shows_it_on_the_first_scim_user() {
         .await;
     assert_eq!(found["totalResults"], 1, "{found}");
 
-    let (ok, _, err) = operator(
-        &stack,
-        &[
-            "workspace",
-            "create",
-            "--name",
-            "Blank",
-            "--admin-email",
-            "a@blank.test",
-            "--admin-name",
-            "   ",
-        ],
-    )
-    .await;
+    let (ok, _, err) = create_args(&stack, "Blank", "a@blank.test", "   ").await;
     assert!(!ok);
     assert!(err.contains("--admin-name"), "{err}");
 }
