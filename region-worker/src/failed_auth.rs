@@ -99,7 +99,12 @@ const MAX_HELD: usize = 10_000;
 /// The clients this worker knows to be blocked, with the end of each block (Unix
 /// milliseconds by the worker's clock), and how many of their requests are held.
 #[derive(Debug, Default)]
-pub struct Blocks(Mutex<HashMap<String, i64>>, AtomicUsize);
+pub struct Blocks {
+    /// Client → end of its block.
+    until: Mutex<HashMap<String, i64>>,
+    /// Requests of blocked clients held now ([`Blocks::hold`]).
+    held: AtomicUsize,
+}
 
 /// A held request of a blocked client; releases its place when dropped.
 #[derive(Debug)]
@@ -115,17 +120,16 @@ impl Blocks {
     /// A place among the held requests, unless [`MAX_HELD`] are held already: holding
     /// costs a task and a socket, so it is bounded.
     pub fn hold(&self) -> Option<Held<'_>> {
-        let held = self.1.fetch_add(1, Ordering::Relaxed);
-        if held >= MAX_HELD {
-            self.1.fetch_sub(1, Ordering::Relaxed);
+        if self.held.fetch_add(1, Ordering::Relaxed) >= MAX_HELD {
+            self.held.fetch_sub(1, Ordering::Relaxed);
             return None;
         }
-        Some(Held(&self.1))
+        Some(Held(&self.held))
     }
 
     /// Whole seconds `client` is still blocked at `now_ms`, if it is.
     pub fn left(&self, client: &str, now_ms: i64) -> Option<u64> {
-        let blocks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let blocks = self.until.lock().unwrap_or_else(PoisonError::into_inner);
         if blocks.is_empty() {
             return None;
         }
@@ -136,7 +140,7 @@ impl Blocks {
     /// Blocks `client` for `seconds` from `now_ms`.
     pub fn block(&self, client: &str, now_ms: i64, seconds: u64) {
         let until = now_ms + i64::try_from(seconds).unwrap_or(i64::MAX / 2) * 1000;
-        let mut blocks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut blocks = self.until.lock().unwrap_or_else(PoisonError::into_inner);
         if blocks.len() >= MAX_BLOCKED && !blocks.contains_key(client) {
             blocks.retain(|_, u| *u > now_ms);
             if blocks.len() >= MAX_BLOCKED {
@@ -184,6 +188,6 @@ mod tests {
         // Once they expired, they make room.
         blocks.block("new", 5_000, 1);
         assert_eq!(blocks.left("new", 5_000), Some(1));
-        assert_eq!(blocks.0.lock().unwrap().len(), 1);
+        assert_eq!(blocks.until.lock().unwrap().len(), 1);
     }
 }
