@@ -911,13 +911,19 @@ impl RedisProcess {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    /// A new connection to it.
+    /// A new connection to it. Polled for up to 10 s: right after a `SIGCONT` or a
+    /// promotion, on a loaded machine, the server may take a moment to accept again.
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
-            .expect("a Redis URL")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("Redis reachable")
+        let client = redis::Client::open(self.url()).expect("a Redis URL");
+        let mut last = None;
+        for _ in 0..100 {
+            match client.get_multiplexed_async_connection().await {
+                Ok(conn) => return conn,
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("Redis on port {} unreachable: {last:?}", self.port)
     }
 
     /// `INFO section`.
