@@ -22,6 +22,9 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 # deploy/check.py reads the Kubernetes manifests with PyYAML.
 python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)
+# The observability test: promtool checks deploy/observability/alerts.yml and a private
+# Prometheus scrapes a real stack (Debian's package brings both).
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need+=(prometheus)
 if ((${#need[@]})); then
   echo "installing ${need[*]}…"
   as_root apt-get update -qq
@@ -83,8 +86,12 @@ psql "$CLOSEDLOOP_TEST_PG" -Atqc "select datname from pg_database where datname 
 if [ ! -d tests/oidc-provider/node_modules/oidc-provider ]; then
   (cd tests/oidc-provider && npm ci --no-audit --no-fund --silent)
 fi
+# axe-core, the accessibility rules the browser test runs on every page, exactly as locked.
+if [ ! -f tests/a11y/node_modules/axe-core/axe.min.js ]; then
+  (cd tests/a11y && npm ci --no-audit --no-fund --silent)
+fi
 # Those tests fail rather than skip when their tools are missing.
-export CLOSEDLOOP_REQUIRE_BROWSER=1 CLOSEDLOOP_REQUIRE_NODE=1
+export CLOSEDLOOP_REQUIRE_BROWSER=1 CLOSEDLOOP_REQUIRE_NODE=1 CLOSEDLOOP_REQUIRE_PROMETHEUS=1
 
 echo "test stores: postgres ${CLOSEDLOOP_TEST_PG%%/postgres}, redis $CLOSEDLOOP_TEST_REDIS"
 cargo build --workspace --bins

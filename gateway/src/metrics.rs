@@ -21,6 +21,9 @@
 //!   or `https`.
 //! - `gateway_shed_connections_total{reason}`: connections answered `503` and closed,
 //!   `reason` `global` or `per_ip`.
+//! - `gateway_tls_certificate_expiry_timestamp_seconds{host,path}`: the `notAfter` of
+//!   each `[gateway] certificates` entry's leaf, set when certificates load and on each
+//!   reload (`host` is the entry's first host name, `path` its certificate file).
 //!
 //! Handles are registered once when the routing table is built (per status code,
 //! lazily on first use), so the request path only touches atomics: no key is built,
@@ -57,6 +60,7 @@ const WORKER_EJECTIONS: &str = "gateway_worker_ejections_total";
 const WORKER_HEALTHY: &str = "gateway_worker_healthy";
 const OPEN_CONNECTIONS: &str = "gateway_open_connections";
 const SHED: &str = "gateway_shed_connections_total";
+const CERT_EXPIRY: &str = "gateway_tls_certificate_expiry_timestamp_seconds";
 
 /// Installs the process-wide recorder (once) and describes the gateway's metrics.
 pub(crate) fn install() -> PrometheusHandle {
@@ -86,6 +90,11 @@ pub(crate) fn install() -> PrometheusHandle {
     metrics::describe_gauge!(WORKER_HEALTHY, "1 when the worker's health checks pass.");
     metrics::describe_gauge!(OPEN_CONNECTIONS, "Open client connections, by listener.");
     metrics::describe_counter!(SHED, "Connections refused with 503 by a connection limit.");
+    metrics::describe_gauge!(
+        CERT_EXPIRY,
+        metrics::Unit::Seconds,
+        "notAfter of each served TLS certificate, as a Unix timestamp, by first host and file."
+    );
     handle
 }
 
@@ -272,4 +281,13 @@ pub(crate) fn open_connections(listener: &'static str) -> Gauge {
 /// The `gateway_shed_connections_total{reason}` counter.
 pub(crate) fn shed(reason: &'static str) -> Counter {
     metrics::counter!(SHED, "reason" => reason)
+}
+
+/// Sets `gateway_tls_certificate_expiry_timestamp_seconds` for one certificate entry.
+pub(crate) fn certificate_expiry(host: &str, path: &std::path::Path, not_after: i64) {
+    let labels = [
+        ("host", SharedString::from(host.to_owned())),
+        ("path", SharedString::from(path.display().to_string())),
+    ];
+    metrics::gauge!(CERT_EXPIRY, &labels).set(not_after as f64);
 }

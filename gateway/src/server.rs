@@ -85,6 +85,8 @@ impl std::fmt::Debug for Shared {
 impl Gateway {
     /// Builds the routing table and, when the map names certificates, loads them.
     pub fn new(config: GatewayConfig) -> Result<Self, ReloadError> {
+        // Before the certificates load: they set their expiry gauge.
+        crate::metrics::install();
         let certificates = if config.map.gateway.certificates.is_empty() {
             None
         } else {

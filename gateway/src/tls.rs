@@ -80,6 +80,20 @@ struct Table {
     exact: HashMap<String, Arc<CertifiedKey>>,
     /// `*.parent` wildcards by their parent (lower-case) → certificate.
     wildcard: HashMap<String, Arc<CertifiedKey>>,
+    /// When each entry's certificate expires, published as a gauge only once the whole
+    /// table loaded, so a refused reload leaves the served certificates' dates.
+    expiries: Vec<Expiry>,
+}
+
+/// The `notAfter` of one entry's leaf certificate.
+#[derive(Debug)]
+struct Expiry {
+    /// The entry's first host name (the `host` label).
+    host: String,
+    /// The certificate file (the `path` label): what to renew.
+    path: PathBuf,
+    /// Seconds since the Unix epoch.
+    not_after: i64,
 }
 
 impl Certificates {
@@ -87,6 +101,7 @@ impl Certificates {
     pub(crate) fn load(settings: &[CertificateSettings]) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let table = Table::load(settings, &provider)?;
+        table.publish_expiries();
         Ok(Self {
             table: RwLock::new(Arc::new(table)),
             provider,
@@ -97,6 +112,7 @@ impl Certificates {
     /// on any error the current table stays.
     pub(crate) fn reload(&self, settings: &[CertificateSettings]) -> Result<(), TlsError> {
         let table = Table::load(settings, &self.provider)?;
+        table.publish_expiries();
         *self.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
         Ok(())
     }
@@ -137,6 +153,17 @@ impl Table {
         let mut table = Table::default();
         for entry in settings {
             let key = Arc::new(load_certified_key(&entry.cert, &entry.key, provider)?);
+            match key.cert.first().and_then(|leaf| not_after(leaf)) {
+                Some(not_after) => table.expiries.push(Expiry {
+                    host: entry.hosts.first().cloned().unwrap_or_default(),
+                    path: entry.cert.clone(),
+                    not_after,
+                }),
+                // rustls accepted it, so it is served; only the gauge goes without.
+                None => {
+                    tracing::warn!(cert = %entry.cert.display(), "could not read the certificate's notAfter")
+                }
+            }
             for host in &entry.hosts {
                 let host = host.to_ascii_lowercase();
                 match host.strip_prefix("*.") {
@@ -146,6 +173,13 @@ impl Table {
             }
         }
         Ok(table)
+    }
+
+    /// Sets `gateway_tls_certificate_expiry_timestamp_seconds` for every entry.
+    fn publish_expiries(&self) {
+        for e in &self.expiries {
+            crate::metrics::certificate_expiry(&e.host, &e.path, e.not_after);
+        }
     }
 
     /// The certificate for SNI `name` (rustls hands it over lower-cased and without a
@@ -158,6 +192,12 @@ impl Table {
         let (_, parent) = name.split_once('.')?;
         self.wildcard.get(parent).cloned()
     }
+}
+
+/// The `notAfter` of a DER certificate, in Unix seconds.
+fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    Some(cert.validity().not_after.timestamp())
 }
 
 /// Reads a PEM chain and a PEM private key and checks that they belong together.
@@ -219,6 +259,23 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("gw-tls-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn reads_each_entrys_not_after_for_the_expiry_gauge() {
+        let dir = temp_dir();
+        let api = write_pair(&dir, "api", &["api.example.test", "app.example.test"]);
+        let table = Table::load(
+            std::slice::from_ref(&api),
+            &rustls::crypto::ring::default_provider(),
+        )
+        .unwrap();
+        assert_eq!(table.expiries.len(), 1);
+        let e = &table.expiries[0];
+        assert_eq!(e.host, "api.example.test");
+        assert_eq!(e.path, api.cert);
+        // rcgen's default notAfter: 4096-01-01T00:00:00Z.
+        assert_eq!(e.not_after, 67_090_118_400);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::okta::domain::OktaDomain;
 use crate::paths;
 use crate::state::AppState;
+use crate::store::domains::{self, EmailDomain};
 use crate::store::tokens::{self, NewTokenRecord, TokenRecord};
 use crate::store::workspaces::{self, AdminName, AllowanceChange, LinkIssue, Workspace};
 
@@ -129,6 +130,45 @@ pub struct OktaDomainAllowance {
     pub changed: bool,
     /// Every custom domain the workspace may use now, sorted.
     pub allowed_okta_domains: Vec<String>,
+}
+
+/// One claimed email domain as `workspace domains` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListedDomain {
+    /// The domain, normalised.
+    pub domain: String,
+    /// Whether its DNS record was found: only a verified domain routes sign-ins.
+    pub verified: bool,
+    /// The TXT record's name the workspace's admin must publish.
+    pub record_name: String,
+    /// The TXT record's value.
+    pub record_value: String,
+    /// Who claimed it (`user:<id>`).
+    pub claimed_by: String,
+    /// When it was claimed (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub claimed_at: OffsetDateTime,
+    /// When it was verified (RFC 3339), if it was.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub verified_at: Option<OffsetDateTime>,
+}
+
+/// What `workspace domains` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkspaceDomains {
+    /// The workspace.
+    pub team_id: TeamId,
+    /// Its claimed email domains, by domain.
+    pub domains: Vec<ListedDomain>,
+}
+
+/// What `workspace release-domain` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DomainReleased {
+    /// The domain, normalised.
+    pub domain: String,
+    /// The workspace whose verified claim was released.
+    pub team_id: TeamId,
 }
 
 /// What `token issue` made. Its `Debug` hides the token.
@@ -381,6 +421,58 @@ async fn allowance_answer(
         changed: change == AllowanceChange::Changed,
         allowed_okta_domains: workspaces::allowed_okta_domains(&client, team_id).await?,
     })
+}
+
+/// `workspace domains`: the email domains a workspace claimed on Integrations > Okta,
+/// pending and verified, with the record each one needs (for support to compare with
+/// what the customer published).
+pub async fn workspace_domains(state: &AppState, team: &str) -> anyhow::Result<WorkspaceDomains> {
+    let team_id = TeamId::parse(team)?;
+    anyhow::ensure!(
+        workspaces::exists(&state.pg, team_id).await?,
+        "workspace {team_id} does not exist in region {}",
+        state.config.region_id()
+    );
+    let client = state.pg.get().await?;
+    let claims = domains::list(&client, team_id).await?;
+    Ok(WorkspaceDomains {
+        team_id,
+        domains: claims
+            .into_iter()
+            .map(|c| ListedDomain {
+                record_name: c.record_name(),
+                record_value: c.record_value(),
+                domain: c.domain.as_str().to_owned(),
+                verified: c.verified_at.is_some(),
+                claimed_by: c.claimed_by,
+                claimed_at: c.claimed_at,
+                verified_at: c.verified_at,
+            })
+            .collect(),
+    })
+}
+
+/// `workspace release-domain`: releases the verified claim of an email domain,
+/// whichever workspace of the region holds it (the claim is removed: its holder must
+/// claim and verify it again), so that another workspace may verify it. Sign-ins of
+/// the domain stop routing at once. Audited under the former holder.
+pub async fn workspace_release_domain(
+    state: &AppState,
+    domain: &str,
+) -> anyhow::Result<DomainReleased> {
+    let domain =
+        EmailDomain::parse(domain).map_err(|e| anyhow::anyhow!("--domain {domain:?}: {e}"))?;
+    match domains::release(&state.pg, &domain, "operator").await? {
+        Some(team_id) => Ok(DomainReleased {
+            domain: domain.as_str().to_owned(),
+            team_id,
+        }),
+        None => anyhow::bail!(
+            "no workspace of region {} has verified the email domain {domain}: nothing to \
+             release (`workspace domains --team …` lists a workspace's claims)",
+            state.config.region_id()
+        ),
+    }
 }
 
 /// `token issue --kind scim`: a SCIM bearer token for a workspace of this region.

@@ -69,6 +69,16 @@ pub struct WorkerConfig {
     pub encryption_key: RegionKey,
     /// Okta sign-in and browser-session settings.
     pub sign_in: SignInConfig,
+    /// How long audit events are kept: the region's `audit_retention_days`
+    /// ([`crate::audit_retention`] prunes older ones by [`WorkerConfig::clock`]).
+    pub audit_retention: time::Duration,
+    /// How often a worker prunes audit events (an hour; tests shorten it). Only one
+    /// replica prunes at a time.
+    pub audit_prune_every: Duration,
+    /// The one DNS server the email-domain verification asks (development and tests: a
+    /// server whose records the test controls); `None`, the default, reads the system's
+    /// resolver configuration ([`crate::dns`]).
+    pub dns_server: Option<SocketAddr>,
 }
 
 /// Okta sign-in (OIDC relying party) and browser sessions: lifetimes and limits.
@@ -313,6 +323,9 @@ impl WorkerConfig {
             clock: Clock::system(),
             encryption_key,
             sign_in: SignInConfig::default(),
+            audit_retention: time::Duration::days(r.audit_retention_days.into()),
+            audit_prune_every: Duration::from_secs(3600),
+            dns_server: None,
             region: r,
         })
     }

@@ -13,9 +13,12 @@
 //! - [`web`]: what every page needs (layout, assets and CSP, `PageError`, the
 //!   `SignedIn`/`WorkspaceAdmin` extractors, CSRF); the pages themselves are in `routes`.
 //! - [`okta`]: the workspace's Okta org as OIDC relying party (domain, settings,
-//!   discovery, keys, the code flow); [`crypto`]: sealing secrets under the region key.
+//!   discovery, keys, the code flow); [`crypto`]: sealing secrets under the region key;
+//!   [`dns`]: the TXT lookups that prove a workspace's claim of an email domain.
 //! - [`cli`]: the operator commands (`workspace create`, `token issue`, …);
 //!   [`rekey`]: `keys reencrypt`, the last step of a region key rotation.
+//! - [`audit_retention`]: the background pruning of audit events past the region's
+//!   retention.
 //! - [`error`], [`metrics`], [`state`], [`clock`], [`pkce`]: shared plumbing.
 //!
 //! [`connect`] prepares the stores (migrations, region stamps) and [`run`] serves on
@@ -23,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit_retention;
 pub mod auth_header;
 pub mod body;
 pub mod cli;
@@ -30,6 +34,7 @@ pub mod clock;
 pub mod config;
 pub mod cookie;
 pub mod crypto;
+pub mod dns;
 pub mod error;
 pub mod failed_auth;
 pub mod metrics;
@@ -126,6 +131,8 @@ pub async fn run(
         state.config.database_url.clone(),
         stop_rx.clone(),
     ));
+    // Prunes audit events past the region's retention (one replica at a time).
+    tokio::spawn(audit_retention::run(state.clone(), stop_rx.clone()));
     let admin =
         axum::serve(admin, routes::admin_router(state)).with_graceful_shutdown(stopped(stop_rx));
     tokio::try_join!(public.into_future(), admin.into_future())?;

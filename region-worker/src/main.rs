@@ -149,6 +149,24 @@ enum WorkspaceCommand {
         #[arg(long)]
         domain: String,
     },
+    /// List the email domains a workspace claimed for sign-in by email domain, pending
+    /// and verified, with the DNS record each needs.
+    Domains {
+        #[command(flatten)]
+        target: Target,
+        /// The workspace (`team_id`).
+        #[arg(long)]
+        team: String,
+    },
+    /// Release a verified email domain from the workspace that holds it, so that
+    /// another workspace may verify it. Audited.
+    ReleaseDomain {
+        #[command(flatten)]
+        target: Target,
+        /// The email domain (`acme.com`).
+        #[arg(long)]
+        domain: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -303,6 +321,14 @@ async fn main() -> anyhow::Result<()> {
             print(
                 &region_worker::cli::workspace_disallow_okta_domain(&state, &team, &domain).await?,
             )
+        }
+        Command::Workspace(WorkspaceCommand::Domains { target, team }) => {
+            let state = region_worker::connect(load(&target)?).await?;
+            print(&region_worker::cli::workspace_domains(&state, &team).await?)
+        }
+        Command::Workspace(WorkspaceCommand::ReleaseDomain { target, domain }) => {
+            let state = region_worker::connect(load(&target)?).await?;
+            print(&region_worker::cli::workspace_release_domain(&state, &domain).await?)
         }
         Command::Token(TokenCommand::Issue {
             target,

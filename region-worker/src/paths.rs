@@ -28,6 +28,12 @@ pub mod app {
     pub const SIGN_OUT: &str = "/auth/sign-out";
     /// Integrations > Okta: the workspace's Okta settings and setup values.
     pub const OKTA_INTEGRATION: &str = "/integrations/okta";
+    /// Where Integrations > Okta's claim form for an email domain posts.
+    pub const OKTA_DOMAINS: &str = "/integrations/okta/domains";
+    /// Where a claimed email domain's Verify button posts (the DNS lookup).
+    pub const OKTA_DOMAINS_VERIFY: &str = "/integrations/okta/domains/verify";
+    /// Where a claimed email domain's Remove button posts.
+    pub const OKTA_DOMAINS_REMOVE: &str = "/integrations/okta/domains/remove";
     /// The SCIM OAuth grants Okta holds, and their Disconnect forms.
     pub const OKTA_PROVISIONING: &str = "/integrations/okta/provisioning";
     /// Where the grants' Disconnect forms post.
@@ -40,6 +46,28 @@ pub mod app {
     pub const TOKENS_REVOKE: &str = "/tokens/revoke";
     /// The workspace as its admins see it.
     pub const WORKSPACE: &str = "/workspace";
+    /// Activity: the workspace's audit events, filtered and paged.
+    pub const ACTIVITY: &str = "/activity";
+    /// The Activity page's events as a download (`?format=jsonl|csv` and its filter).
+    pub const ACTIVITY_EXPORT: &str = "/activity/export";
+    /// People: the workspace's users, searched, filtered and paged.
+    pub const PEOPLE: &str = "/people";
+    /// One user of the workspace.
+    pub const PERSON: &str = "/people/{id}";
+    /// Groups: the workspace's groups, paged.
+    pub const GROUPS: &str = "/groups";
+    /// One group of the workspace and its members.
+    pub const GROUP: &str = "/groups/{id}";
+
+    /// One user's page, [`PERSON`] filled in.
+    pub fn person(id: impl std::fmt::Display) -> String {
+        format!("{PEOPLE}/{id}")
+    }
+
+    /// One group's page, [`GROUP`] filled in.
+    pub fn group(id: impl std::fmt::Display) -> String {
+        format!("{GROUPS}/{id}")
+    }
 }
 
 /// The API host (`api.*`): SCIM, OAuth, OIDC, Universal Logout and the JSON API.
@@ -163,6 +191,8 @@ mod tests {
     #[test]
     fn filled_paths_match_their_templates() {
         assert_eq!(api::token("{id}"), api::TOKEN);
+        assert_eq!(app::person("{id}"), app::PERSON);
+        assert_eq!(app::group("{id}"), app::GROUP);
         assert_eq!(
             api::token("0b7e6a1c-0f52-4a8e-9a57-1c3d2b4a5e6f"),
             "/api/tokens/0b7e6a1c-0f52-4a8e-9a57-1c3d2b4a5e6f"

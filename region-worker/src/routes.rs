@@ -7,8 +7,10 @@
 //! app host serves the web pages, and any other host is refused with `421` (defense in
 //! depth behind the gateway, which routes by host too).
 
+pub mod activity;
 pub mod admin;
 pub mod failed_auth;
+pub mod groups_page;
 pub mod integrations;
 pub mod introspect;
 pub mod me;
@@ -16,6 +18,7 @@ pub mod oauth;
 pub mod oidc;
 pub mod openapi;
 pub mod pages;
+pub mod people;
 pub mod scim;
 pub mod tokens;
 pub mod universal_logout;
@@ -174,6 +177,15 @@ fn app_host(state: &AppState) -> Router {
             app::OKTA_INTEGRATION,
             get(integrations::show).post(integrations::save),
         )
+        .route(app::OKTA_DOMAINS, post(integrations::domains::claim))
+        .route(
+            app::OKTA_DOMAINS_VERIFY,
+            post(integrations::domains::verify),
+        )
+        .route(
+            app::OKTA_DOMAINS_REMOVE,
+            post(integrations::domains::remove),
+        )
         .route(app::OKTA_PROVISIONING, get(oauth::grants_page::show))
         .route(
             app::OKTA_PROVISIONING_DISCONNECT,
@@ -185,6 +197,12 @@ fn app_host(state: &AppState) -> Router {
         )
         .route(app::TOKENS_REVOKE, post(tokens::page::revoke))
         .route(app::WORKSPACE, get(workspace::show))
+        .route(app::ACTIVITY, get(activity::show))
+        .route(app::ACTIVITY_EXPORT, get(activity::export))
+        .route(app::PEOPLE, get(people::list))
+        .route(app::PERSON, get(people::show))
+        .route(app::GROUPS, get(groups_page::list))
+        .route(app::GROUP, get(groups_page::show))
         .route_layer(from_fn_with_state(state.clone(), failed_auth::app_gate))
         .route_layer(from_fn(crate::metrics::track))
         .fallback(app_not_found)

@@ -140,6 +140,12 @@ pub async fn start_with(
             ],
         )
         .await?;
+        // What the People pages show as the user's last sign-in.
+        tx.execute(
+            "UPDATE users SET last_sign_in_at = $3 WHERE team_id = $1 AND id = $2",
+            &[&team_id.as_uuid(), &user_id, &now],
+        )
+        .await?;
         tx.commit().await?;
     }
     tokens::prime(&state.redis, &new, None).await;

@@ -5,9 +5,11 @@
 
 pub mod audit;
 pub mod cursors;
+pub mod domains;
 pub mod grants;
 pub mod groups;
 pub mod listing;
+pub mod people;
 pub mod personal_tokens;
 pub mod pg;
 pub mod redis;

@@ -10,6 +10,7 @@ target/bench/, runs the chosen suites, and prints Markdown tables for BENCHMARKS
     python3 tests/bench/bench.py proxy         # gateway vs nginx (HTTP/1.1, TLS), failover
     python3 tests/bench/bench.py tokens        # token checks, Universal Logout of 10k tokens
     python3 tests/bench/bench.py flood         # real SCIM clients while made-up bearers flood
+    python3 tests/bench/bench.py pages         # People, Groups, Activity at 100k users, 1M events
 
 Build first: cargo build --release --bins -p region-worker -p gateway -p deploy -p closedloop-tests
 """
@@ -800,9 +801,141 @@ def flood(stack, args):
     return "stopped"
 
 
+
+# ---------------------------------------------------------------- pages suite
+# The admin pages at scale: People and Groups at 100,000 users, Activity at 1,000,000
+# audit events, as an admin's browser asks for them (a session cookie from the
+# operator's one-time link). The mean server time of each page is read from the worker's
+# own histogram (worker_http_request_duration_seconds, its sum and count before and
+# after the row) beside the latency the client measured.
+
+AUDIT_SEED_SQL = """
+BEGIN;
+DELETE FROM audit_events WHERE team_id = '{team}' AND actor = 'bench';
+INSERT INTO audit_events (team_id, at, actor, action, target, detail, request_id)
+SELECT '{team}', now() - make_interval(secs => ({events} - n) * 2),
+       'bench',
+       (ARRAY['scim.user.created','scim.user.patched','scim.user.deactivated','scim.group.patched',
+              'session.signed_in.okta','oidc.sign_in.failed','okta.universal_logout','token.created'])[1 + n % 8],
+       ('00000000-0000-4000-8000-' || lpad((1 + n % {users})::text, 12, '0')),
+       jsonb_build_object('status', 200, 'n', n),
+       'bench-' || n
+FROM generate_series(1, {events}) AS n;
+COMMIT;
+VACUUM ANALYZE audit_events;
+"""
+
+
+def admin_cookie(stack, team):
+    """Signs the demo admin in with a fresh one-time link; returns the Cookie header."""
+    import http.client
+    import urllib.parse
+    us = stack.us
+    env = dict(os.environ, **us["env"])
+    link = json.loads(sh([str(BIN / "region-worker"), "workspace", "sign-in-link", "--config", stack.info["config"],
+                          "--region", "us", "--team", team, "--email", "admin@example.com"], env=env))["sign_in_url"]
+    code = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)["code"][0]
+    conn = http.client.HTTPConnection("127.0.0.1", GATEWAY_PORT, timeout=30)
+    conn.request("POST", "/auth/link", body=urllib.parse.urlencode({"code": code}),
+                 headers={"Host": us["app_host"], "Origin": us["app_url"],
+                          "Content-Type": "application/x-www-form-urlencoded"})
+    r = conn.getresponse()
+    r.read()
+    cookies = [v.split(";", 1)[0] for k, v in r.getheaders() if k.lower() == "set-cookie"]
+    if r.status != 303 or not cookies:
+        raise SystemExit(f"signing the bench admin in failed: {r.status}")
+    return "Cookie: " + "; ".join(cookies)
+
+
+def route_time(stack, route):
+    """The worker's (sum of seconds, count) of requests to the route template `route`."""
+    text = urllib.request.urlopen(f"http://{stack.us['worker_admin']}/metrics", timeout=10).read().decode()
+    total = count = 0.0
+    for line in text.splitlines():
+        if f'route="{route}"' not in line:
+            continue
+        if line.startswith("worker_http_request_duration_seconds_sum"):
+            total += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("worker_http_request_duration_seconds_count"):
+            count += float(line.rsplit(" ", 1)[1])
+    return total, count
+
+
+def pages(stack, args):
+    us = stack.us
+    team = us["demo_workspace"]["team_id"]
+    pg = us["postgres_url"]
+    t0 = time.time()
+    sh(["psql", pg, "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+       input=SEED_SQL.format(team=team, users=args.users, members=args.users // 2))
+    sh(["psql", pg, "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+       input=AUDIT_SEED_SQL.format(team=team, users=args.users, events=args.audit_events))
+    seeded = time.time() - t0
+    cookie = admin_cookie(stack, team)
+    app = us["app_host"]
+    base = f"http://127.0.0.1:{GATEWAY_PORT}"
+    gid = "00000000-0000-4000-9000-000000000001"
+    uid = "00000000-0000-4000-8000-000000042424"
+    scenarios = [
+        ("People, first page", "/people"),
+        ("People, search by email", "/people?q=user42424%40bench.test"),
+        ("People, search by name", "/people?q=User%2042424"),
+        ("People, filter deactivated", "/people?status=deactivated"),
+        ("People, filter role admin", "/people?role=admin"),
+        ("One person", f"/people/{uid}"),
+        ("Groups, first page", "/groups"),
+        ("The 50k-member group, first page", f"/groups/{gid}"),
+        ("Activity, first page", "/activity"),
+        ("Activity, kind scim", "/activity?kind=scim"),
+        ("Activity, one user", f"/activity?user={uid}"),
+        ("Activity, a day a week ago", "/activity?from={frm}&to={to}"),
+    ]
+    import datetime
+    day = datetime.date.today() - datetime.timedelta(days=7)
+    c = args.page_connections
+    print(f"\n### Admin pages at {args.users:,} users and {args.audit_events:,} audit events\n")
+    print(f"Through the gateway with an admin's session cookie, {c} connection(s), {args.duration} s each "
+          f"(1 s warm-up), release build; seeded in {seeded:.1f} s. With one connection, latency is "
+          f"the page's server time plus a loopback round trip.\n")
+    print("| page | req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | worker RSS MB | mean server ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    pid = stack.worker_pid()
+    for name, path in scenarios:
+        path = path.format(frm=day.isoformat(), to=(day + datetime.timedelta(days=1)).isoformat())
+        route = path.split("?", 1)[0].replace(uid, "{id}").replace(gid, "{id}")
+        before = route_time(stack, route)
+        sampler = RssSampler(pid)
+        sampler.start()
+        r = loadgen(f"{base}{path}", app, c, args.duration, headers=[cookie])
+        sampler.stop_flag = True
+        sampler.join()
+        after = route_time(stack, route)
+        served = after[1] - before[1]
+        server_ms = (after[0] - before[0]) / served * 1000 if served else float("nan")
+        print(row(name, r, sampler.max_kb / 1024)[:-1] + f"| {server_ms:.2f} |", flush=True)
+        if r["non_2xx"]:
+            print(f"<!-- {name}: status counts {r['status_counts']} -->")
+    # The whole export: every event of the workspace, streamed.
+    for fmt in ("jsonl", "csv"):
+        import urllib.request as ur
+        req = ur.Request(f"{base}/activity/export?format={fmt}", headers={"Host": app, "Cookie": cookie[len("Cookie: "):]})
+        sampler = RssSampler(pid)
+        sampler.start()
+        t = time.perf_counter()
+        n = 0
+        with ur.urlopen(req, timeout=600) as resp:
+            while chunk := resp.read(1 << 20):
+                n += chunk.count(b"\n")
+        took = time.perf_counter() - t
+        sampler.stop_flag = True
+        sampler.join()
+        print(f"\nExport as {fmt}: {n:,} lines in {took:.1f} s ({n / took:,.0f} lines/s), "
+              f"worker RSS at most {sampler.max_kb / 1024:.0f} MB.")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suites", nargs="+", choices=["ping", "scim", "proxy", "tokens", "flood"])
+    p.add_argument("suites", nargs="+", choices=["ping", "scim", "proxy", "tokens", "flood", "pages"])
     p.add_argument("--duration", type=int, default=10)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--rounds", type=int, default=2)
@@ -814,12 +947,14 @@ def main():
     p.add_argument("--logout-tokens", type=int, default=10_000, help="live API tokens each heavy user holds")
     p.add_argument("--logout-sessions", type=int, default=100, help="live sessions each heavy user holds")
     p.add_argument("--flood-real-rate", type=int, default=400, help="req/s of the real client in the flood suite")
+    p.add_argument("--audit-events", type=int, default=1_000_000, help="audit events seeded for the pages suite")
+    p.add_argument("--page-connections", type=int, default=1, help="connections of the pages suite")
     p.add_argument("--hold", type=int, default=0, help="keep the stack up this many seconds after the suites (for EXPLAIN)")
     args = p.parse_args()
     stack = Stack(fresh=not args.keep)
     try:
         for suite in args.suites:
-            suites = {"ping": ping, "scim": scim, "proxy": proxy, "tokens": tokens, "flood": flood}
+            suites = {"ping": ping, "scim": scim, "proxy": proxy, "tokens": tokens, "flood": flood, "pages": pages}
             if suites[suite](stack, args) == "stopped":
                 # The suite ran stacks of its own after this one: start it again.
                 stack = Stack(fresh=False)

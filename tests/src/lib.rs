@@ -14,6 +14,9 @@
 //! - [`story`]: the seed's whole story through the gateway, step by step, for the e2e
 //!   suite and the launcher's `demo`.
 //! - [`web`]: the one cookie-jar browser of the tests and the story.
+//! - [`dns_server`]: a tiny DNS server answering TXT queries from a table (the proof of
+//!   a claimed email domain).
+//! - [`browser`]: a real browser (headless Chromium over WebDriver) for the page tests.
 //! - Helpers several e2e modules share: [`session`] (pages with a session cookie),
 //!   [`tokens`] (personal tokens made, used, introspected), [`redirect`] (reading
 //!   redirects), [`okta_page`] (the Integrations > Okta form), [`okta_world`] (a
@@ -22,6 +25,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod browser;
+pub mod dns_server;
 pub mod harness;
 pub mod hostile_as;
 pub mod okta_page;

@@ -14,28 +14,16 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The metrics in Prometheus text.
-pub async fn metrics() -> String {
+/// The metrics in Prometheus text, with the stores checked first so that their gauges
+/// are as fresh as the scrape.
+pub async fn metrics(State(state): State<AppState>) -> String {
+    let _ = crate::metrics::check_stores(&state).await;
     crate::metrics::handle().render()
 }
 
 /// Ready when Postgres and Redis both answer within the store timeout.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let timeout = state.config.store_timeout;
-    let pg = tokio::time::timeout(timeout, async {
-        let client = state.pg.get().await.map_err(|e| e.to_string())?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .unwrap_or_else(|_| Err("timed out".to_owned()));
-    let redis = tokio::time::timeout(timeout, state.redis.ping())
-        .await
-        .map_err(|_| "timed out".to_owned())
-        .and_then(|r| r.map_err(|e| e.to_string()));
+    let (pg, redis) = crate::metrics::check_stores(&state).await;
     let ok = pg.is_ok() && redis.is_ok();
     let status = if ok {
         StatusCode::OK

@@ -17,6 +17,11 @@
 //! redirect → GET). Problems are shown next to their fields, with the entered values
 //! kept (never the secret). The form is CSRF-protected. Server-rendered, usable without
 //! JavaScript; the copy buttons are a small progressive enhancement.
+//!
+//! The page also holds the workspace's email domains for sign-in by email domain
+//! ([`domains`]: claim, prove by DNS, remove).
+
+pub(crate) mod domains;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -34,6 +39,7 @@ use crate::okta::settings::{self, NewSettings, OktaSettings};
 use crate::paths::{self, app};
 use crate::state::AppState;
 use crate::store::audit::{self, AuditAction, AuditEvent};
+use crate::store::domains::DomainClaim;
 use crate::store::grants::GrantSummary;
 use crate::store::{StoreError, grants, workspaces};
 use crate::web::assets::{copy_script, integrations_style};
@@ -74,6 +80,9 @@ impl FieldErrors {
 pub(crate) struct ShowQuery {
     saved: Option<String>,
     disconnected: Option<String>,
+    domain_claimed: Option<String>,
+    domain_verified: Option<String>,
+    domain_removed: Option<String>,
 }
 
 /// `GET /integrations/okta`.
@@ -82,7 +91,11 @@ pub(crate) async fn show(
     State(state): State<AppState>,
     Query(q): Query<ShowQuery>,
 ) -> Result<Markup, PageError> {
-    let (saved, grants) = load(&state, admin.team_id()).await?;
+    let Loaded {
+        saved,
+        grants,
+        domains,
+    } = load(&state, admin.team_id()).await?;
     let values = match &saved {
         Some(s) => FormValues {
             okta_domain: s.okta_domain.clone(),
@@ -103,11 +116,19 @@ pub(crate) async fn show(
     } else {
         Banner::None
     };
+    let notice = domains::Notice::of_query(
+        q.domain_claimed.as_deref(),
+        q.domain_verified.as_deref(),
+        q.domain_removed.as_deref(),
+    )
+    .confirmed_by(&domains);
     Ok(OktaPage {
         state: &state,
         admin: &admin,
         saved: saved.as_ref(),
         grants: &grants,
+        domains: &domains,
+        domain_notice: &notice,
         values: &values,
         errors: &FieldErrors::default(),
         banner,
@@ -115,14 +136,59 @@ pub(crate) async fn show(
     .render())
 }
 
-async fn load(
-    state: &AppState,
-    team_id: TeamId,
-) -> Result<(Option<OktaSettings>, Vec<GrantSummary>), StoreError> {
+/// What the page shows besides the form's values.
+struct Loaded {
+    saved: Option<OktaSettings>,
+    grants: Vec<GrantSummary>,
+    domains: Vec<DomainClaim>,
+}
+
+async fn load(state: &AppState, team_id: TeamId) -> Result<Loaded, StoreError> {
     let client = state.pg.get().await?;
-    let saved = settings::get(&client, team_id).await?;
-    let grants = grants::list_connected(&client, team_id).await?;
-    Ok((saved, grants))
+    Ok(Loaded {
+        saved: settings::get(&client, team_id).await?,
+        grants: grants::list_connected(&client, team_id).await?,
+        domains: crate::store::domains::list(&client, team_id).await?,
+    })
+}
+
+/// The page as saved, with `notice` in its email-domain section, answered with
+/// `status`: how the domain forms answer a refusal.
+async fn render_with_domains(
+    state: &AppState,
+    admin: &WorkspaceAdmin,
+    notice: &domains::Notice,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let Loaded {
+        saved,
+        grants,
+        domains,
+    } = load(state, admin.team_id()).await?;
+    let values = saved
+        .as_ref()
+        .map(|s| FormValues {
+            okta_domain: s.okta_domain.clone(),
+            client_id: s.client_id.clone(),
+            sign_in_enabled: s.sign_in_enabled,
+            jit_provisioning: s.jit_provisioning,
+        })
+        .unwrap_or(FormValues {
+            sign_in_enabled: true,
+            ..FormValues::default()
+        });
+    let page = OktaPage {
+        state,
+        admin,
+        saved: saved.as_ref(),
+        grants: &grants,
+        domains: &domains,
+        domain_notice: notice,
+        values: &values,
+        errors: &FieldErrors::default(),
+        banner: Banner::None,
+    };
+    Ok((status, page.render()).into_response())
 }
 
 /// The form's fields; checkboxes are absent when unchecked.
@@ -150,7 +216,11 @@ pub(crate) async fn save(
     admin
         .signed_in
         .check_form(&csrf_purpose(team_id), &form.csrf)?;
-    let (saved, grants) = load(&state, team_id).await?;
+    let Loaded {
+        saved,
+        grants,
+        domains,
+    } = load(&state, team_id).await?;
     let values = FormValues {
         okta_domain: form.okta_domain.trim().to_owned(),
         client_id: form.client_id.trim().to_owned(),
@@ -237,6 +307,8 @@ pub(crate) async fn save(
             admin: &admin,
             saved: saved.as_ref(),
             grants: &grants,
+            domains: &domains,
+            domain_notice: &domains::Notice::None,
             values: &values,
             errors: &errors,
             banner,
@@ -435,6 +507,10 @@ struct OktaPage<'a> {
     admin: &'a WorkspaceAdmin,
     saved: Option<&'a OktaSettings>,
     grants: &'a [GrantSummary],
+    /// The workspace's claimed email domains.
+    domains: &'a [DomainClaim],
+    /// What the email-domain section says above its list.
+    domain_notice: &'a domains::Notice,
     /// What the form shows.
     values: &'a FormValues,
     errors: &'a FieldErrors,
@@ -472,6 +548,11 @@ impl OktaPage<'_> {
                 " (label ClosedLoop AI workspace ID)."
             } }
             (self.form())
+            (domains::section(
+                self.domains,
+                self.domain_notice,
+                &admin.signed_in.csrf_token(&domains::csrf_purpose(team_id)),
+            ))
             (self.values_for_okta())
             (grants_section(self.grants, &grants_csrf, app::OKTA_INTEGRATION))
             p { (sign_out::button(&admin.signed_in)) }

@@ -40,6 +40,10 @@ pub(crate) async fn home(
         .await
         .map_err(StoreError::from)?;
     let (user, workspace): (String, String) = (row.get(0), row.get(1));
+    // Admins also get the workspace's directory pages.
+    let is_admin =
+        crate::store::roles::user_has(&client, signed_in.team_id(), signed_in.user_id(), "admin")
+            .await?;
     let body = html! {
         h1 { "ClosedLoop AI" }
         p {
@@ -47,9 +51,14 @@ pub(crate) async fn home(
             strong { (Text(&workspace)) } " (region " (Text(state.config.region_id().as_str()))
             ", " code { (signed_in.team_id()) } ")."
         }
-        nav { ul {
+        nav aria-label="Workspace" { ul {
             li { a href=(app::OKTA_INTEGRATION) { "Integrations > Okta" } }
             li { a href=(app::TOKENS) { "API and MCP tokens" } }
+            @if is_admin {
+                li { a href=(app::PEOPLE) { "People" } }
+                li { a href=(app::GROUPS) { "Groups" } }
+                li { a href=(app::ACTIVITY) { "Activity" } }
+            }
         } }
         (super::oidc::sign_out::button(&signed_in))
     };
@@ -185,6 +194,11 @@ pub(crate) async fn link_redeem(
 }
 
 async fn audit_sign_in(state: &AppState, team_id: shared::ids::TeamId, user_id: Uuid) {
+    metrics::counter!(
+        crate::metrics::SIGN_INS,
+        "method" => "link", "outcome" => "signed_in", "reason" => "none"
+    )
+    .increment(1);
     let result = async {
         let client = state.pg.get().await?;
         let user = user_id.to_string();

@@ -6,6 +6,7 @@ pub mod discovery;
 pub mod groups;
 pub mod io;
 pub mod listing;
+pub mod refusals;
 pub mod roles;
 pub mod users;
 
@@ -13,13 +14,16 @@ use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde_json::json;
 use shared::ids::TeamId;
 use shared::scim::error::ScimError;
 use shared::scope::Scope;
 use shared::token::{self, TokenHash, TokenKind};
 
+use crate::rate_limit::ClientIp;
 use crate::state::AppState;
 use crate::store::StoreError;
+use crate::store::audit;
 use crate::store::tokens::{self, TokenRecord};
 
 pub use io::ScimFailure;
@@ -61,9 +65,14 @@ impl ScimCaller {
 /// a missing or invalid token, or one of another workspace, is `401`. The common case
 /// (valid token of this workspace) costs one token lookup and no workspace query.
 /// The route table layers it on every SCIM route ([`crate::routes`]).
+///
+/// Once the workspace is known, every refusal (`4xx`) is audited ([`refusals`]) and
+/// every event the request records carries the client's request id
+/// ([`audit::with_request_id`]).
 pub async fn authenticate(
     State(state): State<AppState>,
     Path(params): Path<Vec<(String, String)>>,
+    client: ClientIp,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -85,16 +94,30 @@ pub async fn authenticate(
         Ok(r) => r,
         Err(e) => return ScimFailure::from(e).into_response(),
     };
+    let request = refusals::Request {
+        team_id,
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+        request_id: audit::request_id(req.headers()),
+    };
     if let Some((token, actor)) = checked.filter(|(r, _)| r.team_id == team_id) {
         if let Err(failure) = rate_limit(&state, team_id).await {
-            return failure.into_response();
+            let response = failure.into_response();
+            let detail = request.detail(&response);
+            refusals::throttled(&state, &request, &actor, detail, json!({})).await;
+            return crate::metrics::scim_answered(team_id, response);
         }
         req.extensions_mut().insert(ScimCaller {
             team_id,
             token,
-            actor,
+            actor: actor.clone(),
         });
-        return next.run(req).await;
+        let response = audit::with_request_id(request.request_id.clone(), next.run(req)).await;
+        if refusals::is_refusal(response.status()) {
+            let detail = request.detail(&response);
+            refusals::record(&state, &request, &actor, detail).await;
+        }
+        return crate::metrics::scim_answered(team_id, response);
     }
     // Whether the workspace exists, from the role cache (a workspace always has its
     // roles, and once read they are kept): a refused request costs no Postgres query
@@ -108,10 +131,26 @@ pub async fn authenticate(
     };
     match exists.await {
         Ok(false) => not_found(),
-        Ok(true) => ScimFailure::from(ScimError::unauthorized(
-            "Missing or invalid bearer token for this workspace's SCIM base URL.",
-        ))
-        .into_response(),
+        Ok(true) => {
+            let response = ScimFailure::from(ScimError::unauthorized(
+                "Missing or invalid bearer token for this workspace's SCIM base URL.",
+            ))
+            .into_response();
+            // A client the failed-authentication gate turned away gets its `429` from
+            // the gate and costs nothing more: no audit, not even the throttle's.
+            let now = state.config.clock.now();
+            let now_ms = now.unix_timestamp() * 1000 + i64::from(now.millisecond());
+            if state.failed_auth.left(&client.0, now_ms).is_none() {
+                let presented = crate::auth_header::bearer(req.headers()).is_some();
+                let extra = json!({
+                    "reason": if presented { "invalid_token" } else { "missing_token" },
+                    "client": client.0,
+                });
+                let detail = request.detail(&response);
+                refusals::throttled(&state, &request, "anonymous", detail, extra).await;
+            }
+            crate::metrics::scim_answered(team_id, response)
+        }
         Err(e) => ScimFailure::from(e).into_response(),
     }
 }

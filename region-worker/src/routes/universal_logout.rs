@@ -47,7 +47,8 @@ use crate::store::personal_tokens;
 /// The largest body accepted (a subject is a few hundred bytes).
 pub const MAX_BODY: usize = 16 * 1024;
 
-/// Universal Logout requests, by status and reason.
+/// Universal Logout requests, by status, reason and `team_id` (the workspace whose
+/// Okta settings the JWT's issuer and client named, else `none`: never a made-up id).
 pub const UNIVERSAL_LOGOUTS: &str = "worker_universal_logouts_total";
 
 /// The longest claimed value kept in the audit trail of a refused request.
@@ -219,8 +220,11 @@ pub async fn universal_logout(
     // An address whose forged requests emptied its bucket is turned away before any
     // signature check or audit write; Okta's genuine requests never count.
     if let Some(wait) = crate::rate_limit::blocked(&state, REFUSED_BUCKET, &client).await {
-        metrics::counter!(UNIVERSAL_LOGOUTS, "status" => "429", "reason" => "client_blocked")
-            .increment(1);
+        metrics::counter!(
+            UNIVERSAL_LOGOUTS,
+            "status" => "429", "reason" => "client_blocked", "team_id" => "none"
+        )
+        .increment(1);
         return LogoutError::RateLimited { retry_after: wait }.into_response();
     }
     let mut trail = Trail::default();
@@ -232,8 +236,14 @@ pub async fn universal_logout(
         Ok(_) => (StatusCode::NO_CONTENT, "revoked"),
         Err(e) => (e.status(), e.reason()),
     };
-    metrics::counter!(UNIVERSAL_LOGOUTS, "status" => status.as_str().to_owned(), "reason" => reason)
-        .increment(1);
+    let team = trail
+        .team_id
+        .map_or_else(|| "none".to_owned(), |t| t.to_string());
+    metrics::counter!(
+        UNIVERSAL_LOGOUTS,
+        "status" => status.as_str().to_owned(), "reason" => reason, "team_id" => team
+    )
+    .increment(1);
     match outcome {
         Ok(users) => {
             tracing::info!(

@@ -25,7 +25,12 @@ pub async fn show(
         }
         h2 { "Admins" }
         ul { @for name in &admins { li { (Text(name)) } } }
-        p { a href=(app::HOME) { "Home" } }
+        nav aria-label="Workspace administration" { ul {
+            li { a href=(app::PEOPLE) { "People" } }
+            li { a href=(app::GROUPS) { "Groups" } }
+            li { a href=(app::ACTIVITY) { "Activity" } }
+            li { a href=(app::HOME) { "Home" } }
+        } }
     };
     Ok(page("Workspace", body))
 }

@@ -9,6 +9,9 @@ use maud::{Escaper, Markup, PreEscaped, Render, html};
 
 use super::assets::STYLE;
 
+/// The id of every page's `<main>`, the skip link's target.
+const MAIN_ID: &str = "main";
+
 /// Text to interpolate into a page. maud escapes `&`, `<`, `>` and `"`; the pages have
 /// always escaped `'` as well (`&#39;`), so a value stays inert even inside a
 /// single-quoted attribute, and what the pages show does not change with the engine.
@@ -31,6 +34,11 @@ impl Render for Text<'_> {
 /// A whole page titled `title` around `body`. Every page answer is also `no-store` and
 /// carries the pages' CSP: both are set for every HTML answer in
 /// [`crate::routes`]' security headers.
+///
+/// The body sits in the one `<main>` landmark; a "Skip to main content" link comes
+/// first, so a keyboard or screen-reader user can pass over whatever a page puts before
+/// its content (a breadcrumb, a banner). `<main>` takes focus from that link
+/// (`tabindex="-1"`) so the next Tab continues inside it. Pages bring their own `h1`.
 pub fn page(title: &str, body: Markup) -> Markup {
     html! {
         (PreEscaped("<!doctype html>"))
@@ -41,7 +49,10 @@ pub fn page(title: &str, body: Markup) -> Markup {
                 title { (Text(title)) " · ClosedLoop AI" }
                 style { (PreEscaped(STYLE)) }
             }
-            body { main { (body) } }
+            body {
+                a.skip href={ "#" (MAIN_ID) } { "Skip to main content" }
+                main id=(MAIN_ID) tabindex="-1" { (body) }
+            }
         }
     }
 }
@@ -80,6 +91,9 @@ mod tests {
         );
         assert!(html.contains("<title>It&#39;s &lt;here&gt; · ClosedLoop AI</title>"));
         assert!(html.contains(&format!("<style>{STYLE}</style>")));
-        assert!(html.ends_with("<body><main><p>hi</p></main></body></html>"));
+        assert!(html.ends_with(
+            "<body><a class=\"skip\" href=\"#main\">Skip to main content</a>\
+             <main id=\"main\" tabindex=\"-1\"><p>hi</p></main></body></html>"
+        ));
     }
 }

@@ -74,6 +74,10 @@ pub struct Region {
     /// region's gateways run (`trusted_proxies`, default loopback only). A request from
     /// any other peer is counted against the peer's own address, whatever it claims.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How many days the region keeps audit events (`audit_retention_days`, default
+    /// [`Region::DEFAULT_AUDIT_RETENTION_DAYS`], 1 to 3650): the workers prune older
+    /// ones. Per region, as each region's data stays under its own rules.
+    pub audit_retention_days: u32,
 }
 
 /// The service credential of a region's token introspection endpoint (RFC 7662 §2.1:
@@ -182,6 +186,9 @@ impl IntrospectionSettings {
 }
 
 impl Region {
+    /// The audit retention of a region whose map does not set `audit_retention_days`.
+    pub const DEFAULT_AUDIT_RETENTION_DAYS: u16 = 90;
+
     /// Host of the web pages, lower-case, without port.
     pub fn app_host(&self) -> &str {
         self.app_url.host_str().unwrap_or_default()
@@ -342,6 +349,13 @@ impl RegionMap {
                     Some(list) => parse_trusted_proxies(list.into_inner())?,
                     None => default_trusted_proxies(),
                 },
+                // The range is positive and below `u32::MAX`, so the cast cannot wrap.
+                audit_retention_days: in_range(
+                    &r.audit_retention_days,
+                    "audit_retention_days",
+                    1..=3650,
+                    Region::DEFAULT_AUDIT_RETENTION_DAYS.into(),
+                )? as u32,
             });
         }
         let gateway = match raw.gateway {
@@ -513,6 +527,34 @@ mod tests {
             SecretSource::File("/run/secrets/us-redis-url".into())
         );
         assert!(!map.development);
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_90_days_and_is_bounded() {
+        let map = RegionMap::parse(GOOD).unwrap();
+        let us = map.region(&RegionId::parse("us").unwrap()).unwrap();
+        assert_eq!(us.audit_retention_days, 90);
+        let with = |days: &str| {
+            GOOD.replace(
+                r#"workers = ["eu-worker-0:8081"]"#,
+                &format!("workers = [\"eu-worker-0:8081\"]\naudit_retention_days = {days}"),
+            )
+        };
+        let map = RegionMap::parse(&with("365")).unwrap();
+        let eu = map.region(&RegionId::parse("eu").unwrap()).unwrap();
+        assert_eq!(eu.audit_retention_days, 365);
+        for bad in ["0", "3651", "-1"] {
+            let text = with(bad);
+            let e = RegionMap::parse(&text).unwrap_err();
+            assert!(e.message.contains("audit_retention_days"), "{e}");
+            assert!(
+                text.lines()
+                    .nth(e.line - 1)
+                    .unwrap()
+                    .starts_with("audit_retention_days"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

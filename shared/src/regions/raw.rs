@@ -99,6 +99,7 @@ pub(super) struct RawRegion {
     pub(super) scim_oauth: Option<Spanned<RawScimOAuth>>,
     pub(super) introspection: Option<Spanned<RawIntrospection>>,
     pub(super) trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) audit_retention_days: Option<Spanned<i64>>,
 }
 
 /// `[regions.<id>.introspection]`.

@@ -4,6 +4,14 @@
 //! and the page says why when there is nothing to continue with. Continuing sets the
 //! app host's fresh sign-in cookie that binds the hand-off to this browser
 //! ([`handoff`]).
+//!
+//! Home realm discovery (issue 16): when no workspace has the person as an active
+//! user, the workspace that verified the email's domain by DNS
+//! ([`crate::store::domains`]) and signs in with Okta takes them to its Okta, where
+//! just-in-time provisioning can create them. A claim never hides or overrides a
+//! membership: whoever already knows the email is found first, as before; and a
+//! pending (unproven) claim routes nothing, so no tenant can send another company's
+//! people to its own login page.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,6 +26,7 @@ use crate::paths::{api, app};
 use crate::rate_limit::{self, ClientIp};
 use crate::state::AppState;
 use crate::store::StoreError;
+use crate::store::domains::{self, EmailDomain, HomeRealm};
 use crate::store::users::looks_like_email;
 use crate::web::return_to::{field as return_to_field, safe as safe_return_to};
 use crate::web::{PageError, Text, csrf, page};
@@ -39,17 +48,21 @@ struct Found {
     name: String,
     /// `None`: Okta not configured; `Some(false)`: sign-in turned off.
     sign_in: Option<bool>,
+    /// Whether the workspace has the email as an active user (not only deactivated
+    /// ones): only then does it count as knowing the person for home realm discovery.
+    active: bool,
 }
 
 async fn lookup(state: &AppState, email: &str) -> Result<Vec<Found>, StoreError> {
     let client = state.pg.get().await?;
     let rows = client
         .query(
-            "SELECT DISTINCT w.team_id, w.name, o.sign_in_enabled
+            "SELECT w.team_id, w.name, o.sign_in_enabled, bool_or(u.active)
                FROM users u
                JOIN workspaces w ON w.team_id = u.team_id
                LEFT JOIN okta_settings o ON o.team_id = u.team_id
               WHERE lower(u.email) = lower($1)
+              GROUP BY w.team_id, w.name, o.sign_in_enabled
               ORDER BY w.name, w.team_id
               LIMIT 20",
             &[&email],
@@ -61,8 +74,36 @@ async fn lookup(state: &AppState, email: &str) -> Result<Vec<Found>, StoreError>
             team_id: TeamId::from(r.get::<_, Uuid>(0)),
             name: r.get(1),
             sign_in: r.get(2),
+            active: r.get(3),
         })
         .collect())
+}
+
+/// The workspace that verified the email's domain, when it signs in with Okta.
+async fn home_realm(state: &AppState, email: &str) -> Result<Option<HomeRealm>, StoreError> {
+    let Some(domain) = EmailDomain::of_email(email) else {
+        return Ok(None);
+    };
+    let client = state.pg.get().await?;
+    Ok(domains::home_realm(&client, &domain)
+        .await?
+        .filter(|realm| realm.sign_in == Some(true)))
+}
+
+/// Continues at `team_id`'s Initiate login URI, the sign-in bound to this browser by a
+/// fresh cookie.
+fn continue_at(
+    state: &AppState,
+    team_id: TeamId,
+    email: &str,
+    return_to: Option<&str>,
+) -> Response {
+    let (cookie, binding) = handoff::mint_signin_cookie(state);
+    let url = login_url(state, team_id, email, return_to, &binding);
+    let mut response = Redirect::to(&url).into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    no_store(&mut response);
+    response
 }
 
 /// The Initiate login URI for `team_id` with the email as hint and the hash of the
@@ -167,6 +208,13 @@ pub async fn submit(
     }
     let found = lookup(&state, email).await?;
     let picked = form.team_id.as_deref().and_then(|t| TeamId::parse(t).ok());
+    if picked.is_none()
+        && !found.iter().any(|f| f.active)
+        && let Some(realm) = home_realm(&state, email).await?
+    {
+        tracing::info!(team_id = %realm.team_id, "sign-in routed by verified email domain");
+        return Ok(continue_at(&state, realm.team_id, email, return_to));
+    }
     let candidates: Vec<&Found> = match picked {
         Some(t) => found.iter().filter(|f| f.team_id == t).collect(),
         None => found.iter().collect(),
@@ -185,15 +233,8 @@ pub async fn submit(
             ),
         ),
         [one] => match one.sign_in {
-            Some(true) => {
-                // The sign-in begins in this browser: a fresh cookie binds its hand-off.
-                let (cookie, binding) = handoff::mint_signin_cookie(&state);
-                let url = login_url(&state, one.team_id, email, return_to, &binding);
-                let mut response = Redirect::to(&url).into_response();
-                response.headers_mut().append(header::SET_COOKIE, cookie);
-                no_store(&mut response);
-                response
-            }
+            // The sign-in begins in this browser: a fresh cookie binds its hand-off.
+            Some(true) => continue_at(&state, one.team_id, email, return_to),
             Some(false) => form_page(
                 &state,
                 StatusCode::FORBIDDEN,

@@ -257,9 +257,10 @@ impl SignInFailure {
             SignInFailure::NotProvisioned => (
                 "Your account is not in this workspace",
                 "You authenticated with Okta, but you do not have an account in this \
-                 ClosedLoop AI workspace yet. Your admin must assign you to the ClosedLoop \
-                 AI app in Okta and run provisioning, or turn on Just-in-time provisioning \
-                 under Integrations > Okta."
+                 ClosedLoop AI workspace yet: you are not provisioned, and Just-in-time \
+                 provisioning is off in this workspace. Your admin must assign you to the \
+                 ClosedLoop AI app in Okta and run provisioning, or turn on Just-in-time \
+                 provisioning under Integrations > Okta."
                     .into(),
             ),
             SignInFailure::Deactivated => (
@@ -313,6 +314,11 @@ impl SignInFailure {
 
     /// The page for this failure.
     pub fn page(self, state: &AppState) -> Response {
+        metrics::counter!(
+            crate::metrics::SIGN_INS,
+            "method" => "okta", "outcome" => "refused", "reason" => self.reason()
+        )
+        .increment(1);
         if let SignInFailure::Store(e) = self {
             return PageError::Unavailable(e).into_response();
         }

@@ -518,6 +518,11 @@ async fn start(
         }),
     )
     .await;
+    metrics::counter!(
+        crate::metrics::SIGN_INS,
+        "method" => "okta", "outcome" => "signed_in", "reason" => "none"
+    )
+    .increment(1);
     tracing::info!(team_id = %handoff.team_id, user_id = %handoff.user_id, confirmed, "signed in with Okta");
     let target = handoff
         .return_to

@@ -74,6 +74,9 @@ impl IntoResponse for ScimFailure {
         let status =
             StatusCode::from_u16(self.error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, self.error.to_json().to_string()).into_response();
+        // For the audit of refused requests ([`super::refusals`]), which sees only the
+        // response: the error itself, not its rendered body.
+        response.extensions_mut().insert(self.error);
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
         if let Some(seconds) = self.retry_after {
