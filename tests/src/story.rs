@@ -486,12 +486,33 @@ pub async fn run_story(
         |id| format!("Testing 1–2: {jane_email} assigned in Okta, provisioning created {id}"),
     )?;
     out.user_ids.push(jane_id.clone());
+    s.step(
+        "Testing 2 on a page: People shows the user provisioned by SCIM, active, never signed in",
+        run.expect_on_people(&mut admin, &jane_email, &["Active", "SCIM", "Never"])
+            .await,
+    )?;
 
     // Testing 3–4: sign in with the email, through Okta and back.
     sim.set_auto_sign_in(Some(&jane));
     let (session, api, mcp) = s.step(
         "Testing 3–4: signed in with the email, redirected to Okta and back, signed in",
         run.sign_in_and_take_tokens(&jane_email).await,
+    )?;
+    s.step(
+        "Testing 3–4 on a page: People shows the sign-in, Activity the Okta sign-in",
+        match run
+            .expect_on_people(&mut admin, &jane_email, &["Active"])
+            .await
+        {
+            Ok(row) if row.contains(">Never<") => {
+                Err(anyhow::anyhow!("People still shows no sign-in: {row}"))
+            }
+            Ok(_) => {
+                run.expect_in_activity(&mut admin, &jane_email, "session.signed_in.okta")
+                    .await
+            }
+            Err(e) => Err(e),
+        },
     )?;
     s.step(
         "API and MCP tokens created on /tokens, accepted",
@@ -506,6 +527,19 @@ pub async fn run_story(
     s.step(
         "Testing 5: access removed (session, API and MCP tokens refused)",
         run.expect_access(&session, &api, &mcp, false).await,
+    )?;
+    s.step(
+        "Testing 5 on a page: People shows the user deactivated, Activity the SCIM deactivation",
+        match run
+            .expect_on_people(&mut admin, &jane_email, &["Deactivated"])
+            .await
+        {
+            Ok(_) => {
+                run.expect_in_activity(&mut admin, &jane_email, "scim.user.deactivated")
+                    .await
+            }
+            Err(e) => Err(e),
+        },
     )?;
     let mut again = Web::new(&run.gateway);
     s.step(
@@ -529,6 +563,11 @@ pub async fn run_story(
     s.step(
         "Testing 6: session, API and MCP tokens refused",
         run.expect_access(&session, &api, &mcp, false).await,
+    )?;
+    s.step(
+        "Testing 6 on a page: Activity shows the Universal Logout accepted",
+        run.expect_in_activity(&mut admin, &jane_email, "okta.universal_logout")
+            .await,
     )?;
     let (session, api, mcp) = s.step(
         "Testing 6: the user must sign in again, and can",
@@ -939,6 +978,54 @@ impl Run<'_> {
         self.sim.remove_from_group(&group, jane).await?;
         expect_members(&self.gateway, values, &id, scim_token, &[carol_id]).await?;
         Ok(id)
+    }
+
+    /// The user's row on People, found by a search for their email: it must show each of
+    /// `shown` as a cell. Returns the row's HTML.
+    async fn expect_on_people(
+        &self,
+        admin: &mut Web,
+        email: &str,
+        shown: &[&str],
+    ) -> anyhow::Result<String> {
+        let mut url = url::Url::parse(&self.app_url("/people"))?;
+        url.query_pairs_mut().append_pair("q", email);
+        let page = admin.get(url.as_str()).await?;
+        ensure!(page.status == 200, "People answered {}", page.status);
+        let row = page
+            .body
+            .split("<tr>")
+            .find(|r| r.contains(&format!("<small>{email}</small>")))
+            .ok_or_else(|| anyhow::anyhow!("People has no row for {email}"))?;
+        let row = row.split("</tr>").next().unwrap_or(row).to_owned();
+        for cell in shown {
+            ensure!(
+                row.contains(&format!(">{cell}<")),
+                "People's row for {email} does not show {cell}: {row}"
+            );
+        }
+        Ok(row)
+    }
+
+    /// Activity, filtered to the user and the event `code`, lists at least one such
+    /// event.
+    async fn expect_in_activity(
+        &self,
+        admin: &mut Web,
+        email: &str,
+        code: &str,
+    ) -> anyhow::Result<()> {
+        let mut url = url::Url::parse(&self.app_url("/activity"))?;
+        url.query_pairs_mut()
+            .append_pair("user", email)
+            .append_pair("kind", code);
+        let page = admin.get(url.as_str()).await?;
+        ensure!(page.status == 200, "Activity answered {}", page.status);
+        ensure!(
+            page.body.contains(&format!("<code>{code}</code>")),
+            "Activity shows no {code} for {email}"
+        );
+        Ok(())
     }
 
     async fn expect_admin_page(&self, session: &str, allowed: bool) -> anyhow::Result<()> {

@@ -32,7 +32,7 @@ use uuid::Uuid;
 use crate::paths::app;
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::audit::{self, AuditAction, Cursor, EventFilter, StoredEvent};
+use crate::store::audit::{self, AuditAction, AuditEvent, Cursor, EventFilter, StoredEvent};
 use crate::web::assets::integrations_style;
 use crate::web::{PageError, Text, WorkspaceAdmin, page};
 
@@ -731,7 +731,24 @@ pub async fn export(
     let filter = q.to_filter(&state.pg, team_id).await?;
     let first = {
         let client = state.pg.get().await.map_err(StoreError::from)?;
-        audit::events(&client, team_id, &filter, Cursor::Newest, EXPORT_BATCH).await?
+        let first = audit::events(&client, team_id, &filter, Cursor::Newest, EXPORT_BATCH).await?;
+        // After the first batch is read, so the export does not contain its own event.
+        let actor = format!("user:{}", admin.user_id());
+        audit::record(
+            &client,
+            &AuditEvent {
+                team_id: Some(team_id),
+                actor: &actor,
+                action: AuditAction::WorkspaceActivityExported,
+                target: None,
+                detail: json!({
+                    "format": format.extension(),
+                    "filter": q.filter_query(),
+                }),
+            },
+        )
+        .await?;
+        first
     };
     let mut head = Vec::new();
     if format == Format::Csv {

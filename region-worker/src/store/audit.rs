@@ -33,6 +33,9 @@ pub enum AuditAction {
     /// An operator released a workspace's verified email domain (`workspace
     /// release-domain`), so that another workspace may verify it.
     WorkspaceDomainReleased,
+    /// A workspace admin exported the workspace's activity (the detail names the format
+    /// and the filter): who took a copy of the audit trail is itself on the trail.
+    WorkspaceActivityExported,
     /// The first admin signed in with the operator's one-time link.
     SessionSignedInLink,
     /// Someone signed in through the workspace's Okta org.
@@ -103,7 +106,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order above.
-    pub const ALL: [AuditAction; 39] = [
+    pub const ALL: [AuditAction; 40] = [
         Self::WorkspaceCreated,
         Self::WorkspaceOktaDomainAllowed,
         Self::WorkspaceOktaDomainDisallowed,
@@ -112,6 +115,7 @@ impl AuditAction {
         Self::WorkspaceDomainVerified,
         Self::WorkspaceDomainRemoved,
         Self::WorkspaceDomainReleased,
+        Self::WorkspaceActivityExported,
         Self::SessionSignedInLink,
         Self::SessionSignedInOkta,
         Self::SessionSignedOut,
@@ -156,6 +160,7 @@ impl AuditAction {
             Self::WorkspaceDomainVerified => "workspace.domain.verified",
             Self::WorkspaceDomainRemoved => "workspace.domain.removed",
             Self::WorkspaceDomainReleased => "workspace.domain.released",
+            Self::WorkspaceActivityExported => "workspace.activity.exported",
             Self::SessionSignedInLink => "session.signed_in.link",
             Self::SessionSignedInOkta => "session.signed_in.okta",
             Self::SessionSignedOut => "session.signed_out",
@@ -201,6 +206,7 @@ impl AuditAction {
             Self::WorkspaceDomainVerified => "Email domain verified",
             Self::WorkspaceDomainRemoved => "Email domain removed",
             Self::WorkspaceDomainReleased => "Email domain released by an operator",
+            Self::WorkspaceActivityExported => "Activity exported",
             Self::SessionSignedInLink => "Signed in with a one-time link",
             Self::SessionSignedInOkta => "Signed in with Okta",
             Self::SessionSignedOut => "Signed out",

@@ -600,6 +600,20 @@ async fn filters_keyset_pages_and_both_exports_agree_with_the_database() {
         .collect();
     let ids: Vec<i64> = lines.iter().map(|l| l["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, everything);
+    // The export is itself on the trail, after the events it contains.
+    let exported = db
+        .query(
+            "SELECT id, actor, detail FROM audit_events WHERE team_id = $1::text::uuid
+                AND action = 'workspace.activity.exported' ORDER BY id",
+            &[&ws.team_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(exported.len(), 1);
+    let export_event: i64 = exported[0].get(0);
+    assert!(export_event > everything[0]);
+    assert!(exported[0].get::<_, String>(1).starts_with("user:"));
+    assert_eq!(exported[0].get::<_, Value>(2)["format"], "jsonl");
     let created = lines
         .iter()
         .find(|l| l["action"] == "scim.user.created")
@@ -639,7 +653,11 @@ async fn filters_keyset_pages_and_both_exports_agree_with_the_database() {
         ]
     );
     let ids: Vec<i64> = rows[1..].iter().map(|r| r[0].parse().unwrap()).collect();
-    assert_eq!(ids, everything);
+    // Newest first: the earlier exports (the whole JSON Lines one, the ranged one), then
+    // everything that was there before.
+    assert_eq!(rows[1][3], "workspace.activity.exported");
+    assert_eq!(ids[2..], everything[..]);
+    assert!(ids[0] > ids[1] && ids[1] == export_event);
     let hostile: Vec<&Vec<String>> = rows.iter().filter(|r| r[5].contains("cmd|")).collect();
     assert_eq!(hostile.len(), 12);
     for row in &rows[1..] {
@@ -651,7 +669,8 @@ async fn filters_keyset_pages_and_both_exports_agree_with_the_database() {
         }
     }
     assert_eq!(hostile[0][5], "'=cmd|' /C calc'!A0");
-    let detail: Value = serde_json::from_str(&rows[1][7]).unwrap();
+    // The newest event from before the exports.
+    let detail: Value = serde_json::from_str(&rows[3][7]).unwrap();
     assert_eq!(detail["note"], "a,b \"c\"");
 
     // Refusals: an unknown format, a filter that cannot be read.
