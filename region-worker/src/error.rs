@@ -47,6 +47,17 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Every protocol, in the order above.
+    pub const ALL: [Protocol; 7] = [
+        Protocol::Scim,
+        Protocol::OAuth,
+        Protocol::Introspection,
+        Protocol::TokenApi,
+        Protocol::UniversalLogout,
+        Protocol::Pages,
+        Protocol::Api,
+    ];
+
     /// The metric label.
     pub fn label(self) -> &'static str {
         match self {
@@ -171,15 +182,7 @@ mod tests {
 
     #[test]
     fn protocols_have_distinct_labels() {
-        let all = [
-            Protocol::Scim,
-            Protocol::OAuth,
-            Protocol::Introspection,
-            Protocol::TokenApi,
-            Protocol::UniversalLogout,
-            Protocol::Pages,
-            Protocol::Api,
-        ];
+        let all = Protocol::ALL;
         let labels: std::collections::BTreeSet<_> = all.iter().map(|p| p.label()).collect();
         assert_eq!(labels.len(), all.len());
     }

@@ -118,16 +118,7 @@ fn describe() {
         metrics::counter!(crate::routes::failed_auth::BLOCKED, "host" => host).increment(0);
     }
     metrics::counter!(crate::store::revocations::CATCH_UPS).increment(0);
-    let protocols = [
-        Protocol::Scim,
-        Protocol::OAuth,
-        Protocol::Introspection,
-        Protocol::TokenApi,
-        Protocol::UniversalLogout,
-        Protocol::Pages,
-        Protocol::Api,
-    ];
-    for protocol in protocols {
+    for protocol in Protocol::ALL {
         metrics::counter!(STORE_UNAVAILABLE, "protocol" => protocol.label()).increment(0);
     }
 }

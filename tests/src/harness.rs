@@ -555,6 +555,32 @@ pub fn binary(name: &str) -> std::path::PathBuf {
         .expect("target directory")
 }
 
+/// Runs `region-worker <args>` as an operator would, against the US stores of `stack`:
+/// `(success, stdout, stderr)`. The first two words are the command (`workspace
+/// create`); the region and a region map follow them.
+pub async fn operator(stack: &TestStack, args: &[&str]) -> (bool, String, String) {
+    let dir = std::env::temp_dir().join(format!("clt-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let map = dir.join("regions.toml");
+    std::fs::write(&map, region_map_text(&[], &[], None)).unwrap();
+    let out = tokio::process::Command::new(binary("region-worker"))
+        .args(&args[..2])
+        .args(["--region", "us", "--config"])
+        .arg(&map)
+        .args(&args[2..])
+        .envs(worker_env(Region::Us, &stack.us_stores))
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A SCIM client for one workspace, through the gateway, as Okta would call it.
 #[derive(Debug, Clone)]
 pub struct Scim {

@@ -10,9 +10,7 @@
 //! never hides an existing membership. A DNS server that does not answer gets a page.
 
 use closedloop_tests::dns_server::DnsServer;
-use closedloop_tests::harness::{
-    TestStack, Workspace, binary, pg_connect, region_map_text, worker_env,
-};
+use closedloop_tests::harness::{TestStack, Workspace, operator, pg_connect};
 use closedloop_tests::okta_page::{Setup, save_setup};
 use closedloop_tests::okta_sim::OktaSim;
 use closedloop_tests::okta_world::{audit, failure_reasons, okta_user, provision_named};
@@ -174,31 +172,6 @@ async fn actions(stack: &TestStack, team_id: &str) -> Vec<String> {
         .into_iter()
         .map(|(a, _, _)| a)
         .collect()
-}
-
-/// Runs `region-worker <args>` as an operator would, against the US stores of `stack`:
-/// `(success, stdout, stderr)`. The first two words are the command.
-async fn operator(stack: &TestStack, args: &[&str]) -> (bool, String, String) {
-    let dir = std::env::temp_dir().join(format!("clt-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let map = dir.join("regions.toml");
-    std::fs::write(&map, region_map_text(&[], &[], None)).unwrap();
-    let out = tokio::process::Command::new(binary("region-worker"))
-        .args(&args[..2])
-        .args(["--region", "us", "--config"])
-        .arg(&map)
-        .args(&args[2..])
-        .envs(worker_env(Region::Us, &stack.us_stores))
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! maps refused by both binaries; custom Okta domains allowed and withdrawn.
 
 use closedloop_tests::harness::{
-    TestStack, US_APP, binary, pg_connect, region_map_text, worker_env,
+    TestStack, US_APP, binary, operator, pg_connect, region_map_text, worker_env,
 };
 use closedloop_tests::region::Region;
 use reqwest::Method;
@@ -381,31 +381,6 @@ async fn create_named(stack: &TestStack, admin_email: &str, admin_name: &str) ->
     let (ok, out, err) = create_args(stack, "Acme", admin_email, admin_name).await;
     assert!(ok, "{err}");
     serde_json::from_str(&out).unwrap()
-}
-
-/// Runs `region-worker <args>` as an operator would, against the US stores of `stack`:
-/// `(success, stdout, stderr)`. The first two words are the command (`workspace
-/// create`); the region and map follow them.
-async fn operator(stack: &TestStack, args: &[&str]) -> (bool, String, String) {
-    let dir = std::env::temp_dir().join(format!("clt-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let map = dir.join("regions.toml");
-    std::fs::write(&map, region_map_text(&[], &[], None)).unwrap();
-    let out = tokio::process::Command::new(binary("region-worker"))
-        .args(&args[..2])
-        .args(["--region", "us", "--config"])
-        .arg(&map)
-        .args(&args[2..])
-        .envs(worker_env(Region::Us, &stack.us_stores))
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Posts a sign-in link's code as its page's button does: the status.
