@@ -90,8 +90,11 @@ fi
 if [ ! -f tests/a11y/node_modules/axe-core/axe.min.js ]; then
   (cd tests/a11y && npm ci --no-audit --no-fund --silent)
 fi
+# The official MCP SDKs (Python in target/, TypeScript as locked), exactly as pinned.
+tests/mcp-clients/install.sh
 # Those tests fail rather than skip when their tools are missing.
 export CLOSEDLOOP_REQUIRE_BROWSER=1 CLOSEDLOOP_REQUIRE_NODE=1 CLOSEDLOOP_REQUIRE_PROMETHEUS=1
+export CLOSEDLOOP_REQUIRE_MCP_SDKS=1
 
 echo "test stores: postgres ${CLOSEDLOOP_TEST_PG%%/postgres}, redis $CLOSEDLOOP_TEST_REDIS"
 cargo build --workspace --bins

@@ -133,6 +133,7 @@ pub async fn run(
     ));
     // Prunes audit events past the region's retention (one replica at a time).
     tokio::spawn(audit_retention::run(state.clone(), stop_rx.clone()));
+    tokio::spawn(routes::mcp::register::run(state.clone(), stop_rx.clone()));
     let admin =
         axum::serve(admin, routes::admin_router(state)).with_graceful_shutdown(stopped(stop_rx));
     tokio::try_join!(public.into_future(), admin.into_future())?;

@@ -40,6 +40,10 @@ pub mod app {
     pub const OKTA_PROVISIONING_DISCONNECT: &str = "/integrations/okta/provisioning/disconnect";
     /// The SCIM OAuth consent page.
     pub const OAUTH_CONSENT: &str = "/oauth/consent";
+    /// The consent page of an MCP client's authorization request.
+    pub const MCP_CONSENT: &str = "/mcp/consent";
+    /// Where the Connected apps' Disconnect forms on the tokens page post.
+    pub const MCP_DISCONNECT: &str = "/tokens/connected-apps/disconnect";
     /// A user's API and MCP tokens.
     pub const TOKENS: &str = "/tokens";
     /// Where the tokens page's Revoke forms post.
@@ -137,6 +141,24 @@ pub mod api {
     pub const ME: &str = "/api/me";
     /// Who an MCP token belongs to.
     pub const MCP_WHOAMI: &str = "/api/mcp/whoami";
+    /// The MCP endpoint (Streamable HTTP), the protected resource of the MCP OAuth
+    /// server.
+    pub const MCP: &str = "/api/mcp";
+    /// RFC 9728 metadata of the MCP resource (the well-known prefix, then its path).
+    pub const MCP_RESOURCE_METADATA: &str = "/.well-known/oauth-protected-resource/api/mcp";
+    /// RFC 9728 metadata at the host's root, for clients that look there first.
+    pub const RESOURCE_METADATA: &str = "/.well-known/oauth-protected-resource";
+    /// RFC 8414 metadata of the region's MCP authorization server (its issuer is the
+    /// API base, which has no path).
+    pub const AUTHORIZATION_SERVER_METADATA: &str = "/.well-known/oauth-authorization-server";
+    /// The MCP OAuth server's authorization endpoint.
+    pub const MCP_OAUTH_AUTHORIZE: &str = "/api/mcp/oauth/authorize";
+    /// The MCP OAuth server's token endpoint.
+    pub const MCP_OAUTH_TOKEN: &str = "/api/mcp/oauth/token";
+    /// Dynamic client registration (RFC 7591).
+    pub const MCP_OAUTH_REGISTER: &str = "/api/mcp/oauth/register";
+    /// Token revocation (RFC 7009).
+    pub const MCP_OAUTH_REVOKE: &str = "/api/mcp/oauth/revoke";
     /// The caller's personal tokens.
     pub const TOKENS: &str = "/api/tokens";
     /// One of the caller's personal tokens.

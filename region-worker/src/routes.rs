@@ -13,6 +13,7 @@ pub mod failed_auth;
 pub mod groups_page;
 pub mod integrations;
 pub mod introspect;
+pub mod mcp;
 pub mod me;
 pub mod oauth;
 pub mod oidc;
@@ -94,6 +95,26 @@ fn api_host(state: &AppState) -> Router {
         .route(api::TOKEN, delete(tokens::api::revoke))
         .route(api::ME, get(me::me))
         .route(api::MCP_WHOAMI, get(me::whoami))
+        .route(
+            api::MCP,
+            post(mcp::server::post).fallback(mcp::server::not_allowed),
+        )
+        .route(
+            api::MCP_RESOURCE_METADATA,
+            get(mcp::metadata::protected_resource),
+        )
+        .route(
+            api::RESOURCE_METADATA,
+            get(mcp::metadata::protected_resource),
+        )
+        .route(
+            api::AUTHORIZATION_SERVER_METADATA,
+            get(mcp::metadata::authorization_server),
+        )
+        .route(api::MCP_OAUTH_AUTHORIZE, get(mcp::authorize::authorize))
+        .route(api::MCP_OAUTH_TOKEN, post(mcp::token::token))
+        .route(api::MCP_OAUTH_REGISTER, post(mcp::register::register))
+        .route(api::MCP_OAUTH_REVOKE, post(mcp::revoke::revoke))
         .route(api::TOKEN_INTROSPECT, post(introspect::introspect))
         .route(
             api::OKTA_UNIVERSAL_LOGOUT,
@@ -196,6 +217,11 @@ fn app_host(state: &AppState) -> Router {
             get(tokens::page::show).post(tokens::page::create),
         )
         .route(app::TOKENS_REVOKE, post(tokens::page::revoke))
+        .route(app::MCP_DISCONNECT, post(mcp::connected::disconnect))
+        .route(
+            app::MCP_CONSENT,
+            get(mcp::consent::show).post(mcp::consent::decide),
+        )
         .route(app::WORKSPACE, get(workspace::show))
         .route(app::ACTIVITY, get(activity::show))
         .route(app::ACTIVITY_EXPORT, get(activity::export))

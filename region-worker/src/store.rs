@@ -9,6 +9,7 @@ pub mod domains;
 pub mod grants;
 pub mod groups;
 pub mod listing;
+pub mod mcp;
 pub mod people;
 pub mod personal_tokens;
 pub mod pg;

@@ -29,6 +29,7 @@ pub mod browser;
 pub mod dns_server;
 pub mod harness;
 pub mod hostile_as;
+pub mod mcp_client;
 pub mod okta_page;
 pub mod okta_sim;
 pub mod okta_world;

@@ -87,7 +87,7 @@ const GROUPS: &[Group] = &[
     Group {
         key: "tokens",
         label: "API and MCP tokens",
-        takes: |c| c.starts_with("token."),
+        takes: |c| c.starts_with("token.") || c.starts_with("mcp."),
     },
     Group {
         key: "settings",

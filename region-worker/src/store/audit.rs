@@ -92,6 +92,20 @@ pub enum AuditAction {
     ScimOAuthTokenIssued,
     /// The SCIM OAuth server refreshed a grant's tokens.
     ScimOAuthTokenRefreshed,
+    /// An MCP client registered itself (RFC 7591).
+    McpClientRegistered,
+    /// A user approved an MCP client's request.
+    McpGrantApproved,
+    /// A user denied an MCP client's request.
+    McpGrantDenied,
+    /// A user disconnected an MCP client on `/tokens`.
+    McpGrantDisconnected,
+    /// An MCP grant ended for a reused code or refresh token, or by its client.
+    McpGrantRevoked,
+    /// The MCP authorization server issued tokens for an authorization code.
+    McpTokenIssued,
+    /// The MCP authorization server refreshed a grant's tokens.
+    McpTokenRefreshed,
     /// A user created a personal API or MCP token.
     TokenCreated,
     /// A user revoked a personal API or MCP token.
@@ -106,7 +120,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order above.
-    pub const ALL: [AuditAction; 40] = [
+    pub const ALL: [AuditAction; 47] = [
         Self::WorkspaceCreated,
         Self::WorkspaceOktaDomainAllowed,
         Self::WorkspaceOktaDomainDisallowed,
@@ -144,6 +158,13 @@ impl AuditAction {
         Self::ScimOAuthGrantRevoked,
         Self::ScimOAuthTokenIssued,
         Self::ScimOAuthTokenRefreshed,
+        Self::McpClientRegistered,
+        Self::McpGrantApproved,
+        Self::McpGrantDenied,
+        Self::McpGrantDisconnected,
+        Self::McpGrantRevoked,
+        Self::McpTokenIssued,
+        Self::McpTokenRefreshed,
         Self::TokenCreated,
         Self::TokenRevoked,
         Self::ScimRequestRefused,
@@ -189,6 +210,13 @@ impl AuditAction {
             Self::ScimOAuthGrantRevoked => "scim_oauth.grant.revoked",
             Self::ScimOAuthTokenIssued => "scim_oauth.token.issued",
             Self::ScimOAuthTokenRefreshed => "scim_oauth.token.refreshed",
+            Self::McpClientRegistered => "mcp.client.registered",
+            Self::McpGrantApproved => "mcp.grant.approved",
+            Self::McpGrantDenied => "mcp.grant.denied",
+            Self::McpGrantDisconnected => "mcp.grant.disconnected",
+            Self::McpGrantRevoked => "mcp.grant.revoked",
+            Self::McpTokenIssued => "mcp.token.issued",
+            Self::McpTokenRefreshed => "mcp.token.refreshed",
             Self::TokenCreated => "token.created",
             Self::TokenRevoked => "token.revoked",
             Self::ScimRequestRefused => "scim.request.refused",
@@ -235,6 +263,13 @@ impl AuditAction {
             Self::ScimOAuthGrantRevoked => "Provisioning access revoked",
             Self::ScimOAuthTokenIssued => "Provisioning token issued",
             Self::ScimOAuthTokenRefreshed => "Provisioning token refreshed",
+            Self::McpClientRegistered => "MCP client registered",
+            Self::McpGrantApproved => "MCP client approved",
+            Self::McpGrantDenied => "MCP client denied",
+            Self::McpGrantDisconnected => "MCP client disconnected",
+            Self::McpGrantRevoked => "MCP client access revoked",
+            Self::McpTokenIssued => "MCP client token issued",
+            Self::McpTokenRefreshed => "MCP client token refreshed",
             Self::TokenCreated => "Token created",
             Self::TokenRevoked => "Token revoked",
             Self::ScimRequestRefused => "SCIM request refused",

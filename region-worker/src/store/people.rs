@@ -520,6 +520,11 @@ pub struct GroupRow {
 
 /// One page of the workspace's groups, newest first, from the groups created before
 /// the one at `before` when given. Member counts stop at [`MEMBER_COUNT_CAP`] + 1.
+///
+/// The count's `ORDER BY` is the primary key's order: without it, a workspace whose
+/// memberships are mostly one big group makes the planner expect a sequential scan to
+/// find the capped rows soonest, and it reads every membership once per group (150 ms
+/// for 50 groups beside one of 50,000 members; 0.3 ms through the index).
 pub async fn groups(
     client: &impl GenericClient,
     team_id: TeamId,
@@ -530,7 +535,8 @@ pub async fn groups(
             "SELECT g.id, g.seq, g.display_name, g.external_id,
                     (SELECT count(*) FROM (
                         SELECT 1 FROM group_members gm
-                         WHERE gm.team_id = g.team_id AND gm.group_id = g.id LIMIT $3) m),
+                         WHERE gm.team_id = g.team_id AND gm.group_id = g.id
+                         ORDER BY gm.team_id, gm.group_id, gm.user_id LIMIT $3) m),
                     g.created_at
                FROM groups g
               WHERE g.team_id = $1 AND g.seq < coalesce($2, 9223372036854775807)

@@ -110,6 +110,7 @@ const PAGES: &[Stop] = &[
     stop("okta-saved", Admin, "/integrations/okta", SaveOkta(true), "Okta setup saved"),
     stop("okta-provisioning", Admin, "/integrations/okta/provisioning", Open, "Connected provisioning grants"),
     stop("scim-consent", Admin, "{consent}", Open, "Allow Okta to provision this workspace?"),
+    stop("mcp-consent", Admin, "{mcp-consent}", Open, "to use ClosedLoop AI as you?"),
     stop("tokens-empty", Admin, "/tokens", Open, "You hold no live token"),
     stop("tokens-created", Admin, "/tokens", CreateToken("CI pipeline"), "Copy it now"),
     stop("tokens", Admin, "/tokens", Open, "Live tokens, newest first"),
@@ -185,6 +186,8 @@ struct World {
     member_id: String,
     group_id: String,
     consent_query: String,
+    /// An MCP client's authorization request (a registered loopback client).
+    mcp_consent_query: String,
 }
 
 impl World {
@@ -233,6 +236,27 @@ impl World {
             .append_pair("state", "a11y")
             .append_pair("scope", "scim.read scim.write entitlements.read")
             .finish();
+        // An MCP client registered as an editor would (RFC 7591), asking to act as the
+        // admin: the authorization goes on to the MCP consent page.
+        let (status, registered) = closedloop_tests::mcp_client::register(
+            &stack,
+            Region::Us,
+            &json!({ "client_name": "Accessible Editor",
+                     "redirect_uris": ["http://127.0.0.1/callback"] }),
+        )
+        .await;
+        assert_eq!(status, 201, "{registered}");
+        let verifier = closedloop_tests::mcp_client::verifier();
+        let mcp_consent_query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", registered["client_id"].as_str().unwrap())
+            .append_pair("redirect_uri", "http://127.0.0.1:40123/callback")
+            .append_pair("code_challenge", &region_worker::pkce::s256(&verifier))
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("resource", &format!("{api_url}/api/mcp"))
+            .append_pair("scope", "mcp")
+            .append_pair("state", "a11y")
+            .finish();
         Self {
             app_url,
             api_url,
@@ -242,6 +266,7 @@ impl World {
             member_id,
             group_id: group["id"].as_str().expect("a group id").to_owned(),
             consent_query,
+            mcp_consent_query,
             stack,
             sim,
         }
@@ -257,6 +282,13 @@ impl World {
                 &format!(
                     "{}/api/okta/scim/oauth/authorize?{}",
                     self.api_url, self.consent_query
+                ),
+            )
+            .replace(
+                "{mcp-consent}",
+                &format!(
+                    "{}/api/mcp/oauth/authorize?{}",
+                    self.api_url, self.mcp_consent_query
                 ),
             )
             .replace("{link}", &self.sign_in_url)

@@ -8,6 +8,7 @@ mod faults;
 mod gateway_e2e;
 mod home_realm;
 mod isolation;
+mod mcp;
 mod mixup;
 mod oauth;
 mod observability;

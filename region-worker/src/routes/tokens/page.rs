@@ -190,6 +190,7 @@ async fn render(
     )
     .await?;
     let csrf_token = user.csrf_token(&csrf_purpose(&user.owner));
+    let connected = crate::routes::mcp::connected::section(state, user, &csrf_token).await?;
     let body = html! {
         h1 { "API and MCP tokens" }
         p {
@@ -205,6 +206,7 @@ async fn render(
         }
         (create_form(&csrf_token))
         (token_table(&tokens, more, &csrf_token))
+        (connected)
         p { a href=(app::HOME) { "Home" } }
     };
     Ok(page("API and MCP tokens", body))
