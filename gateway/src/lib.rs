@@ -37,6 +37,8 @@
 //! - [`edge`]: the request-path decisions about client-controlled text (host, route,
 //!   SNI, redirect, upstream headers) as pure public functions, for fuzzing.
 //! - `request_id.rs`: `RequestId`, kept from the client when well-formed, else generated.
+//! - `trace.rs`: the W3C trace context handed to the worker, and the gateway's server
+//!   span while traces are exported.
 //! - `body.rs`: the request body sent upstream (counted against the body limit, and
 //!   handed back for a retry when it was never sent) and the response body sent
 //!   downstream.
@@ -63,6 +65,7 @@ mod request_id;
 mod routing;
 mod server;
 mod tls;
+mod trace;
 mod upstream;
 
 pub use config::GatewayConfig;

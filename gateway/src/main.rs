@@ -5,19 +5,18 @@
 
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use gateway::{Gateway, GatewayConfig, GatewayHandle, Listeners};
 use shared::regions::{RegionMap, RegionMapError};
+use shared::telemetry::{self, LogFormat};
 use tokio::net::TcpListener;
 use tracing_appender::non_blocking::WorkerGuard;
-use tracing_subscriber::EnvFilter;
 
 /// Routes requests by host to the workers of the region serving that host.
 #[derive(Debug, Parser)]
@@ -39,24 +38,12 @@ struct Args {
     /// per CPU).
     #[arg(long, env = "GATEWAY_THREADS", value_name = "N")]
     threads: Option<NonZeroUsize>,
-    /// Log line format. The level filter comes from `RUST_LOG` (default `info`; the
+    /// Log line format: `compact` (default) or `json` (one object per line, the schema
+    /// of deploy/README.md "Logs"). Also `CLOSEDLOOP_LOG_FORMAT` (or the older
+    /// `GATEWAY_LOG_FORMAT`). The level filter comes from `RUST_LOG` (default `info`; the
     /// access log is the `gateway::access` target, e.g. `RUST_LOG=info,gateway::access=off`).
-    #[arg(
-        long,
-        value_enum,
-        env = "GATEWAY_LOG_FORMAT",
-        default_value = "compact"
-    )]
-    log_format: LogFormat,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    /// One JSON object per line, for log collectors.
-    Json,
-    /// Compact human-readable lines.
-    Compact,
+    #[arg(long, env = "CLOSEDLOOP_LOG_FORMAT", value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
 }
 
 fn main() -> ExitCode {
@@ -68,7 +55,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _flush = init_tracing(args.log_format);
+    let format = args.log_format.or_else(|| {
+        std::env::var("GATEWAY_LOG_FORMAT")
+            .ok()
+            .and_then(|f| f.parse().ok())
+    });
+    let _flush = match init_tracing(format.unwrap_or_default(), &map) {
+        Ok(guards) => guards,
+        Err(err) => {
+            eprintln!("{err:#}");
+            return ExitCode::from(2);
+        }
+    };
     match serve(&args, map) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -86,26 +84,30 @@ fn read_map(path: &Path) -> anyhow::Result<RegionMap> {
     })
 }
 
-/// Reads `RUST_LOG` (default `info`) and installs the global subscriber. Lines are
-/// written by a background thread (the access log writes one per request, and a
-/// request must not wait for the terminal or the pipe); the guard flushes it at exit.
-/// The thread buffers what it has queued and flushes whenever the queue runs dry, so a
-/// busy gateway writes its log in large writes rather than one system call per line.
-fn init_tracing(format: LogFormat) -> WorkerGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::stdout().is_terminal();
+/// Reads `RUST_LOG` (default `info`) and installs the global subscriber (shared with
+/// the worker: one JSON schema, one trace setup). Lines are written by a background
+/// thread (the access log writes one per request, and a request must not wait for the
+/// terminal or the pipe); the guard flushes it at exit. The thread buffers what it has
+/// queued and flushes whenever the queue runs dry, so a busy gateway writes its log in
+/// large writes rather than one system call per line. Traces are exported when
+/// `[telemetry]` or the standard `OTEL_EXPORTER_OTLP_*` variables name a collector.
+fn init_tracing(
+    format: LogFormat,
+    map: &RegionMap,
+) -> anyhow::Result<(telemetry::Guard, WorkerGuard)> {
     let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
     let (writer, guard) = tracing_appender::non_blocking(stdout);
-    // Colours only for a person at a terminal, never in files or log collectors.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(ansi);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Compact => builder.compact().init(),
-    }
-    guard
+    let telemetry = telemetry::init(
+        telemetry::Setup {
+            service: "gateway",
+            format,
+            ansi: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            region: None,
+            traces: Some(&map.telemetry),
+        },
+        writer,
+    )?;
+    Ok((telemetry, guard))
 }
 
 /// The caller's runtime is single-threaded: it accepts, and runs the admin listener,

@@ -39,6 +39,7 @@ use crate::middleware::{limits, redirect, sni};
 use crate::reload::Live;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::routing::{Outstanding, Upstreams, Worker};
+use crate::trace::RequestTrace;
 use crate::upstream::{Checkin, Pools};
 
 /// The proxy: the pooled connections to the workers. One per serving thread, shared by
@@ -60,6 +61,8 @@ struct Exchange<'a> {
     started: Instant,
     /// Ties the log line to the worker's and to the client's `X-Request-Id`.
     request_id: &'a RequestId,
+    /// The request's trace: its id in the log line, the span to finish.
+    trace: &'a RequestTrace,
     /// The client's method.
     method: &'a Method,
     /// The path only: the query string may carry codes or tokens and is never logged.
@@ -91,12 +94,32 @@ impl Proxy {
     }
 
     /// Answers one client request. Never fails: the gateway's own failures become JSON
-    /// error responses.
+    /// error responses. With traces exported, all of it runs in the gateway's server
+    /// span (see `trace.rs`).
     pub(crate) async fn handle(
         &self,
         live: &Live,
         conn: &ConnInfo,
         request: Request<Incoming>,
+    ) -> Response<ResponseBody> {
+        use tracing::Instrument as _;
+        let trace = RequestTrace::begin(request.headers(), request.method());
+        match trace.span.clone() {
+            Some(span) => {
+                self.answer(live, conn, request, &trace)
+                    .instrument(span)
+                    .await
+            }
+            None => self.answer(live, conn, request, &trace).await,
+        }
+    }
+
+    async fn answer(
+        &self,
+        live: &Live,
+        conn: &ConnInfo,
+        request: Request<Incoming>,
+        trace: &RequestTrace,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
         let (mut parts, body) = request.into_parts();
@@ -113,6 +136,7 @@ impl Proxy {
         let mut exchange = Exchange {
             started,
             request_id: &request_id,
+            trace,
             method: &method,
             path: path_and_query.path(),
             host: host.as_ref(),
@@ -161,6 +185,7 @@ impl Proxy {
         parts
             .headers
             .insert(X_REQUEST_ID, request_id.header_value().clone());
+        trace.stamp(&mut parts.headers);
         let outgoing = Outgoing {
             method: parts.method,
             // A reference-count increment: the log line still needs the path.
@@ -337,19 +362,23 @@ impl Proxy {
             .insert(X_REQUEST_ID, exchange.request_id.header_value().clone());
         let metrics = exchange.upstreams.map_or(&self.unrouted, |u| &u.metrics);
         metrics.record(status, elapsed);
+        let region = exchange.upstreams.map_or("none", |u| u.region.as_str());
+        let worker = exchange.worker.map_or("", |w| &*w.addr);
+        exchange.trace.finish(status, region, worker);
         tracing::info!(
             target: "gateway::access",
             method = %exchange.method,
             path = exchange.path,
             host = exchange.host.and_then(|h| h.to_str().ok()).unwrap_or(""),
-            region = exchange.upstreams.map_or("none", |u| u.region.as_str()),
-            worker = exchange.worker.map_or("", |w| &*w.addr),
+            region,
+            worker,
             status = status.as_u16(),
             duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             client = exchange.conn.client.forwarded_for.to_str().unwrap_or(""),
             proto = exchange.conn.client.proto.as_str(),
             version = ?exchange.version,
             request_id = exchange.request_id.as_str(),
+            trace_id = exchange.trace.trace_id.as_str(),
         );
         response
     }

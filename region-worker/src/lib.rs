@@ -19,6 +19,8 @@
 //!   [`rekey`]: `keys reencrypt`, the last step of a region key rotation.
 //! - [`audit_retention`]: the background pruning of audit events past the region's
 //!   retention.
+//! - [`telemetry`]: the spans of a request (route, SCIM operation, Postgres checkouts)
+//!   while traces are exported; Redis and Okta calls are spanned where they are made.
 //! - [`error`], [`metrics`], [`state`], [`clock`], [`pkce`]: shared plumbing.
 //!
 //! [`connect`] prepares the stores (migrations, region stamps) and [`run`] serves on
@@ -48,6 +50,7 @@ pub mod routes;
 pub mod session;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod web;
 
 use std::future::Future;

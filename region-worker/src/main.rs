@@ -13,6 +13,15 @@ use shared::regions::RegionMap;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log line format: `compact` (default) or `json` (one object per line, the schema
+    /// of deploy/README.md "Logs"). The level filter comes from `RUST_LOG`.
+    #[arg(
+        long,
+        global = true,
+        env = "CLOSEDLOOP_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    log_format: Option<shared::telemetry::LogFormat>,
 }
 
 #[derive(clap::Args)]
@@ -190,11 +199,14 @@ enum TokenCommand {
     },
 }
 
-fn load(target: &Target) -> anyhow::Result<WorkerConfig> {
+fn read_map(target: &Target) -> anyhow::Result<RegionMap> {
     let text = std::fs::read_to_string(&target.config)
         .with_context(|| format!("reading {}", target.config.display()))?;
-    let map =
-        RegionMap::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", target.config.display()))?;
+    RegionMap::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", target.config.display()))
+}
+
+fn load(target: &Target) -> anyhow::Result<WorkerConfig> {
+    let map = read_map(target)?;
     // The store URLs come from the variables or files the map names.
     Ok(WorkerConfig::from_map(&map, &target.region, &|name| {
         std::env::var(name).ok()
@@ -212,13 +224,26 @@ fn print(result: &impl serde::Serialize) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // Only `serve` exports traces (an operator command is no request to follow); every
+    // command logs in the chosen format, to stderr (stdout carries command results).
+    let (region, traces) = match &cli.command {
+        Command::Serve { target, .. } => (
+            Some(target.region.to_string()),
+            Some(read_map(target)?.telemetry),
+        ),
+        _ => (None, None),
+    };
+    let _telemetry = shared::telemetry::init(
+        shared::telemetry::Setup {
+            service: "region-worker",
+            format: cli.log_format.unwrap_or_default(),
+            ansi: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            region,
+            traces: traces.as_ref(),
+        },
+        std::io::stderr,
+    )?;
     match cli.command {
         Command::Serve {
             target,

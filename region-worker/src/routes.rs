@@ -125,6 +125,7 @@ fn api_host(state: &AppState) -> Router {
         // Labels by the matched route template: no table is nested, so a label is the
         // path constant's text (e.g. `/api/scim/v2/{team_id}/Users`).
         .route_layer(from_fn(crate::metrics::track))
+        .route_layer(from_fn(crate::telemetry::trace_route))
         .fallback(api_not_found)
         .with_state(state.clone())
 }
@@ -231,6 +232,7 @@ fn app_host(state: &AppState) -> Router {
         .route(app::GROUP, get(groups_page::show))
         .route_layer(from_fn_with_state(state.clone(), failed_auth::app_gate))
         .route_layer(from_fn(crate::metrics::track))
+        .route_layer(from_fn(crate::telemetry::trace_route))
         .fallback(app_not_found)
         .with_state(state.clone())
 }

@@ -935,6 +935,74 @@ async fn the_access_log_has_one_line_per_request_without_query_or_secrets() {
     }
 }
 
+/// Traces off (no collector in this process): the client's `traceparent` and
+/// `tracestate` reach the worker as they came, a request without one gets a made-up
+/// unsampled one, a malformed one is replaced (and its `tracestate` dropped), and the
+/// access log line carries the trace id the worker received.
+#[tokio::test]
+async fn the_trace_context_reaches_the_worker_and_the_access_log() {
+    let sink = log_sink();
+    let (us0, _) = FakeWorker::start("us-0").await;
+    let gw = TestGateway::start(region_map(&[us0.addr], &[us0.addr])).await;
+    let client = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let send = |id: &'static str, traceparent: Option<&'static str>| {
+        let mut request = gw
+            .request(Method::GET, US_API, "/api/ping-trace")
+            .header("x-request-id", id)
+            .header("tracestate", "acme=1");
+        if let Some(tp) = traceparent {
+            request = request.header("traceparent", tp);
+        }
+        gw.send(request.body(empty()).unwrap())
+    };
+    let continued = send("trace-test-1", Some(client)).await;
+    assert_eq!(continued.seen("traceparent"), [client]);
+    assert_eq!(continued.seen("tracestate"), ["acme=1"]);
+
+    let started = send("trace-test-2", None).await;
+    let made_up = started.seen("traceparent");
+    assert_eq!(made_up.len(), 1);
+    let parts: Vec<&str> = made_up[0].split('-').collect();
+    assert_eq!(
+        (parts[0], parts[1].len(), parts[2].len(), parts[3]),
+        ("00", 32, 16, "00")
+    );
+    assert!(
+        started.seen("tracestate").is_empty(),
+        "no tracestate without a traceparent"
+    );
+
+    let replaced = send("trace-test-3", Some("00-not-a-trace-01")).await;
+    assert_ne!(replaced.seen("traceparent"), ["00-not-a-trace-01"]);
+    assert!(replaced.seen("tracestate").is_empty());
+
+    let read = || String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    for _ in 0..500 {
+        if ["trace-test-1", "trace-test-2", "trace-test-3"]
+            .iter()
+            .all(|id| read().contains(id))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let logs = read();
+    let line = |id: &str| {
+        logs.lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("{id} not logged: {logs}"))
+            .to_owned()
+    };
+    assert!(
+        line("trace-test-1").contains("trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\""),
+        "{logs}"
+    );
+    assert!(
+        line("trace-test-2").contains(&format!("trace_id=\"{}\"", parts[1])),
+        "{logs}"
+    );
+}
+
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish_then_stops_accepting() {
     let (us0, mut arrivals) = FakeWorker::start("us-0").await;

@@ -303,7 +303,40 @@ impl OktaHttp {
             .header(header::USER_AGENT, HeaderValue::from_static(USER_AGENT)))
     }
 
+    /// Sends one request; while traces are exported, in a client span named by the
+    /// kind of Okta call (discovery, JWKS, token, userinfo) with the org's host, the
+    /// status and an error kind: never the path, the query or a header.
     async fn send(&self, req: Request<Full<Bytes>>) -> Result<HttpResponse, HttpError> {
+        if !shared::telemetry::in_trace() {
+            return self.exchange(req).await;
+        }
+        use tracing::Instrument as _;
+        let call = okta_call(req.uri().path());
+        let span = tracing::info_span!(
+            target: shared::telemetry::TRACE_TARGET,
+            "okta",
+            otel.name = format!("okta {call}"),
+            otel.kind = "client",
+            closedloop.okta.call = call,
+            http.request.method = req.method().as_str(),
+            server.address = req.uri().host().unwrap_or(""),
+            closedloop.region = shared::telemetry::region(),
+            http.response.status_code = tracing::field::Empty,
+        );
+        let result = self.exchange(req).instrument(span.clone()).await;
+        match &result {
+            Ok(response) => {
+                span.record("http.response.status_code", response.status.as_u16());
+                if !response.status.is_success() {
+                    shared::telemetry::set_error(&span, "okta_refused");
+                }
+            }
+            Err(e) => shared::telemetry::set_error(&span, e.kind()),
+        }
+        result
+    }
+
+    async fn exchange(&self, req: Request<Full<Bytes>>) -> Result<HttpResponse, HttpError> {
         let call = async {
             let response = self
                 .client
@@ -334,6 +367,38 @@ impl OktaHttp {
         tokio::time::timeout(self.timeout, call)
             .await
             .map_err(|_| HttpError::Timeout(self.timeout))?
+    }
+}
+
+/// Which Okta endpoint a path is (the span's name): the path itself may name an
+/// authorization server, and is not exported.
+fn okta_call(path: &str) -> &'static str {
+    if path.ends_with("/.well-known/openid-configuration")
+        || path.ends_with("/.well-known/oauth-authorization-server")
+    {
+        "discovery"
+    } else if path.ends_with("/keys") {
+        "jwks"
+    } else if path.ends_with("/token") {
+        "token"
+    } else if path.ends_with("/userinfo") {
+        "userinfo"
+    } else {
+        "other"
+    }
+}
+
+impl HttpError {
+    /// A short, stable name of the failure, for span attributes.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotAllowed(_) => "not_allowed",
+            Self::Timeout(_) => "timeout",
+            Self::Transport(_) => "transport",
+            Self::TooLarge => "too_large",
+            Self::NotPublic => "not_public",
+            Self::UnknownHost => "unknown_host",
+        }
     }
 }
 

@@ -128,6 +128,16 @@ pub fn pool(url: &str, size: usize, timeout: Duration) -> anyhow::Result<Pool> {
         .wait_timeout(Some(timeout))
         .create_timeout(Some(timeout))
         .recycle_timeout(Some(timeout))
+        // The one place every store call takes its connection: a span per checkout
+        // while traces are exported (see telemetry.rs).
+        .post_create(deadpool_postgres::Hook::sync_fn(|_, _| {
+            crate::telemetry::pg_checkout(true);
+            Ok(())
+        }))
+        .post_recycle(deadpool_postgres::Hook::sync_fn(|_, _| {
+            crate::telemetry::pg_checkout(false);
+            Ok(())
+        }))
         .build()?)
 }
 

@@ -48,6 +48,108 @@ enum Connection {
     Sentinel(Arc<RwLock<Master>>),
 }
 
+/// A Redis connection whose commands are spanned (the command name only, never a key
+/// or a value) while traces are exported; otherwise a plain pass-through. Every Redis
+/// call of the worker goes through [`Redis::conn`], so this is the one place.
+#[derive(Clone)]
+pub struct Traced(ConnectionManager);
+
+impl std::fmt::Debug for Traced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Traced").finish_non_exhaustive()
+    }
+}
+
+impl Traced {
+    /// A span for a command (or a pipeline, named by its first command), or none.
+    fn span(name: &[u8], commands: usize) -> Option<tracing::Span> {
+        if !shared::telemetry::in_trace() {
+            return None;
+        }
+        // Command names are ASCII words; anything else is not named.
+        let name = std::str::from_utf8(name)
+            .ok()
+            .filter(|n| n.len() <= 32 && n.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .map_or_else(|| "OTHER".to_owned(), str::to_ascii_uppercase);
+        Some(tracing::info_span!(
+            target: shared::telemetry::TRACE_TARGET,
+            "redis",
+            otel.name = format!("redis {name}"),
+            otel.kind = "client",
+            db.system.name = "redis",
+            db.operation.name = name.as_str(),
+            db.operation.batch.size = commands,
+            closedloop.region = shared::telemetry::region(),
+        ))
+    }
+
+    fn first_name(cmd: &redis::Cmd) -> Vec<u8> {
+        match cmd.args_iter().next() {
+            Some(redis::Arg::Simple(name)) => name.to_vec(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl redis::aio::ConnectionLike for Traced {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        use tracing::Instrument as _;
+        if !shared::telemetry::tracing_on() {
+            return self.0.req_packed_command(cmd);
+        }
+        match Self::span(&Self::first_name(cmd), 1) {
+            None => self.0.req_packed_command(cmd),
+            Some(span) => Box::pin(
+                async move {
+                    let result = self.0.req_packed_command(cmd).await;
+                    if result.is_err() {
+                        shared::telemetry::set_error(&tracing::Span::current(), "redis");
+                    }
+                    result
+                }
+                .instrument(span),
+            ),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        use tracing::Instrument as _;
+        if !shared::telemetry::tracing_on() {
+            return self.0.req_packed_commands(pipeline, offset, count);
+        }
+        let first = pipeline
+            .cmd_iter()
+            .next()
+            .map(Self::first_name)
+            .unwrap_or_default();
+        match Self::span(&first, pipeline.len()) {
+            None => self.0.req_packed_commands(pipeline, offset, count),
+            Some(span) => Box::pin(
+                async move {
+                    let result = self.0.req_packed_commands(pipeline, offset, count).await;
+                    if result.is_err() {
+                        shared::telemetry::set_error(&tracing::Span::current(), "redis");
+                    }
+                    result
+                }
+                .instrument(span),
+            ),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
+    }
+}
+
 /// The connection in use and the server it goes to.
 struct Master {
     conn: ConnectionManager,
@@ -202,8 +304,14 @@ impl Redis {
         k
     }
 
-    /// A connection to run commands on (a clone of the multiplexed handle).
-    pub fn conn(&self) -> ConnectionManager {
+    /// A connection to run commands on (a clone of the multiplexed handle), which spans
+    /// each command while traces are exported.
+    pub fn conn(&self) -> Traced {
+        Traced(self.manager())
+    }
+
+    /// The multiplexed handle in use.
+    fn manager(&self) -> ConnectionManager {
         match &self.conn {
             Connection::Direct(conn) => conn.clone(),
             Connection::Sentinel(master) => master

@@ -20,6 +20,12 @@ pub enum ConfigError {
     /// a value of the wrong type, a missing key (toml's own words).
     #[error("{0}")]
     Toml(String),
+    /// `[telemetry] otlp_endpoint` is not an `http(s)` URL.
+    #[error("otlp_endpoint: {0} (an http:// or https:// URL such as http://collector:4318)")]
+    OtlpEndpoint(String),
+    /// `[telemetry] sampling_ratio` is outside 0.0–1.0.
+    #[error("sampling_ratio must be between 0.0 and 1.0")]
+    SamplingRatio,
     /// The file has no `[regions.<id>]` table.
     #[error("no regions: add a [regions.<id>] table")]
     NoRegions,

@@ -27,6 +27,8 @@ pub struct RegionMap {
     pub development: bool,
     /// Where the gateway listens.
     pub gateway: GatewaySettings,
+    /// `[telemetry]`: where both binaries export traces, and the sampling ratio.
+    pub telemetry: crate::telemetry::TelemetrySettings,
     /// The regions, in file order.
     regions: Vec<Region>,
     /// Lower-case host name (no port) → index into `regions`.
@@ -362,9 +364,14 @@ impl RegionMap {
             Some(g) => GatewaySettings::from_raw(g, &hosts)?,
             None => GatewaySettings::defaults(),
         };
+        let telemetry = match raw.telemetry {
+            Some(t) => parse_telemetry(t.into_inner())?,
+            None => crate::telemetry::TelemetrySettings::default(),
+        };
         Ok(Self {
             development,
             gateway,
+            telemetry,
             regions,
             hosts,
         })
@@ -387,6 +394,41 @@ impl RegionMap {
         let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
         self.hosts.get(&name).map(|&i| &self.regions[i])
     }
+}
+
+/// `[telemetry]`: an `http(s)` collector URL (plain HTTP is normal for a collector on
+/// the host or in the cluster), and a ratio within 0.0–1.0 (unset: see
+/// [`TelemetrySettings::sampling_ratio`](crate::telemetry::TelemetrySettings)).
+fn parse_telemetry(
+    raw: super::raw::RawTelemetry,
+) -> Result<crate::telemetry::TelemetrySettings, Refusal> {
+    let otlp_endpoint = match &raw.otlp_endpoint {
+        None => None,
+        Some(s) => {
+            let at = s.span().start;
+            let url = Url::parse(s.get_ref())
+                .map_err(|e| ConfigError::OtlpEndpoint(e.to_string()).at(at))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(ConfigError::OtlpEndpoint(format!("{:?}", s.get_ref())).at(at));
+            }
+            if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
+                return Err(ConfigError::OtlpEndpoint(
+                    "no credentials or query in the URL".to_owned(),
+                )
+                .at(at));
+            }
+            Some(url)
+        }
+    };
+    let sampling_ratio = match &raw.sampling_ratio {
+        None => None,
+        Some(r) if (0.0..=1.0).contains(r.get_ref()) => Some(*r.get_ref()),
+        Some(r) => return Err(ConfigError::SamplingRatio.at(r.span().start)),
+    };
+    Ok(crate::telemetry::TelemetrySettings {
+        otlp_endpoint,
+        sampling_ratio,
+    })
 }
 
 /// Removes a `:port` suffix from a host (also from a bracketed IPv6 literal).
@@ -527,6 +569,40 @@ mod tests {
             SecretSource::File("/run/secrets/us-redis-url".into())
         );
         assert!(!map.development);
+    }
+
+    #[test]
+    fn telemetry_is_off_by_default_and_its_values_are_checked() {
+        let map = RegionMap::parse(GOOD).unwrap();
+        assert_eq!(
+            map.telemetry,
+            crate::telemetry::TelemetrySettings::default()
+        );
+        let with = |table: &str| format!("[telemetry]\n{table}\n{GOOD}");
+        let map = RegionMap::parse(&with(
+            "otlp_endpoint = \"http://collector:4318\"\nsampling_ratio = 0.01",
+        ))
+        .unwrap();
+        assert_eq!(
+            map.telemetry.otlp_endpoint.unwrap().as_str(),
+            "http://collector:4318/"
+        );
+        assert_eq!(map.telemetry.sampling_ratio, Some(0.01));
+        for (bad, key) in [
+            ("sampling_ratio = 1.5", "sampling_ratio"),
+            ("sampling_ratio = -0.1", "sampling_ratio"),
+            ("otlp_endpoint = \"collector:4318\"", "otlp_endpoint"),
+            ("otlp_endpoint = \"ftp://collector\"", "otlp_endpoint"),
+            (
+                "otlp_endpoint = \"http://u:p@collector:4318\"",
+                "otlp_endpoint",
+            ),
+            ("endpoint = \"http://collector:4318\"", "endpoint"),
+        ] {
+            let e = RegionMap::parse(&with(bad)).unwrap_err();
+            assert_eq!(e.line, 2, "{e}");
+            assert!(e.message.contains(key), "{e}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::error::{ConfigError, Refusal};
 pub(super) struct RawFile {
     pub(super) development: Option<bool>,
     pub(super) gateway: Option<Spanned<RawGateway>>,
+    pub(super) telemetry: Option<Spanned<RawTelemetry>>,
     #[serde(default)]
     pub(super) regions: BTreeMap<Spanned<String>, Spanned<RawRegion>>,
 }
@@ -33,6 +34,14 @@ impl RawFile {
             ConfigError::Toml(e.message().trim().to_owned()).at(offset)
         })
     }
+}
+
+/// `[telemetry]`; see [`TelemetrySettings`](crate::telemetry::TelemetrySettings).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTelemetry {
+    pub(super) otlp_endpoint: Option<Spanned<String>>,
+    pub(super) sampling_ratio: Option<Spanned<f64>>,
 }
 
 /// `[gateway]`; see [`GatewaySettings`](super::GatewaySettings) for the keys.

@@ -26,6 +26,7 @@ mod signin_binding;
 mod stores;
 mod story;
 mod tokens;
+mod tracing;
 mod troubleshooting;
 mod universal_logout;
 mod workspace;
