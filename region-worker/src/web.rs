@@ -8,12 +8,14 @@
 //! - [`error`]: [`PageError`], every way a page stops, rendered in one place;
 //! - [`extract`]: the [`SignedIn`] and [`WorkspaceAdmin`] extractors;
 //! - [`csrf`]: the tokens that bind a page's forms to its session;
+//! - [`consent`]: the Approve / Deny form of the OAuth consent pages;
 //! - [`return_to`]: where a browser may be sent back to after sign-in.
 //!
 //! A page handler reads `async fn show(admin: WorkspaceAdmin, …) -> Result<Markup,
 //! PageError>`. Nothing here knows any page: `web` imports nothing from `routes`.
 
 pub mod assets;
+pub mod consent;
 pub mod csrf;
 pub mod error;
 pub mod extract;

@@ -17,7 +17,6 @@
 
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::Pool;
-use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use shared::ids::TeamId;
 use shared::scope::Scope;
@@ -73,15 +72,6 @@ fn code_key(redis: &Redis, hash: &TokenHash) -> String {
     redis.key(&format!("oauth:code:{}", hash.to_hex()))
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(json: Option<String>) -> Result<Option<T>, StoreError> {
-    json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .transpose()
-}
-
 /// Stores a pending request for `ttl_secs`.
 pub async fn save_pending(
     redis: &Redis,
@@ -89,23 +79,19 @@ pub async fn save_pending(
     request: &PendingRequest,
     ttl_secs: u64,
 ) -> Result<(), StoreError> {
-    let _: () = redis
-        .conn()
-        .set_ex(pending_key(redis, id), encode(request)?, ttl_secs.max(1))
-        .await?;
-    Ok(())
+    redis
+        .set_json(pending_key(redis, id), request, ttl_secs)
+        .await
 }
 
 /// Reads a pending request without consuming it (the consent page).
 pub async fn load_pending(redis: &Redis, id: Uuid) -> Result<Option<PendingRequest>, StoreError> {
-    let json: Option<String> = redis.conn().get(pending_key(redis, id)).await?;
-    decode(json)
+    redis.get_json(pending_key(redis, id)).await
 }
 
 /// Consumes a pending request: an approval or denial happens once.
 pub async fn take_pending(redis: &Redis, id: Uuid) -> Result<Option<PendingRequest>, StoreError> {
-    let json: Option<String> = redis.conn().get_del(pending_key(redis, id)).await?;
-    decode(json)
+    redis.take_json(pending_key(redis, id)).await
 }
 
 /// Stores an authorization code's binding under the code's hash for `ttl_secs`.
@@ -115,18 +101,13 @@ pub async fn save_code(
     code: &CodeRecord,
     ttl_secs: u64,
 ) -> Result<(), StoreError> {
-    let _: () = redis
-        .conn()
-        .set_ex(code_key(redis, hash), encode(code)?, ttl_secs.max(1))
-        .await?;
-    Ok(())
+    redis.set_json(code_key(redis, hash), code, ttl_secs).await
 }
 
 /// Takes an authorization code: the first caller gets its binding, every later one
 /// `None`.
 pub async fn take_code(redis: &Redis, hash: &TokenHash) -> Result<Option<CodeRecord>, StoreError> {
-    let json: Option<String> = redis.conn().get_del(code_key(redis, hash)).await?;
-    decode(json)
+    redis.take_json(code_key(redis, hash)).await
 }
 
 /// A grant to record at approval.

@@ -16,7 +16,6 @@
 //! Only hashes of codes and tokens are stored.
 
 use deadpool_postgres::{GenericClient, Pool};
-use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use shared::ids::TeamId;
 use shared::token::{TokenHash, TokenKind};
@@ -75,15 +74,6 @@ pub struct CodeRecord {
     pub expires_at: i64,
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(json: Option<String>) -> Result<Option<T>, StoreError> {
-    json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .transpose()
-}
-
 fn pending_key(redis: &Redis, id: Uuid) -> String {
     redis.key(&format!("mcp:req:{id}"))
 }
@@ -103,21 +93,19 @@ pub async fn save_pending(
     request: &PendingRequest,
     ttl_secs: u64,
 ) -> Result<(), StoreError> {
-    let _: () = redis
-        .conn()
-        .set_ex(pending_key(redis, id), encode(request)?, ttl_secs.max(1))
-        .await?;
-    Ok(())
+    redis
+        .set_json(pending_key(redis, id), request, ttl_secs)
+        .await
 }
 
 /// Reads a pending request without consuming it (the consent page).
 pub async fn load_pending(redis: &Redis, id: Uuid) -> Result<Option<PendingRequest>, StoreError> {
-    decode(redis.conn().get(pending_key(redis, id)).await?)
+    redis.get_json(pending_key(redis, id)).await
 }
 
 /// Consumes a pending request: a decision happens once.
 pub async fn take_pending(redis: &Redis, id: Uuid) -> Result<Option<PendingRequest>, StoreError> {
-    decode(redis.conn().get_del(pending_key(redis, id)).await?)
+    redis.take_json(pending_key(redis, id)).await
 }
 
 /// Stores a code's binding under the code's hash for `ttl_secs`.
@@ -127,16 +115,12 @@ pub async fn save_code(
     code: &CodeRecord,
     ttl_secs: u64,
 ) -> Result<(), StoreError> {
-    let _: () = redis
-        .conn()
-        .set_ex(code_key(redis, hash), encode(code)?, ttl_secs.max(1))
-        .await?;
-    Ok(())
+    redis.set_json(code_key(redis, hash), code, ttl_secs).await
 }
 
 /// Takes a code: the first caller gets its binding, every later one `None`.
 pub async fn take_code(redis: &Redis, hash: &TokenHash) -> Result<Option<CodeRecord>, StoreError> {
-    decode(redis.conn().get_del(code_key(redis, hash)).await?)
+    redis.take_json(code_key(redis, hash)).await
 }
 
 /// A client metadata document fetched earlier and still fresh.
@@ -144,7 +128,7 @@ pub async fn cached_document(
     redis: &Redis,
     client_id: &str,
 ) -> Result<Option<ClientInfo>, StoreError> {
-    decode(redis.conn().get(document_key(redis, client_id)).await?)
+    redis.get_json(document_key(redis, client_id)).await
 }
 
 /// Caches a client metadata document for `ttl_secs`.
@@ -153,15 +137,9 @@ pub async fn cache_document(
     client: &ClientInfo,
     ttl_secs: u64,
 ) -> Result<(), StoreError> {
-    let _: () = redis
-        .conn()
-        .set_ex(
-            document_key(redis, &client.client_id),
-            encode(client)?,
-            ttl_secs.max(1),
-        )
-        .await?;
-    Ok(())
+    redis
+        .set_json(document_key(redis, &client.client_id), client, ttl_secs)
+        .await
 }
 
 /// Records a dynamically registered client.

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-use redis::{Client, IntoConnectionInfo as _};
+use redis::{AsyncCommands as _, Client, IntoConnectionInfo as _};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use shared::ids::RegionId;
 
 use super::StoreError;
@@ -322,6 +324,37 @@ impl Redis {
         }
     }
 
+    /// Stores `value` as JSON under `key` for `ttl_secs` (at least a second): the
+    /// short-lived records of the OAuth servers (pending requests, codes, cached client
+    /// documents).
+    pub async fn set_json(
+        &self,
+        key: String,
+        value: &impl Serialize,
+        ttl_secs: u64,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let _: () = self.conn().set_ex(key, json, ttl_secs.max(1)).await?;
+        Ok(())
+    }
+
+    /// The JSON value under `key`, left in place.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        key: String,
+    ) -> Result<Option<T>, StoreError> {
+        from_json(self.conn().get(key).await?)
+    }
+
+    /// The JSON value under `key`, deleted in the same command: of concurrent callers
+    /// only the first gets it (a code is redeemed once, a consent decided once).
+    pub async fn take_json<T: DeserializeOwned>(
+        &self,
+        key: String,
+    ) -> Result<Option<T>, StoreError> {
+        from_json(self.conn().get_del(key).await?)
+    }
+
     /// Round trip, for `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
@@ -391,6 +424,12 @@ async fn follow_master(
             }
         }
     }
+}
+
+/// A stored JSON value, read back; one that does not parse is [`StoreError::Corrupt`].
+fn from_json<T: DeserializeOwned>(json: Option<String>) -> Result<Option<T>, StoreError> {
+    json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
 }
 
 #[cfg(test)]

@@ -26,7 +26,8 @@ use crate::store::StoreError;
 use crate::store::audit::{self, AuditAction, AuditEvent};
 use crate::store::grants;
 use crate::store::mcp::{self, CodeRecord, NewGrant, PendingRequest};
-use crate::web::{PageError, SignedIn, Text, csrf, page};
+use crate::web::consent::{DecisionForm, decision_buttons};
+use crate::web::{PageError, SignedIn, Text, page};
 
 /// How long a code lives: long enough for a client to call the token endpoint.
 pub const CODE_TTL_SECS: i64 = 60;
@@ -123,25 +124,8 @@ fn render(
             }
         }
         p { "You can disconnect it at any time under API and MCP tokens, Connected apps." }
-        form method="post" action=(app::MCP_CONSENT) {
-            input type="hidden" name="request" value=(id);
-            input type="hidden" name=(csrf::FIELD) value=(Text(csrf_token));
-            button type="submit" name="decision" value="approve" { "Approve" }
-            " "
-            button type="submit" name="decision" value="deny" { "Deny" }
-        }
+        (decision_buttons(app::MCP_CONSENT, id, csrf_token))
     }
-}
-
-/// The consent form's fields; missing fields read as empty and fail their checks.
-#[derive(Deserialize)]
-pub(crate) struct DecisionForm {
-    #[serde(default)]
-    request: String,
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    decision: String,
 }
 
 /// `POST /mcp/consent`: Approve or Deny.
@@ -150,19 +134,10 @@ pub(crate) async fn decide(
     State(state): State<AppState>,
     axum::Form(form): axum::Form<DecisionForm>,
 ) -> Result<Response, PageError> {
-    let Ok(id) = Uuid::parse_str(&form.request) else {
+    let Some(id) = form.request() else {
         return Err(expired());
     };
-    let approve = match form.decision.as_str() {
-        "approve" => true,
-        "deny" => false,
-        _ => {
-            return Err(PageError::BadRequest {
-                title: "No decision",
-                explanation: "Choose Approve or Deny.",
-            });
-        }
-    };
+    let approve = form.approved()?;
     let user = user.map_err(|e| e.returning_to(here(id)))?;
     user.check_form(&csrf_purpose(id), &form.csrf)?;
     let Some(pending) = mcp::take_pending(&state.redis, id).await? else {

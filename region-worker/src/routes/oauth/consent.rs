@@ -23,7 +23,8 @@ use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditAction, AuditEvent};
 use crate::store::grants::{self, CodeRecord, NewGrant, PendingRequest};
-use crate::web::{PageError, Text, WorkspaceAdmin, csrf, page};
+use crate::web::consent::{DecisionForm, decision_buttons};
+use crate::web::{PageError, Text, WorkspaceAdmin, page};
 
 /// The CSRF purpose of the consent form of one pending request.
 fn csrf_purpose(request: Uuid) -> String {
@@ -131,25 +132,8 @@ fn render(
             }
         }
         p { "You can disconnect it at any time under Integrations > Okta." }
-        form method="post" action=(app::OAUTH_CONSENT) {
-            input type="hidden" name="request" value=(id);
-            input type="hidden" name=(csrf::FIELD) value=(Text(csrf_token));
-            button type="submit" name="decision" value="approve" { "Approve" }
-            " "
-            button type="submit" name="decision" value="deny" { "Deny" }
-        }
+        (decision_buttons(app::OAUTH_CONSENT, id, csrf_token))
     }
-}
-
-/// The consent form's fields; missing fields read as empty and fail their checks.
-#[derive(Deserialize)]
-pub(crate) struct DecisionForm {
-    #[serde(default)]
-    request: String,
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    decision: String,
 }
 
 /// `POST /oauth/consent`: Approve or Deny.
@@ -161,19 +145,10 @@ pub(crate) async fn decide(
     let Some(server) = state.config.scim_oauth.as_ref() else {
         return Ok(not_configured_page());
     };
-    let Ok(id) = Uuid::parse_str(&form.request) else {
+    let Some(id) = form.request() else {
         return Err(expired());
     };
-    let approve = match form.decision.as_str() {
-        "approve" => true,
-        "deny" => false,
-        _ => {
-            return Err(PageError::BadRequest {
-                title: "No decision",
-                explanation: "Choose Approve or Deny.",
-            });
-        }
-    };
+    let approve = form.approved()?;
     let decider = decider(admin, id)?;
     decider
         .signed_in
