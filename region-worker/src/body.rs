@@ -4,7 +4,22 @@
 //! plain-text rejection never reaches a client.
 
 use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, header};
 use http_body_util::BodyExt;
+
+/// Whether the body is declared as a form (`application/x-www-form-urlencoded`, any
+/// parameters): what the OAuth token and revocation endpoints require (RFC 6749
+/// §4.1.3, RFC 7009 §2.1).
+pub fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
 
 /// The largest form or JSON body these endpoints accept: a few parameters or fields.
 pub const MAX_SMALL_BODY: usize = 64 * 1024;

@@ -9,7 +9,8 @@
 //! - [`extract`]: the [`SignedIn`] and [`WorkspaceAdmin`] extractors;
 //! - [`csrf`]: the tokens that bind a page's forms to its session;
 //! - [`consent`]: the Approve / Deny form of the OAuth consent pages;
-//! - [`return_to`]: where a browser may be sent back to after sign-in.
+//! - [`return_to`]: where a browser may be sent back to after sign-in;
+//! - [`query`]: the list pages' query parameters and filter-keeping links.
 //!
 //! A page handler reads `async fn show(admin: WorkspaceAdmin, …) -> Result<Markup,
 //! PageError>`. Nothing here knows any page: `web` imports nothing from `routes`.
@@ -20,6 +21,7 @@ pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod layout;
+pub mod query;
 pub mod return_to;
 
 pub use error::PageError;

@@ -109,6 +109,37 @@ pub async fn audit(stack: &TestStack, team: Option<&str>) -> Vec<AuditEvent> {
         .collect()
 }
 
+/// How many audit events of the region at `pg_url` have the code `action`.
+pub async fn audit_count(pg_url: &str, action: &str) -> i64 {
+    pg_connect(pg_url)
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE action = $1",
+            &[&action],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// The codes of the region's audit events that start with `prefix` (`mcp.`), oldest
+/// first.
+pub async fn audit_actions(pg_url: &str, prefix: &str) -> Vec<String> {
+    pg_connect(pg_url)
+        .await
+        .unwrap()
+        .query(
+            "SELECT action FROM audit_events WHERE starts_with(action, $1) ORDER BY id",
+            &[&prefix],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// The details of `team_id`'s `oidc.sign_in.failed` events, oldest first.
 pub async fn sign_in_failures(stack: &TestStack, team_id: &str) -> Vec<Value> {
     audit(stack, Some(team_id))

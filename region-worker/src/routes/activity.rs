@@ -34,7 +34,7 @@ use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditAction, AuditEvent, Cursor, EventFilter, StoredEvent};
 use crate::web::assets::integrations_style;
-use crate::web::{PageError, Text, WorkspaceAdmin, page};
+use crate::web::{PageError, Text, WorkspaceAdmin, page, query};
 
 /// Events per page.
 pub const PAGE_SIZE: i64 = 50;
@@ -207,18 +207,12 @@ impl Query {
 
     /// The query string of this filter (no position), for links and the export.
     fn filter_query(&self) -> String {
-        let mut out = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
-            ("kind", &self.kind),
-            ("user", &self.user),
-            ("from", &self.from),
-            ("to", &self.to),
-        ] {
-            if let Some(v) = v {
-                out.append_pair(k, v);
-            }
-        }
-        out.finish()
+        query::encode(&[
+            ("kind", self.kind.as_deref()),
+            ("user", self.user.as_deref()),
+            ("from", self.from.as_deref()),
+            ("to", self.to.as_deref()),
+        ])
     }
 
     /// The filter's link with one more parameter.

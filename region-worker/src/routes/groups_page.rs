@@ -9,12 +9,13 @@ use axum::extract::{Path, RawQuery, State};
 use maud::{Markup, html};
 use uuid::Uuid;
 
-use super::people::{Params, count, directory_nav, link, seq_cursor, when};
+use super::people::{count, directory_nav, seq_cursor, when};
 use crate::paths::app;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::people::{self, MEMBER_COUNT_CAP};
 use crate::web::assets::integrations_style;
+use crate::web::query::{Params, link};
 use crate::web::{PageError, Text, WorkspaceAdmin, page};
 
 /// `GET /groups`.

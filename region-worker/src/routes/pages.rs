@@ -18,7 +18,7 @@ use crate::session;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditAction, AuditEvent};
-use crate::store::workspaces;
+use crate::store::{grants, workspaces};
 use crate::web::return_to::{field as return_to_field, safe as safe_return_to};
 use crate::web::{PageError, SignedIn, Text, csrf, page};
 
@@ -30,20 +30,13 @@ pub(crate) async fn home(
     let Some(signed_in) = signed_in else {
         return Ok(Redirect::to(app::SIGN_IN).into_response());
     };
-    let client = state.pg.get().await.map_err(StoreError::from)?;
-    let row = client
-        .query_one(
-            "SELECT u.user_name, w.name FROM users u JOIN workspaces w USING (team_id)
-              WHERE u.team_id = $1 AND u.id = $2",
-            &[&signed_in.team_id().as_uuid(), &signed_in.user_id()],
-        )
-        .await
-        .map_err(StoreError::from)?;
-    let (user, workspace): (String, String) = (row.get(0), row.get(1));
-    // Admins also get the workspace's directory pages.
-    let is_admin =
-        crate::store::roles::user_has(&client, signed_in.team_id(), signed_in.user_id(), "admin")
-            .await?;
+    // Who is signed in, and whether they administer the workspace (then the directory
+    // pages are linked): the same reading as the admin pages' own gate.
+    let Some(who) = grants::approver(&state.pg, signed_in.team_id(), signed_in.user_id()).await?
+    else {
+        return Ok(Redirect::to(app::SIGN_IN).into_response());
+    };
+    let (user, workspace, is_admin) = (who.user_name, who.workspace_name, who.is_admin);
     let body = html! {
         h1 { "ClosedLoop AI" }
         p {

@@ -25,6 +25,7 @@ use crate::store::audit::AuditAction;
 use crate::store::people::{self, PeopleFilter, Person, PersonRow, Status};
 use crate::store::users::UserSource;
 use crate::web::assets::integrations_style;
+use crate::web::query::{Params, link};
 use crate::web::{PageError, Text, WorkspaceAdmin, page};
 
 /// The longest search term used, in characters.
@@ -57,30 +58,6 @@ pub(crate) fn count(n: i64) -> String {
     out
 }
 
-/// A page's query parameters: the first value of each name, as the browser sent it
-/// (percent-decoded; anything not UTF-8 replaced).
-#[derive(Debug, Default)]
-pub(crate) struct Params(Vec<(String, String)>);
-
-impl Params {
-    pub(crate) fn parse(query: Option<&str>) -> Self {
-        Self(
-            url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
-
-    /// The first non-empty value of `name`, trimmed.
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
-    }
-}
-
 /// The keyset cursor of a page link (a `seq`): a positive number, or a notice.
 pub(crate) fn seq_cursor(params: &Params, notices: &mut Vec<&'static str>) -> Option<i64> {
     let raw = params.get("cursor")?;
@@ -90,22 +67,6 @@ pub(crate) fn seq_cursor(params: &Params, notices: &mut Vec<&'static str>) -> Op
             notices.push("The page link is not valid: showing the first page.");
             None
         }
-    }
-}
-
-/// A link to `path` with `pairs` (empty values left out) as its query.
-pub(crate) fn link(path: &str, pairs: &[(&str, Option<&str>)]) -> String {
-    let mut query = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        if let Some(v) = v {
-            query.append_pair(k, v);
-        }
-    }
-    let query = query.finish();
-    if query.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{query}")
     }
 }
 

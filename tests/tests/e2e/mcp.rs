@@ -16,6 +16,7 @@ use closedloop_tests::okta_sim::directory::NewUser;
 use closedloop_tests::okta_sim::logout::Subject;
 use closedloop_tests::okta_sim::seed::SeedApp;
 use closedloop_tests::okta_sim::{AppHandle, OktaSim};
+use closedloop_tests::okta_world::{audit_actions, audit_count};
 use closedloop_tests::region::Region;
 use closedloop_tests::session::get_page;
 use closedloop_tests::tokens::{create_on_page, introspect, whoami};
@@ -325,17 +326,12 @@ async fn a_client_with_a_metadata_document_connects_through_okta_in_both_regions
     refused(&stack, Region::Us, eu_access).await;
 
     // Audited.
-    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
-    let actions: Vec<String> = db
-        .query(
-            "SELECT action FROM audit_events WHERE action LIKE 'mcp.%' ORDER BY at, action",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    assert_connection_audited(&stack.us_stores.pg_url).await;
+}
+
+/// The region's audit trail holds an approval, an issue and a refresh of an MCP grant.
+async fn assert_connection_audited(pg_url: &str) {
+    let actions = audit_actions(pg_url, "mcp.").await;
     for a in [
         "mcp.grant.approved",
         "mcp.token.issued",
@@ -510,16 +506,10 @@ async fn a_dynamically_registered_client_connects_and_scim_deactivation_cuts_it_
         (400, Some("invalid_grant"))
     );
 
-    let db = pg_connect(&stack.us_stores.pg_url).await.unwrap();
-    let n: i64 = db
-        .query_one(
-            "SELECT count(*) FROM audit_events WHERE action = 'mcp.client.registered'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 1);
+    assert_eq!(
+        audit_count(&stack.us_stores.pg_url, "mcp.client.registered").await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -1018,24 +1008,7 @@ async fn assert_sdk_run(sdk: &str, region: Region, mode: &str) {
         Region::Us => &stack.us_stores.pg_url,
         Region::Eu => &stack.eu_stores.pg_url,
     };
-    let db = pg_connect(pg).await.unwrap();
-    let actions: Vec<String> = db
-        .query(
-            "SELECT action FROM audit_events WHERE action LIKE 'mcp.%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    for a in [
-        "mcp.grant.approved",
-        "mcp.token.issued",
-        "mcp.token.refreshed",
-    ] {
-        assert!(actions.iter().any(|x| x == a), "{a}: {actions:?}");
-    }
+    assert_connection_audited(pg).await;
 }
 
 #[tokio::test]

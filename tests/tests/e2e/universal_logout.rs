@@ -11,6 +11,7 @@ use closedloop_tests::okta_sim::directory::{NewUser, UserId};
 use closedloop_tests::okta_sim::logout::{Forgery, Subject};
 use closedloop_tests::okta_sim::seed::SeedApp;
 use closedloop_tests::okta_sim::{AppHandle, OktaSim};
+use closedloop_tests::okta_world::audit_count;
 use closedloop_tests::region::Region;
 use region_worker::config::RateLimit;
 use reqwest::Method;
@@ -589,16 +590,10 @@ async fn status_codes_are_exactly_those_okta_reads() {
     // Every request was audited: 3 refused subjects, 6 bad bodies (one over the size
     // limit), 4 bad JWTs, and 3 revocations.
     assert_eq!(f.refusals().await.len(), 2 + 1 + 6 + 4);
-    let db = pg_connect(&f.stack.us_stores.pg_url).await.unwrap();
-    let done: i64 = db
-        .query_one(
-            "SELECT count(*) FROM audit_events WHERE action = 'okta.universal_logout'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(done, 3);
+    assert_eq!(
+        audit_count(&f.stack.us_stores.pg_url, "okta.universal_logout").await,
+        3
+    );
 }
 
 #[tokio::test]
@@ -676,16 +671,10 @@ async fn a_replay_after_redis_forgot_the_jti_is_refused_by_postgres() {
     let body: Value = serde_json::from_str(&replayed.body).unwrap();
     assert_eq!(body["error"], "invalid_token");
     // Revoked once, not twice.
-    let db = pg_connect(&f.stack.us_stores.pg_url).await.unwrap();
-    let logouts: i64 = db
-        .query_one(
-            "SELECT count(*) FROM audit_events WHERE action = 'okta.universal_logout'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(logouts, 1);
+    assert_eq!(
+        audit_count(&f.stack.us_stores.pg_url, "okta.universal_logout").await,
+        1
+    );
     f.jane_untouched().await;
 }
 

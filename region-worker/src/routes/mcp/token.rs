@@ -14,7 +14,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
@@ -142,15 +142,7 @@ impl IntoResponse for Tokens {
 
 /// Reads a form body for the token and revocation endpoints.
 pub async fn form(headers: &HeaderMap, body: Body) -> Result<Params, TokenError> {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !is_form {
+    if !crate::body::is_form(headers) {
         return Err(TokenError::InvalidRequest(
             "the body must be application/x-www-form-urlencoded",
         ));

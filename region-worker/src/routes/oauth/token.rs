@@ -5,7 +5,7 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::error::OAuthError;
@@ -43,18 +43,6 @@ pub async fn token(
     }
 }
 
-/// Whether the body is declared as a form (RFC 6749 §4.1.3 requires it).
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-}
-
 async fn exchange(
     state: &AppState,
     headers: &HeaderMap,
@@ -65,7 +53,7 @@ async fn exchange(
         .scim_oauth
         .as_ref()
         .ok_or(OAuthError::NotConfigured)?;
-    if !is_form(headers) {
+    if !crate::body::is_form(headers) {
         return Err(OAuthError::InvalidRequest(
             "the body must be application/x-www-form-urlencoded",
         ));
