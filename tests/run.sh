@@ -108,3 +108,11 @@ tests/schemathesis/run.sh
 # Fuzzing, CI-sized (issue 10): every cargo-fuzz target for FUZZ_SECONDS (default 20)
 # over its committed seeds; fails on any crash. Long runs: fuzz/README.md.
 fuzz/ci.sh
+
+# Soak, CI-sized (issue 18): five minutes of mixed traffic through the gateway on the debug
+# build at a quarter of tests/bench/soak.py's rates; fails unless memory levels off, no
+# answer is an error and p99 stays flat. On in CI (CI=true) or with CLOSEDLOOP_SOAK=1.
+if [ "${CI:-}" = true ] || [ -n "${CLOSEDLOOP_SOAK:-}" ]; then
+  CLOSEDLOOP_BENCH_BIN="$root/target/debug" python3 tests/bench/soak.py --minutes 5 --scale 0.25 \
+    --p99-factor 3 --p99-slack-ms 20
+fi

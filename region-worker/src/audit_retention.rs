@@ -14,12 +14,12 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
 use time::OffsetDateTime;
 
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit;
+use crate::store::pg::Pool;
 
 /// Rows deleted per batch.
 pub const BATCH: i64 = 5_000;
@@ -76,7 +76,7 @@ pub async fn prune(
     if unlocked.is_err() {
         // The lock is the session's: a connection that may still hold it must not go
         // back to the pool, or the next pruning run would find it taken for ever.
-        drop(deadpool_postgres::Object::take(client));
+        client.detach();
     }
     run?;
     unlocked?;

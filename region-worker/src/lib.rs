@@ -19,8 +19,9 @@
 //!   [`rekey`]: `keys reencrypt`, the last step of a region key rotation.
 //! - [`audit_retention`]: the background pruning of audit events past the region's
 //!   retention.
-//! - [`telemetry`]: the spans of a request (route, SCIM operation, Postgres checkouts)
-//!   while traces are exported; Redis and Okta calls are spanned where they are made.
+//! - [`telemetry`]: the spans of a request (route, SCIM operation) while traces are
+//!   exported; Postgres statements, Redis commands and Okta calls are spanned where
+//!   they are made (`store/pg/traced.rs`, `store/redis.rs`, `okta/http.rs`).
 //! - [`error`], [`metrics`], [`state`], [`clock`], [`pkce`]: shared plumbing.
 //!
 //! [`connect`] prepares the stores (migrations, region stamps) and [`run`] serves on
@@ -81,10 +82,10 @@ pub async fn connect(config: WorkerConfig) -> anyhow::Result<AppState> {
             .get()
             .await
             .with_context(|| format!("connecting to the Postgres of region {region}"))?;
-        store::pg::migrate(&mut client)
+        store::pg::migrate(client.as_driver_mut())
             .await
             .context("applying migrations")?;
-        store::pg::check_stamp(&client, &region).await?;
+        store::pg::check_stamp(client.as_driver_mut(), &region).await?;
     }
     let redis = Redis::connect(
         config.redis_url.expose(),
@@ -134,6 +135,8 @@ pub async fn run(
         state.config.database_url.clone(),
         stop_rx.clone(),
     ));
+    // Keeps the metrics' histogram buffers drained between scrapes (bounded memory).
+    tokio::spawn(crate::metrics::upkeep(stop_rx.clone()));
     // Prunes audit events past the region's retention (one replica at a time).
     tokio::spawn(audit_retention::run(state.clone(), stop_rx.clone()));
     tokio::spawn(routes::mcp::register::run(state.clone(), stop_rx.clone()));

@@ -9,7 +9,7 @@
 //! read these are in `deploy/observability/`.
 
 use std::sync::Once;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
@@ -45,6 +45,26 @@ pub const PG_POOL_CONNECTIONS: &str = "worker_pg_pool_connections";
 pub const PG_POOL_MAX: &str = "worker_pg_pool_max_connections";
 /// Requests waiting for a Postgres connection.
 pub const PG_POOL_WAITING: &str = "worker_pg_pool_waiting";
+
+/// How often [`upkeep`] drains the recorder's histogram buffers (the gateway's interval).
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Drains the recorder's histogram buffers every [`UPKEEP_INTERVAL`] until `stop` turns
+/// true. The exporter keeps every histogram sample in a buffer until something drains
+/// it, and only a scrape or an upkeep does: a worker that nobody scraped grew by each
+/// request's samples, without bound (about 17 bytes a request, 2 MB per 10 minutes at
+/// 200 requests/s in the soak; BENCHMARKS.md, "Soak (issue 18)"). Drained, a histogram
+/// is its fixed buckets, whatever the traffic.
+pub async fn upkeep(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let handle = handle();
+    let mut interval = tokio::time::interval(UPKEEP_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => handle.run_upkeep(),
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
+}
 
 /// The process-wide Prometheus recorder (shared with the gateway in test processes),
 /// with the worker's metrics described once.

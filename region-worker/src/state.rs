@@ -3,10 +3,9 @@
 
 use std::sync::Arc;
 
-use deadpool_postgres::Pool;
-
 use crate::config::WorkerConfig;
 use crate::okta::Okta;
+use crate::store::pg::Pool;
 use crate::store::redis::Redis;
 use crate::store::roles::RoleCache;
 

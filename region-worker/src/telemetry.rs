@@ -5,13 +5,18 @@
 //! - [`trace_route`]: the server span of a request, named by the matched route template
 //!   (never the raw path), continuing the gateway's `traceparent`; for SCIM routes a
 //!   child span for the SCIM operation.
-//! - [`pg_checkout`]: a span for each Postgres connection the pool hands out (the
-//!   pool's hooks are the one place every store call passes through).
+//! - [`record_team`]: the workspace on the request's span, for routes that find it
+//!   other than by a `{team_id}` path parameter.
+//! - Postgres statements: `store/pg/traced.rs` wraps the pool and the connections and
+//!   transactions it hands out; each statement is a span named by its verb and table
+//!   ("SELECT users", never its text or parameters), and the wait for a connection a
+//!   `postgres checkout` span.
 //! - Redis commands: `store/redis.rs` wraps the connection it hands out; Okta calls:
 //!   `okta/http.rs` spans each request.
 //!
-//! Attributes name the region, the workspace (`team_id` of the route), the status and
-//! an error kind; never a token, secret, cookie, email address, query string or path.
+//! Attributes name the region, the workspace (`closedloop.team_id`), the status and an
+//! error kind; never a token, secret, cookie, email address, query string, path or a
+//! statement's parameters.
 
 use axum::extract::{FromRequestParts as _, MatchedPath, RawPathParams, Request};
 use axum::middleware::Next;
@@ -63,10 +68,13 @@ pub async fn trace_route(req: Request, next: Next) -> Response {
         http.route = route.as_str(),
         http.request.method = method.as_str(),
         closedloop.region = telemetry::region(),
-        closedloop.team_id = team_id.map(|t| t.to_string()),
+        closedloop.team_id = Empty,
         request_id = request_id.map(|r| r.to_string()),
         http.response.status_code = Empty,
     );
+    if let Some(team_id) = team_id {
+        span.record("closedloop.team_id", team_id.to_string());
+    }
     if let Some(parent) = &parent {
         let state = req
             .headers()
@@ -86,11 +94,17 @@ pub async fn trace_route(req: Request, next: Next) -> Response {
                 closedloop.team_id = team_id.map(|t| t.to_string()),
                 http.response.status_code = Empty,
             );
-            let response = next.run(req).instrument(scim.clone()).await;
+            let response = REQUEST_SPAN
+                .scope(span.clone(), next.run(req).instrument(scim.clone()))
+                .await;
             finish(&scim, response.status());
             response
         }
-        None => next.run(req).instrument(span.clone()).await,
+        None => {
+            REQUEST_SPAN
+                .scope(span.clone(), next.run(req).instrument(span.clone()))
+                .await
+        }
     };
     finish(&span, response.status());
     response
@@ -151,23 +165,23 @@ fn scim_operation(method: &Method, route: &str) -> Option<(&'static str, &'stati
     Some((operation, resource))
 }
 
-/// The span of a Postgres connection handed out by the pool (a deadpool hook: every
-/// store call takes its connection there). `fresh`: a new connection was opened for it.
-pub fn pg_checkout(fresh: bool) {
-    if !telemetry::in_trace() {
+tokio::task_local! {
+    /// The server span of the request this task serves, while it is traced: where
+    /// [`record_team`] writes the workspace once a handler has found it.
+    static REQUEST_SPAN: tracing::Span;
+}
+
+/// Records the request's workspace on its server span (`closedloop.team_id`), for
+/// routes that find it other than by a `{team_id}` path parameter: the sign-in gate,
+/// bearer-token checks, Universal Logout, the OIDC login and callback. With traces
+/// off it costs one relaxed load; outside a traced request it does nothing.
+pub fn record_team(team_id: shared::ids::TeamId) {
+    if !telemetry::tracing_on() {
         return;
     }
-    let _span = tracing::info_span!(
-        target: TRACE_TARGET,
-        "postgres",
-        otel.name = "postgres checkout",
-        otel.kind = "client",
-        db.system.name = "postgresql",
-        db.operation.name = "checkout",
-        closedloop.region = telemetry::region(),
-        closedloop.pg.new_connection = fresh,
-    )
-    .entered();
+    let _ = REQUEST_SPAN.try_with(|span| {
+        span.record("closedloop.team_id", team_id.to_string());
+    });
 }
 
 #[cfg(test)]

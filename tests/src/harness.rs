@@ -1036,6 +1036,296 @@ impl SentinelSet {
     }
 }
 
+/// A Redis Cluster of three masters and three replicas (one each), on free ports, with
+/// a one-second node timeout so a killed master's replica is promoted within seconds:
+/// the set-up of the cluster tests. Nodes are killed on drop.
+#[derive(Debug)]
+pub struct ClusterSet {
+    /// The six nodes, in start order; which are masters changes with failovers (see
+    /// [`ClusterSet::masters`]). A killed node stays in the list.
+    pub nodes: Vec<RedisProcess>,
+    /// The indices of the nodes the test killed.
+    pub killed: Vec<usize>,
+}
+
+/// One line of `CLUSTER NODES`: a node as the cluster sees it.
+#[derive(Debug, Clone)]
+pub struct ClusterNode {
+    /// The node's id.
+    pub id: String,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Whether it is a master now.
+    pub master: bool,
+    /// Whether the cluster marks it failed.
+    pub failed: bool,
+    /// The slot ranges it serves (masters), inclusive.
+    pub slots: Vec<(u16, u16)>,
+}
+
+impl ClusterSet {
+    /// Starts six cluster nodes under `dir`, joins them with `redis-cli --cluster
+    /// create` (one replica per master), and waits until every node says
+    /// `cluster_state:ok` and every replica is synced.
+    pub async fn start(dir: &std::path::Path) -> Self {
+        let nodes: Vec<RedisProcess> = (0..6)
+            .map(|i| {
+                RedisProcess::start(
+                    &dir.join(format!("n{i}")),
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-node-timeout",
+                        "1000",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                    ],
+                )
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("redis-cli")
+                .arg("--cluster")
+                .arg("create")
+                .args(&addrs)
+                .args(["--cluster-replicas", "1", "--cluster-yes"])
+                .output()
+                .expect("redis-cli runs")
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let set = Self {
+            nodes,
+            killed: Vec::new(),
+        };
+        set.until_healthy().await;
+        set
+    }
+
+    /// `redis+cluster://` naming two of the nodes (the worker learns the rest).
+    pub fn url(&self) -> String {
+        format!(
+            "redis+cluster://127.0.0.1:{},127.0.0.1:{}",
+            self.nodes[0].port, self.nodes[1].port
+        )
+    }
+
+    /// The nodes not killed.
+    pub fn live(&self) -> impl Iterator<Item = (usize, &RedisProcess)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.killed.contains(i))
+    }
+
+    /// Kills node `i` with `SIGKILL` (no chance to hand anything over).
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].child.kill().unwrap();
+        self.nodes[i].child.wait().unwrap();
+        self.killed.push(i);
+    }
+
+    /// `CLUSTER INFO` of node `i`, or `None` when it does not answer.
+    pub async fn info(&self, i: usize) -> Option<String> {
+        let client = redis::Client::open(self.nodes[i].url()).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query_async(&mut conn)
+            .await
+            .ok()
+    }
+
+    /// Whether every live node says `cluster_state:ok`, every slot is served, and
+    /// every live replica is synced with its master.
+    pub async fn healthy(&self) -> bool {
+        for (i, node) in self.live() {
+            let Some(info) = self.info(i).await else {
+                return false;
+            };
+            if !info.contains("cluster_state:ok") || !info.contains("cluster_slots_ok:16384") {
+                return false;
+            }
+            let replication = node.info("replication").await;
+            if replication.contains("role:slave") && !replication.contains("master_link_status:up")
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Waits until [`ClusterSet::healthy`].
+    pub async fn until_healthy(&self) {
+        eventually("the Redis Cluster to be healthy", || self.healthy()).await;
+    }
+
+    /// The cluster as a live node sees it (`CLUSTER NODES`).
+    pub async fn cluster_nodes(&self) -> Vec<ClusterNode> {
+        let (_, node) = self.live().next().expect("a live node");
+        let text: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut node.conn().await)
+            .await
+            .unwrap();
+        text.lines()
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let port = f
+                    .get(1)?
+                    .split('@')
+                    .next()?
+                    .rsplit(':')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                let flags = f.get(2)?;
+                Some(ClusterNode {
+                    id: f[0].to_owned(),
+                    port,
+                    master: flags.contains("master"),
+                    failed: flags.contains("fail") && !flags.contains("fail?"),
+                    slots: f
+                        .iter()
+                        .skip(8)
+                        .filter(|r| !r.starts_with('['))
+                        .filter_map(|r| match r.split_once('-') {
+                            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                            None => r.parse().ok().map(|s| (s, s)),
+                        })
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// The index of the node with `port`.
+    pub fn index_of(&self, port: u16) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.port == port)
+            .expect("a node of the set")
+    }
+
+    /// The indices of the live masters.
+    pub async fn masters(&self) -> Vec<usize> {
+        self.cluster_nodes()
+            .await
+            .iter()
+            .filter(|n| n.master && !n.failed && !n.slots.is_empty())
+            .map(|n| self.index_of(n.port))
+            .filter(|i| !self.killed.contains(i))
+            .collect()
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    pub async fn slot_of(&self, key: &str) -> u16 {
+        let (_, node) = self.live().next().expect("a live node");
+        redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query_async(&mut node.conn().await)
+            .await
+            .unwrap()
+    }
+
+    /// The index of the live master serving `slot`.
+    pub async fn owner_of_slot(&self, slot: u16) -> usize {
+        let owner = self
+            .cluster_nodes()
+            .await
+            .into_iter()
+            .find(|n| n.master && !n.failed && n.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
+            .expect("a master serves the slot");
+        self.index_of(owner.port)
+    }
+
+    /// The index of the live master holding `key`.
+    pub async fn owner_of(&self, key: &str) -> usize {
+        self.owner_of_slot(self.slot_of(key).await).await
+    }
+
+    /// Moves `slot`, with its keys, to the master `to`, as `redis-cli --cluster
+    /// reshard` does (`SETSLOT IMPORTING/MIGRATING`, `MIGRATE`, `SETSLOT NODE`): a
+    /// client meanwhile gets `ASK`, then `MOVED`.
+    pub async fn move_slot(&self, slot: u16, to: usize) {
+        let from = self.owner_of_slot(slot).await;
+        if from == to {
+            return;
+        }
+        let nodes = self.cluster_nodes().await;
+        let id = |i: usize| {
+            nodes
+                .iter()
+                .find(|n| n.port == self.nodes[i].port)
+                .expect("the node is known")
+                .id
+                .clone()
+        };
+        let (from_id, to_id) = (id(from), id(to));
+        let mut src = self.nodes[from].conn().await;
+        let mut dst = self.nodes[to].conn().await;
+        let setslot = |state: &str, node: &str| {
+            let mut cmd = redis::cmd("CLUSTER");
+            cmd.arg("SETSLOT").arg(slot).arg(state).arg(node);
+            cmd
+        };
+        let _: () = setslot("IMPORTING", &from_id)
+            .query_async(&mut dst)
+            .await
+            .unwrap();
+        let _: () = setslot("MIGRATING", &to_id)
+            .query_async(&mut src)
+            .await
+            .unwrap();
+        loop {
+            let keys: Vec<String> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(100)
+                .query_async(&mut src)
+                .await
+                .unwrap();
+            if keys.is_empty() {
+                break;
+            }
+            let _: () = redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(self.nodes[to].port)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys)
+                .query_async(&mut src)
+                .await
+                .unwrap();
+        }
+        // The new owner first, then the old one, then the other masters (replicas
+        // refuse SETSLOT and learn it from their masters).
+        let _: () = setslot("NODE", &to_id).query_async(&mut dst).await.unwrap();
+        let _: () = setslot("NODE", &to_id).query_async(&mut src).await.unwrap();
+        for i in self.masters().await {
+            if i != from && i != to {
+                let _: () = setslot("NODE", &to_id)
+                    .query_async(&mut self.nodes[i].conn().await)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
 /// Polls `check` (pausing between tries) until it holds; panics with `what` after 30 s.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where

@@ -2,7 +2,6 @@
 //! OIDC client id and its secret sealed under the region key (with the key's id), and
 //! the two switches of the seed's Step 3. Plain functions over a client or transaction.
 
-use deadpool_postgres::GenericClient;
 use shared::ids::TeamId;
 use shared::regions::Secret;
 use time::OffsetDateTime;
@@ -10,6 +9,7 @@ use uuid::Uuid;
 
 use super::domain::{DomainError, OktaDomain};
 use crate::crypto::{CryptoError, Purpose, RegionKey};
+use crate::store::pg::GenericClient;
 use crate::store::{StoreError, workspaces};
 
 /// The saved settings of one workspace.

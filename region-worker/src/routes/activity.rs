@@ -19,7 +19,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use deadpool_postgres::Pool;
 use maud::{Markup, html};
 use serde_json::{Value, json};
 use shared::ids::TeamId;
@@ -33,6 +32,7 @@ use crate::paths::app;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditAction, AuditEvent, Cursor, EventFilter, StoredEvent};
+use crate::store::pg::Pool;
 use crate::web::assets::integrations_style;
 use crate::web::{PageError, Text, WorkspaceAdmin, page, query};
 
@@ -433,7 +433,7 @@ fn filter_form(q: &Query) -> Markup {
 /// The emails (else user names) of the users the page's events name, by id: one query
 /// for the page, within the admin's workspace.
 async fn user_names(
-    client: &deadpool_postgres::Client,
+    client: &crate::store::pg::Client,
     team_id: TeamId,
     events: &[StoredEvent],
 ) -> Result<HashMap<Uuid, String>, StoreError> {

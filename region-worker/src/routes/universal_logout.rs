@@ -305,6 +305,7 @@ async fn run(
         verify::authenticate(state, token, &claimed, &audience, &mut trail.team_id).await?;
     trail.verified = true;
     let team_id = authenticated.settings.team_id;
+    crate::telemetry::record_team(team_id);
     trail.jti_digest = Some(TokenHash::of(&authenticated.jti).to_hex()[..16].to_owned());
     rate_limit(state, team_id).await?;
     claim_jti(state, &authenticated).await?;
@@ -395,7 +396,7 @@ fn jti_digest(a: &Authenticated) -> TokenHash {
 /// is refused here (`401`) and revokes nothing. Also drops a few expired entries.
 async fn claim_jti_durably(
     state: &AppState,
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &crate::store::pg::Transaction<'_>,
     a: &Authenticated,
 ) -> Result<(), LogoutError> {
     let skew = state.config.sign_in.clock_skew.whole_seconds();

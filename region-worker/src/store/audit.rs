@@ -3,13 +3,13 @@
 
 use std::future::Future;
 
-use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use shared::ids::TeamId;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
 use super::StoreError;
+use crate::store::pg::GenericClient;
 
 /// What an audit event records. Stored as its dotted code (`scim.user.created`), which
 /// admins filter on and the tests read: the codes never change once written.

@@ -20,12 +20,20 @@ const POSITIONS_TTL_SECS: i64 = 600;
 /// How many nearby positions to read (to step over any left by a stale generation).
 const CANDIDATES: isize = 4;
 
+// A list's generation and positions are read and written together (one pipeline): on
+// Redis Cluster they share the workspace as hash tag; elsewhere the names are as before.
 fn gen_key(redis: &Redis, kind: &str, team_id: TeamId) -> String {
-    redis.key(&format!("pgen:{kind}:{team_id}"))
+    redis.key(&format!(
+        "pgen:{kind}:{}",
+        redis.tagged(&team_id.to_string())
+    ))
 }
 
 fn positions_key(redis: &Redis, kind: &str, team_id: TeamId) -> String {
-    redis.key(&format!("ppos:{kind}:{team_id}"))
+    redis.key(&format!(
+        "ppos:{kind}:{}",
+        redis.tagged(&team_id.to_string())
+    ))
 }
 
 /// Where to start reading a page.

@@ -11,7 +11,6 @@
 
 use std::fmt;
 
-use deadpool_postgres::{GenericClient, Pool};
 use rand::RngCore;
 use serde_json::json;
 use shared::ids::TeamId;
@@ -20,6 +19,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::audit::{self, AuditAction, AuditEvent};
+use crate::store::pg::{GenericClient, Pool};
 
 /// The label in front of the domain where the proof is published.
 pub const CHALLENGE_LABEL: &str = "_closedloop-challenge";

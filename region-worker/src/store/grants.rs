@@ -15,8 +15,8 @@
 //! Only hashes of codes and tokens are stored. Callers pass a transaction where the
 //! change must commit with its audit event.
 
-use deadpool_postgres::GenericClient;
-use deadpool_postgres::Pool;
+use crate::store::pg::GenericClient;
+use crate::store::pg::Pool;
 use serde::{Deserialize, Serialize};
 use shared::ids::TeamId;
 use shared::scope::Scope;

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 
-use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use shared::ids::TeamId;
 use time::OffsetDateTime;
@@ -13,6 +12,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::listing::Listed;
+use crate::store::pg::GenericClient;
 
 /// A stored group (without its members).
 #[derive(Debug, Clone)]

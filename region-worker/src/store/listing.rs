@@ -41,7 +41,7 @@ const MAX_CACHED_STATEMENTS: usize = 256;
 /// A page of `R` matching `filter`, in creation order, and the exact total. Unfiltered totals come from the sharded
 /// counters; filtered ones from a window count over the (indexed) matches.
 pub async fn list<R: Listed>(
-    client: &deadpool_postgres::Client,
+    client: &crate::store::pg::Client,
     team_id: TeamId,
     filter: Option<&SqlFilter>,
     page: Page,
@@ -108,8 +108,8 @@ pub async fn list<R: Listed>(
             )
         }
     };
-    if filter.is_some() && client.statement_cache.size() > MAX_CACHED_STATEMENTS {
-        client.statement_cache.clear();
+    if filter.is_some() && client.statement_cache().size() > MAX_CACHED_STATEMENTS {
+        client.statement_cache().clear();
     }
     let stmt = client.prepare_cached(&sql).await?;
     let rows = client.query(&stmt, &params).await?;

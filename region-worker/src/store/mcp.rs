@@ -15,7 +15,6 @@
 //!
 //! Only hashes of codes and tokens are stored.
 
-use deadpool_postgres::{GenericClient, Pool};
 use serde::{Deserialize, Serialize};
 use shared::ids::TeamId;
 use shared::token::{TokenHash, TokenKind};
@@ -25,6 +24,7 @@ use uuid::Uuid;
 use super::StoreError;
 use super::redis::Redis;
 use super::tokens::{self, NewTokenRecord, TokenRecord};
+use crate::store::pg::{GenericClient, Pool};
 
 /// A client as the authorization server knows it, from its metadata document or its
 /// registration.

@@ -22,7 +22,6 @@
 //! then planned for its own values, never with a generic plan that would have to guess
 //! how many users a term or a role matches.
 
-use deadpool_postgres::GenericClient;
 use shared::ids::TeamId;
 use shared::token::TokenKind;
 use time::OffsetDateTime;
@@ -32,6 +31,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::users::UserSource;
+use crate::store::pg::GenericClient;
 
 /// Rows on a page of people, of groups and of a group's members.
 pub const PAGE_SIZE: usize = 50;

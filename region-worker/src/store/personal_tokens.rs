@@ -2,8 +2,9 @@
 //!
 //! A personal token is a row of `tokens` (hash only) with a public `id` (V6) by which
 //! its owner lists and revokes it, and a hot entry in Redis like every token. It is
-//! checked by [`tokens::check_personal_at`] (token entry and user epoch in one Redis
-//! round trip, Postgres when Redis lacks either or is behind on revocations). Every
+//! checked by [`tokens::check_personal_at`] (token entry and user epoch read from Redis
+//! together once the worker knows the token's owner, Postgres when Redis lacks either
+//! or is behind on revocations). Every
 //! revocation here (a token's `revoked_at`, a user's epoch) is also numbered in the
 //! revocation journal by a trigger in the same transaction (V9,
 //! [`super::revocations`]), so a Redis that later goes back in time cannot undo it.
@@ -19,7 +20,6 @@
 //! - [`revoke_users`] ends every credential of users at once: one `UPDATE` of their
 //!   epochs and one Redis write each, whatever the number of tokens and sessions.
 
-use deadpool_postgres::{GenericClient, Pool};
 use serde_json::json;
 use shared::ids::TeamId;
 use shared::token::{self, TokenHash, TokenKind};
@@ -30,6 +30,7 @@ use super::StoreError;
 use super::audit::{self, AuditAction, AuditEvent};
 use super::redis::Redis;
 use super::tokens::{self, NewTokenRecord, TokenRecord};
+use crate::store::pg::{GenericClient, Pool};
 
 /// How often, at most, a token's last use is written to Postgres.
 pub const LAST_USED_RESOLUTION_SECS: i64 = 60;

@@ -1,12 +1,17 @@
-//! Postgres: the connection pool, the embedded SQL migrations and the region stamp.
+//! Postgres: the connection pool (whose connections span each statement while traces
+//! are exported: `pg/traced.rs`), the embedded SQL migrations and the region stamp.
 
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
 use shared::ids::RegionId;
 use tokio_postgres::NoTls;
 
 use super::StoreError;
+
+mod traced;
+
+pub use traced::{Client, GenericClient, Pool, Query, Statement, Transaction};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -122,23 +127,19 @@ pub fn pool(url: &str, size: usize, timeout: Duration) -> anyhow::Result<Pool> {
             manager_config,
         ),
     };
-    Ok(Pool::builder(manager)
+    let pool = deadpool_postgres::Pool::builder(manager)
         .max_size(size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(timeout))
         .create_timeout(Some(timeout))
         .recycle_timeout(Some(timeout))
-        // The one place every store call takes its connection: a span per checkout
-        // while traces are exported (see telemetry.rs).
+        // Runs inside `Pool::get`: marks its checkout span when it had to connect.
         .post_create(deadpool_postgres::Hook::sync_fn(|_, _| {
-            crate::telemetry::pg_checkout(true);
+            traced::opened_connection();
             Ok(())
         }))
-        .post_recycle(deadpool_postgres::Hook::sync_fn(|_, _| {
-            crate::telemetry::pg_checkout(false);
-            Ok(())
-        }))
-        .build()?)
+        .build()?;
+    Ok(Pool::new(pool))
 }
 
 /// A fingerprint of the migrations compiled into this binary (names and checksums),
@@ -212,7 +213,7 @@ pub async fn check_stamp(
 }
 
 /// Takes a pooled connection, mapping pool failures to [`StoreError`].
-pub async fn client(pool: &Pool) -> Result<deadpool_postgres::Object, StoreError> {
+pub async fn client(pool: &Pool) -> Result<Client, StoreError> {
     Ok(pool.get().await?)
 }
 

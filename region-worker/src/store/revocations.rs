@@ -24,6 +24,19 @@
 //!   [`JOURNAL_RETENTION_SECS`]) or the gap is huge, the credential copies are deleted
 //!   instead: a cold cache is always right.
 //!
+//! **On Redis Cluster** each shard fails over on its own, and a promoted replica may
+//! lack its old master's last writes while every other shard lost nothing. One global
+//! watermark cannot vouch for copies on other shards, so the copies are split into
+//! [`CLUSTER_PARTITIONS`](super::redis::CLUSTER_PARTITIONS) partitions (a token by its
+//! hash, a user's epoch by the user, a grant flag by the grant; see
+//! [`token_partition`], [`user_partition`], [`grant_partition`]), each under its own
+//! hash tag with its own watermark (`{prefix}{tag}rev:seq`), in the same slot as the
+//! copies it vouches for. A check reads the watermark of its key's partition; a
+//! catch-up brings each partition up on its own (a partition behind is replayed or
+//! flushed, the others are left alone); [`APPLY`] runs once per partition with every
+//! key it writes passed in `KEYS`. A single server or Sentinel has one partition, named
+//! as before (`{prefix}rev:seq`, `{prefix}tok:…`).
+//!
 //! The one window left is the time between a revocation's commit and this worker
 //! hearing of it (milliseconds): a Redis that loses that revocation *and* is consulted
 //! in that window is believed. Nothing else Redis does can bring a credential back.
@@ -37,9 +50,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::Pool;
 use futures_util::StreamExt as _;
-use redis::AsyncCommands as _;
+use shared::ids::TeamId;
 use shared::regions::Secret;
 use shared::token::TokenHash;
 use tokio::sync::mpsc;
@@ -48,8 +60,9 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::redis::Redis;
-use super::tokens::HOT_TTL_SECS;
+use super::tokens::{self, HOT_TTL_SECS};
 use crate::clock::Clock;
+use crate::store::pg::Pool;
 
 /// The `NOTIFY` channel of the journal trigger (V9).
 pub const CHANNEL: &str = "closedloop_revocations";
@@ -94,6 +107,8 @@ pub struct CacheGuard {
     catching_up: AtomicBool,
     /// Unknown token hashes, briefly.
     negative: Mutex<NegativeCache>,
+    /// Personal tokens' owners, as seen in their entries.
+    owners: Mutex<Owners>,
     /// The worker's clock, for the negative cache and the checks' notion of now.
     clock: Clock,
 }
@@ -111,6 +126,7 @@ impl CacheGuard {
             known: AtomicI64::new(0),
             catching_up: AtomicBool::new(false),
             negative: Mutex::new(NegativeCache::new(NEGATIVE_TTL, NEGATIVE_CAPACITY)),
+            owners: Mutex::new(Owners::new(OWNERS_CAPACITY)),
             clock,
         }
     }
@@ -158,6 +174,73 @@ impl CacheGuard {
     /// Forgets `hash` (it was just minted here).
     pub fn forget_unknown(&self, hash: &TokenHash) {
         self.negative().forget(hash);
+    }
+
+    /// The workspace and user a personal token belongs to, if this worker has seen its
+    /// entry recently. Never a reason to accept: only which epoch to read early.
+    pub fn owner_of(&self, hash: &TokenHash) -> Option<(TeamId, Uuid)> {
+        self.owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(hash)
+    }
+
+    /// Remembers a personal token's owner (a fact that never changes).
+    pub fn remember_owner(&self, hash: &TokenHash, team_id: TeamId, user_id: Uuid) {
+        self.owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hash, (team_id, user_id));
+    }
+}
+
+/// How many token owners each of [`Owners`]' two generations holds.
+pub const OWNERS_CAPACITY: usize = 65_536;
+
+/// Personal tokens' owners (workspace and user), bounded: two generations of at most
+/// `capacity` entries, the older dropped when the current one is full. Nothing expires
+/// otherwise, since a token's owner never changes; an entry only saves a round trip.
+#[derive(Debug)]
+pub struct Owners {
+    capacity: usize,
+    current: HashMap<[u8; 32], (TeamId, Uuid)>,
+    previous: HashMap<[u8; 32], (TeamId, Uuid)>,
+}
+
+impl Owners {
+    /// An empty map holding up to `2 × capacity` owners.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            current: HashMap::new(),
+            previous: HashMap::new(),
+        }
+    }
+
+    /// The owner of `hash`, if remembered.
+    pub fn get(&self, hash: &TokenHash) -> Option<(TeamId, Uuid)> {
+        self.current
+            .get(&hash.0)
+            .or_else(|| self.previous.get(&hash.0))
+            .copied()
+    }
+
+    /// Remembers the owner of `hash`.
+    pub fn insert(&mut self, hash: &TokenHash, owner: (TeamId, Uuid)) {
+        if self.current.len() >= self.capacity {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(hash.0, owner);
+    }
+
+    /// How many owners it holds.
+    pub fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -236,9 +319,46 @@ impl NegativeCache {
     }
 }
 
-/// The key of Redis's watermark.
+/// The key of Redis's watermark (of the first partition: the only one on a single
+/// server or under Sentinel).
 pub fn watermark_key(redis: &Redis) -> String {
-    redis.key("rev:seq")
+    partition_watermark_key(redis, 0)
+}
+
+/// The key of the watermark of credential partition `partition`.
+pub fn partition_watermark_key(redis: &Redis, partition: u16) -> String {
+    redis.partition_key(partition, "rev:seq")
+}
+
+/// The partition of a token's copies (its entry, tombstone, "last used" marker).
+pub fn token_partition(redis: &Redis, hash: &TokenHash) -> u16 {
+    redis.partition_of(&hash.0)
+}
+
+/// The partition of a user's revocation epoch.
+pub fn user_partition(redis: &Redis, user_id: Uuid) -> u16 {
+    redis.partition_of(user_id.as_bytes())
+}
+
+/// The partition of a SCIM OAuth grant's flag.
+pub fn grant_partition(redis: &Redis, grant_id: Uuid) -> u16 {
+    redis.partition_of(grant_id.as_bytes())
+}
+
+/// Every partition's watermark, in partition order (a missing one reads 0). One `GET`
+/// per partition, all at once: a multi-slot `MGET` (which the crate splits per shard)
+/// was seen to answer a wrong number of values after a failover, so each read stays
+/// on its one slot.
+pub async fn watermarks(redis: &Redis) -> Result<Vec<i64>, StoreError> {
+    let reads = (0..redis.partitions()).map(|p| {
+        let key = partition_watermark_key(redis, p);
+        let mut conn = redis.conn();
+        async move {
+            let v: Option<i64> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
+            Ok::<i64, StoreError>(v.unwrap_or(0))
+        }
+    });
+    futures_util::future::try_join_all(reads).await
 }
 
 /// What a catch-up does to bring Redis from its watermark to the worker's.
@@ -273,28 +393,25 @@ pub fn plan(redis_seq: i64, target: i64, first_kept: Option<i64>) -> Plan {
 /// is idempotent and monotone (a tombstone, an epoch raised to at least a value), so
 /// entries Redis already has may be applied again. Returns the watermark after.
 ///
-/// ARGV: prefix, from, to, ttl, then per entry a tag and a value: `t` token hash (hex),
-/// `u` "team:user" followed by the epoch, `g` grant id.
+/// Runs on one partition: KEYS[1] is its watermark, KEYS[2..] the key of each entry
+/// (all of the partition, so of one slot on a cluster: no key is built in the script).
+/// ARGV: from, to, ttl, then per entry `x` (a token or a grant: a tombstone) or `e`
+/// followed by an epoch (a user's epoch, raised to at least it).
 const APPLY: &str = r"
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local from = tonumber(ARGV[2])
-local to = tonumber(ARGV[3])
+local from = tonumber(ARGV[1])
+local to = tonumber(ARGV[2])
 if cur < from then return cur end
-local prefix, ttl = ARGV[1], ARGV[4]
-local i = 5
-while i <= #ARGV do
-  local tag = ARGV[i]
-  if tag == 't' then
-    redis.call('SET', prefix .. 'tok:' .. ARGV[i + 1], 'revoked', 'EX', ttl)
-    i = i + 2
-  elseif tag == 'g' then
-    redis.call('SET', prefix .. 'grant:' .. ARGV[i + 1], 'revoked', 'EX', ttl)
-    i = i + 2
+local ttl = ARGV[3]
+local a = 4
+for k = 2, #KEYS do
+  if ARGV[a] == 'e' then
+    local e = tonumber(redis.call('GET', KEYS[k]) or '-1')
+    if tonumber(ARGV[a + 1]) > e then redis.call('SET', KEYS[k], ARGV[a + 1], 'EX', ttl) end
+    a = a + 2
   else
-    local key = prefix .. 'uep:' .. ARGV[i + 1]
-    local e = tonumber(redis.call('GET', key) or '-1')
-    if tonumber(ARGV[i + 2]) > e then redis.call('SET', key, ARGV[i + 2], 'EX', ttl) end
-    i = i + 3
+    redis.call('SET', KEYS[k], 'revoked', 'EX', ttl)
+    a = a + 1
   end
 end
 if to > cur then redis.call('SET', KEYS[1], to) return to end
@@ -349,18 +466,26 @@ pub async fn catch_up(pool: &Pool, redis: &Redis) -> Result<(), StoreError> {
     bring_up(pool, redis, || redis.guard().known()).await
 }
 
-/// Brings Redis's copies up to `target()` (read again each round).
+/// Brings Redis's copies up to `target()` (read again each round), partition by
+/// partition: partitions at the same watermark (all of them, usually) share one read of
+/// the journal; a partition behind the others (its shard failed over) is replayed or
+/// flushed on its own.
 async fn bring_up(pool: &Pool, redis: &Redis, target: impl Fn() -> i64) -> Result<(), StoreError> {
-    let key = watermark_key(redis);
     // Bounded: each round applies a batch or flushes; a Redis that keeps going back in
     // time is left to the next trigger.
     for _ in 0..(MAX_REPLAY / BATCH + 4) {
         let target = target();
-        let cur: Option<i64> = redis.conn().get(&key).await?;
-        let cur = cur.unwrap_or(0);
-        if cur >= target {
-            return Ok(());
+        let curs = watermarks(redis).await?;
+        // The partitions behind, grouped by their watermark; the lowest first.
+        let mut behind: std::collections::BTreeMap<i64, Vec<u16>> = Default::default();
+        for (p, &cur) in (0u16..).zip(curs.iter()) {
+            if cur < target {
+                behind.entry(cur).or_default().push(p);
+            }
         }
+        let Some((cur, partitions)) = behind.pop_first() else {
+            return Ok(());
+        };
         let client = pool.get().await?;
         let rows = client
             .query(
@@ -374,26 +499,38 @@ async fn bring_up(pool: &Pool, redis: &Redis, target: impl Fn() -> i64) -> Resul
         match plan(cur, target, rows.first().map(|r| r.get(0))) {
             Plan::UpToDate => return Ok(()),
             Plan::Flush => {
-                let deleted = flush_credentials(redis).await?;
-                let set: i64 = redis::Script::new(SET_IF)
-                    .key(&key)
-                    .arg(cur)
-                    .arg(target)
-                    .invoke_async(&mut redis.conn())
-                    .await?;
+                let mut deleted = 0;
+                let mut moved = 0;
+                for &p in &partitions {
+                    deleted += flush_partition(redis, p).await?;
+                    let set: i64 = redis::Script::new(SET_IF)
+                        .key(partition_watermark_key(redis, p))
+                        .arg(cur)
+                        .arg(target)
+                        .invoke_async(&mut redis.conn())
+                        .await?;
+                    moved += set;
+                }
                 tracing::warn!(
                     from = cur,
                     to = target,
                     deleted,
-                    moved = set == 1,
+                    partitions = partitions.len(),
+                    moved,
                     "Redis lacked revocations the journal no longer replays: deleted its credential copies"
                 );
             }
             Plan::Replay => {
                 let to: i64 = rows.last().map_or(cur, |r| r.get(0));
                 let entries = rows.iter().map(entry_of).collect::<Result<Vec<_>, _>>()?;
-                let after = apply(redis, cur, to, &entries).await?;
-                tracing::info!(from = cur, to, after, "replayed revocations into Redis");
+                let after = apply_to(redis, &partitions, cur, to, &entries).await?;
+                tracing::info!(
+                    from = cur,
+                    to,
+                    after,
+                    partitions = partitions.len(),
+                    "replayed revocations into Redis"
+                );
             }
         }
     }
@@ -442,60 +579,104 @@ fn entry_of(row: &tokio_postgres::Row) -> Result<Entry, StoreError> {
 
 /// Applies `entries` (journal numbers `from + 1 ..= to`) to Redis and raises its
 /// watermark to `to`, only if the watermark is still at least `from` (see [`APPLY`]).
-/// Returns the watermark after: below `to` when Redis went back in time meanwhile.
+/// Returns the watermark after: below `to` when Redis went back in time meanwhile. On a
+/// cluster every partition is brought along (the lowest watermark after is returned).
 pub async fn apply(
     redis: &Redis,
     from: i64,
     to: i64,
     entries: &[Entry],
 ) -> Result<i64, StoreError> {
-    let script = redis::Script::new(APPLY);
-    let mut invocation = script.key(watermark_key(redis));
-    invocation
-        .arg(redis.key(""))
-        .arg(from)
-        .arg(to)
-        .arg(HOT_TTL_SECS);
-    for entry in entries {
-        match entry {
-            Entry::Token(hash) => invocation.arg("t").arg(hash.to_hex()),
-            Entry::Epoch {
-                team_id,
-                user_id,
-                epoch,
-            } => invocation
-                .arg("u")
-                .arg(format!("{team_id}:{user_id}"))
-                .arg(*epoch),
-            Entry::Grant(grant) => invocation.arg("g").arg(grant.to_string()),
-        };
+    let all: Vec<u16> = (0..redis.partitions()).collect();
+    apply_to(redis, &all, from, to, entries).await
+}
+
+/// The partition an entry's copy lives in.
+fn partition_of_entry(redis: &Redis, entry: &Entry) -> u16 {
+    match entry {
+        Entry::Token(hash) => token_partition(redis, hash),
+        Entry::Epoch { user_id, .. } => user_partition(redis, *user_id),
+        Entry::Grant(grant) => grant_partition(redis, *grant),
     }
-    Ok(invocation.invoke_async(&mut redis.conn()).await?)
+}
+
+/// [`apply`] on `partitions` only: each gets the entries that belong to it (maybe none:
+/// its watermark still moves to `to`), one script per partition, all at once. Returns
+/// the lowest watermark after.
+async fn apply_to(
+    redis: &Redis,
+    partitions: &[u16],
+    from: i64,
+    to: i64,
+    entries: &[Entry],
+) -> Result<i64, StoreError> {
+    static SCRIPT: std::sync::LazyLock<redis::Script> =
+        std::sync::LazyLock::new(|| redis::Script::new(APPLY));
+    let runs = partitions.iter().map(|&p| {
+        let mut invocation = SCRIPT.key(partition_watermark_key(redis, p));
+        invocation.arg(from).arg(to).arg(HOT_TTL_SECS);
+        for entry in entries.iter().filter(|e| partition_of_entry(redis, e) == p) {
+            match entry {
+                Entry::Token(hash) => invocation.key(tokens::hot_key(redis, hash)).arg("x"),
+                Entry::Grant(grant) => invocation.key(tokens::grant_key(redis, *grant)).arg("x"),
+                Entry::Epoch {
+                    team_id,
+                    user_id,
+                    epoch,
+                } => invocation
+                    .key(tokens::epoch_key(redis, *team_id, *user_id))
+                    .arg("e")
+                    .arg(*epoch),
+            };
+        }
+        let mut conn = redis.conn();
+        async move {
+            let after: i64 = invocation.invoke_async(&mut conn).await?;
+            Ok::<i64, StoreError>(after)
+        }
+    });
+    let afters = futures_util::future::try_join_all(runs).await?;
+    Ok(afters.into_iter().min().unwrap_or(to))
 }
 
 /// Deletes every credential copy under the worker's prefix (token entries and
-/// tombstones, user epochs, grant flags): afterwards every check reads Postgres and
-/// primes Redis from it. Returns how many keys went.
+/// tombstones, user epochs, grant flags), in every partition: afterwards every check
+/// reads Postgres and primes Redis from it. Returns how many keys went.
 pub async fn flush_credentials(redis: &Redis) -> Result<u64, StoreError> {
-    let mut conn = redis.conn();
-    let prefix = glob_escape(&redis.key(""));
+    let mut deleted = 0;
+    for p in 0..redis.partitions() {
+        deleted += flush_partition(redis, p).await?;
+    }
+    Ok(deleted)
+}
+
+/// Deletes the credential copies of one partition. On a cluster the partition is one
+/// slot, so one master holds all of it: `SCAN` runs there (routed by the partition's
+/// hash tag), matching only the partition's keys; a `SCAN` never blocks the server, and
+/// a flush is rare (a shard lost revocations the journal no longer replays). Returns
+/// how many keys went.
+pub async fn flush_partition(redis: &Redis, partition: u16) -> Result<u64, StoreError> {
     let mut deleted = 0;
     for kind in ["tok:", "uep:", "grant:"] {
-        let pattern = format!("{prefix}{kind}*");
+        let pattern = format!("{}*", glob_escape(&redis.partition_key(partition, kind)));
         let mut cursor: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
+            let (next, keys): (u64, Vec<String>) = redis
+                .query_partition_master(
+                    partition,
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000),
+                )
                 .await?;
             if !keys.is_empty() {
+                // One slot: one UNLINK.
                 let n: u64 = redis::cmd("UNLINK")
                     .arg(&keys)
-                    .query_async(&mut conn)
+                    .query_async(&mut redis.conn())
                     .await?;
                 deleted += n;
             }
@@ -612,14 +793,14 @@ async fn advance(pool: &Pool, redis: &Redis, seq: i64) {
     guard.raise(seq);
 }
 
-/// Reads Redis's watermark and starts a catch-up when it is behind: a Redis that went
-/// back in time is repaired within [`POLL`] even when no request notices it.
+/// Reads Redis's watermarks and starts a catch-up when one is behind: a Redis (or a
+/// cluster shard) that went back in time is repaired within [`POLL`] even when no
+/// request notices it.
 async fn spawn_catch_up_if_behind(pool: &Pool, redis: &Redis) {
-    let cur: Result<Option<i64>, _> = redis.conn().get(watermark_key(redis)).await;
-    match cur {
-        Ok(cur) if redis.guard().behind(cur.unwrap_or(0)) => spawn_catch_up(pool, redis),
+    match watermarks(redis).await {
+        Ok(curs) if curs.iter().any(|&c| redis.guard().behind(c)) => spawn_catch_up(pool, redis),
         Ok(_) => {}
-        Err(e) => tracing::debug!(error = %e, "could not read Redis's revocation watermark"),
+        Err(e) => tracing::debug!(error = %e, "could not read Redis's revocation watermarks"),
     }
 }
 
@@ -766,6 +947,22 @@ mod tests {
         guard.remember_unknown(&h(9));
         guard.forget_unknown(&h(9));
         assert!(!guard.known_unknown(&h(9)));
+    }
+
+    #[test]
+    fn token_owners_are_remembered_within_bounds() {
+        let mut owners = Owners::new(4);
+        let team = TeamId::from(Uuid::from_u128(7));
+        for i in 0..=255u8 {
+            owners.insert(&h(i), (team, Uuid::from_u128(u128::from(i))));
+            assert!(owners.len() <= 8, "{}", owners.len());
+        }
+        assert_eq!(owners.get(&h(255)), Some((team, Uuid::from_u128(255))));
+        assert_eq!(owners.get(&h(0)), None, "the oldest went");
+        let guard = CacheGuard::default();
+        assert_eq!(guard.owner_of(&h(1)), None);
+        guard.remember_owner(&h(1), team, Uuid::from_u128(1));
+        assert_eq!(guard.owner_of(&h(1)), Some((team, Uuid::from_u128(1))));
     }
 
     #[test]

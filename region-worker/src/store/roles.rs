@@ -1,10 +1,10 @@
 //! Workspace roles: Admin, Member and Viewer, each with a per-workspace id. They are
 //! Okta's entitlements (`/Roles`) and decide what a user may do.
 
-use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::store::pg::GenericClient;
 use shared::ids::TeamId;
 
 /// The roles of each workspace seen by this process. Roles are created with their

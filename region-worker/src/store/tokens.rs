@@ -5,9 +5,14 @@
 //! concurrent fallback cannot overwrite.
 //!
 //! Personal credentials (sessions, API and MCP tokens) carry their user's revocation
-//! epoch: [`check_personal_at`] reads the token entry and the user's current epoch in
-//! one Redis round trip (a Lua script), so the hot path of a protected endpoint is one
-//! round trip, and raising the epoch ([`publish_user_epoch`]) ends all of them at once.
+//! epoch: [`check_personal_at`] reads the token entry (and claims its "last used"
+//! marker) and the user's current epoch, and raising the epoch
+//! ([`publish_user_epoch`]) ends all of them at once. They are two commands: every key
+//! a script touches must be passed to it, the epoch's key is known only from the entry,
+//! and on Redis Cluster the two live in different partitions (see
+//! [`super::revocations`]). The first check of a token on a worker reads them one after
+//! the other; the worker then remembers the token's owner (which never changes), and
+//! later checks send both at once: one round trip's wait.
 //!
 //! Tokens issued by a SCIM OAuth grant also name the grant. A grant has one revocation
 //! flag (Postgres `scim_oauth_grants.revoked_at`, mirrored in Redis like the user
@@ -24,8 +29,8 @@
 
 use std::sync::LazyLock;
 
-use deadpool_postgres::GenericClient;
-use deadpool_postgres::Pool;
+use crate::store::pg::GenericClient;
+use crate::store::pg::Pool;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use shared::ids::TeamId;
@@ -132,8 +137,12 @@ struct HotRecord {
     grant_id: Option<Uuid>,
 }
 
-fn hot_key(redis: &Redis, hash: &TokenHash) -> String {
-    redis.key(&format!("tok:{}", hash.to_hex()))
+/// The key of a token's entry or tombstone, in the token's partition.
+pub(crate) fn hot_key(redis: &Redis, hash: &TokenHash) -> String {
+    redis.partition_key(
+        revocations::token_partition(redis, hash),
+        &format!("tok:{}", hash.to_hex()),
+    )
 }
 
 fn ttl_for(record: &TokenRecord, now: i64) -> i64 {
@@ -237,10 +246,14 @@ pub async fn lookup(
     let now = guard.now().unix_timestamp();
     let key = hot_key(redis, hash);
     // The entry and Redis's revocation watermark in one round trip (MGET costs Redis
-    // what a GET does; a script would cost a third more).
+    // what a GET does; a script would cost a third more). Both keys are of the token's
+    // partition: one slot on a cluster.
     let (hot, rev): (Option<String>, Option<i64>) = redis::cmd("MGET")
         .arg(&key)
-        .arg(revocations::watermark_key(redis))
+        .arg(revocations::partition_watermark_key(
+            redis,
+            revocations::token_partition(redis, hash),
+        ))
         .query_async(&mut redis.conn())
         .await?;
     if guard.behind(rev.unwrap_or(0)) {
@@ -360,12 +373,19 @@ pub async fn truth(
     Ok(Some((record, row.get(7))))
 }
 
-fn grant_key(redis: &Redis, grant_id: Uuid) -> String {
-    redis.key(&format!("grant:{grant_id}"))
+/// The key of a grant's flag, in the grant's partition.
+pub(crate) fn grant_key(redis: &Redis, grant_id: Uuid) -> String {
+    redis.partition_key(
+        revocations::grant_partition(redis, grant_id),
+        &format!("grant:{grant_id}"),
+    )
 }
 
 fn grant_used_key(redis: &Redis, grant_id: Uuid) -> String {
-    redis.key(&format!("grant_used:{grant_id}"))
+    redis.partition_key(
+        revocations::grant_partition(redis, grant_id),
+        &format!("grant_used:{grant_id}"),
+    )
 }
 
 /// What a grant's Redis flag holds while the grant is live.
@@ -377,7 +397,8 @@ const GRANT_USE_RESOLUTION_SECS: i64 = 60;
 /// Reads a grant's flag and, when the grant is live and its use was not recorded in the
 /// last minute, claims the right to record it: one round trip on the hot path.
 /// Returns `{state, watermark}`: state -1 when Redis lacks the flag, 0 when revoked, 1
-/// live, 2 live and to record; Redis's revocation watermark.
+/// live, 2 live and to record; Redis's revocation watermark. KEYS: the flag, the "used"
+/// marker and the watermark, all of the grant's partition.
 const CHECK_GRANT: &str = r"
 local rev = tonumber(redis.call('GET', KEYS[3]) or '0')
 local v = redis.call('GET', KEYS[1])
@@ -395,7 +416,10 @@ pub async fn grant_live(pool: &Pool, redis: &Redis, grant_id: Uuid) -> Result<bo
     let (mut state, rev): (i64, i64) = SCRIPT
         .key(&key)
         .key(grant_used_key(redis, grant_id))
-        .key(revocations::watermark_key(redis))
+        .key(revocations::partition_watermark_key(
+            redis,
+            revocations::grant_partition(redis, grant_id),
+        ))
         .arg(GRANT_LIVE)
         .arg(GRANT_USE_RESOLUTION_SECS)
         .invoke_async(&mut redis.conn())
@@ -498,8 +522,12 @@ pub async fn revoke(pool: &Pool, redis: &Redis, hash: &TokenHash) -> Result<bool
     Ok(n > 0)
 }
 
-fn epoch_key(redis: &Redis, team_id: TeamId, user_id: Uuid) -> String {
-    redis.key(&format!("uep:{team_id}:{user_id}"))
+/// The key of a user's revocation epoch, in the user's partition.
+pub(crate) fn epoch_key(redis: &Redis, team_id: TeamId, user_id: Uuid) -> String {
+    redis.partition_key(
+        revocations::user_partition(redis, user_id),
+        &format!("uep:{team_id}:{user_id}"),
+    )
 }
 
 /// Raises a Redis epoch key to `value` unless it already holds more: concurrent
@@ -509,16 +537,49 @@ local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
 return 1";
 
-/// The user's current revocation epoch: Redis first, Postgres when Redis lacks it.
+/// The user's current revocation epoch: Redis first, Postgres when Redis lacks it or is
+/// behind on revocations (the epoch and its partition's watermark are read in one
+/// round trip; a Redis behind is not primed from here, the catch-up repairs it).
 pub async fn user_epoch(
     pool: &Pool,
     redis: &Redis,
     team_id: TeamId,
     user_id: Uuid,
 ) -> Result<Option<i64>, StoreError> {
+    let hot = read_user_epoch(redis, team_id, user_id).await?;
+    user_epoch_from(pool, redis, team_id, user_id, hot).await
+}
+
+/// What Redis holds of a user's epoch: the epoch (if any) and the watermark of its
+/// partition, in one round trip (one slot).
+async fn read_user_epoch(
+    redis: &Redis,
+    team_id: TeamId,
+    user_id: Uuid,
+) -> Result<(Option<i64>, Option<i64>), StoreError> {
+    Ok(redis::cmd("MGET")
+        .arg(epoch_key(redis, team_id, user_id))
+        .arg(revocations::partition_watermark_key(
+            redis,
+            revocations::user_partition(redis, user_id),
+        ))
+        .query_async(&mut redis.conn())
+        .await?)
+}
+
+/// [`user_epoch`] given what [`read_user_epoch`] read.
+async fn user_epoch_from(
+    pool: &Pool,
+    redis: &Redis,
+    team_id: TeamId,
+    user_id: Uuid,
+    (hot, rev): (Option<i64>, Option<i64>),
+) -> Result<Option<i64>, StoreError> {
     let key = epoch_key(redis, team_id, user_id);
-    let hot: Option<i64> = redis.conn().get(&key).await?;
-    if let Some(epoch) = hot {
+    let behind = redis.guard().behind(rev.unwrap_or(0));
+    if behind {
+        revocations::spawn_catch_up(pool, redis);
+    } else if let Some(epoch) = hot {
         return Ok(Some(epoch));
     }
     let client = pool.get().await?;
@@ -530,6 +591,9 @@ pub async fn user_epoch(
         .await?;
     let Some(row) = row else { return Ok(None) };
     let epoch: i64 = row.get(0);
+    if behind {
+        return Ok(Some(epoch));
+    }
     let _: i64 = redis::Script::new(RAISE_EPOCH)
         .key(&key)
         .arg(epoch)
@@ -580,32 +644,28 @@ pub struct PersonalCheck {
     pub touched: bool,
 }
 
-/// Reads a token's hot entry and, from it, its user's revocation epoch, and optionally
-/// claims the token's "last used" marker: one round trip on the hot path. The epoch key
-/// is built from the entry (the token hash alone does not name the user), so the script
-/// reads a key it was not given: fine on a standalone or Sentinel Redis, which is what
-/// the project runs. On Redis Cluster the two keys may live on different nodes; the
-/// fallback below (`lookup` then `user_epoch`, two round trips) is then the path to use.
+/// Reads a token's hot entry and Redis's revocation watermark, and optionally claims the
+/// token's "last used" marker: one round trip. KEYS: the entry, the watermark of the
+/// token's partition, and (with a touch interval) the marker; all of one partition.
+/// The user's epoch is read next ([`user_epoch`]): its key is known only from the
+/// entry, and a script may touch only the keys it is given.
 ///
-/// Returns `{state, entry, epoch, touched, watermark}`: state -1 when Redis lacks the
-/// entry, 0 for a tombstone, 1 with the entry, 2 with an entry the script cannot read
-/// (left to Rust); the last element is Redis's revocation watermark.
+/// Returns `{state, entry, touched, watermark}`: state -1 when Redis lacks the entry, 0
+/// for a tombstone, 1 with the entry.
 const CHECK_PERSONAL: &str = r"
-local rev = tonumber(redis.call('GET', ARGV[2] .. 'rev:seq') or '0')
+local rev = tonumber(redis.call('GET', KEYS[2]) or '0')
 local v = redis.call('GET', KEYS[1])
-if not v then return {-1, false, false, 0, rev} end
-if v == ARGV[1] then return {0, false, false, 0, rev} end
-local ok, rec = pcall(cjson.decode, v)
-if not ok or type(rec) ~= 'table' or type(rec.team_id) ~= 'string' or type(rec.user_id) ~= 'string' then
-  return {2, v, false, 0, rev}
-end
-local epoch = redis.call('GET', ARGV[2] .. 'uep:' .. rec.team_id .. ':' .. rec.user_id)
+if not v then return {-1, false, 0, rev} end
+if v == ARGV[1] then return {0, false, 0, rev} end
 local touched = 0
-if KEYS[2] and redis.call('SET', KEYS[2], '1', 'EX', ARGV[3], 'NX') then touched = 1 end
-return {1, v, epoch or false, touched, rev}";
+if KEYS[3] and redis.call('SET', KEYS[3], '1', 'EX', ARGV[2], 'NX') then touched = 1 end
+return {1, v, touched, rev}";
 
 fn used_key(redis: &Redis, hash: &TokenHash) -> String {
-    redis.key(&format!("tok_used:{}", hash.to_hex()))
+    redis.partition_key(
+        revocations::token_partition(redis, hash),
+        &format!("tok_used:{}", hash.to_hex()),
+    )
 }
 
 /// Checks a personal credential at `now` (Unix seconds, the caller's clock): live, of
@@ -630,15 +690,29 @@ pub async fn check_personal_at(
         return Ok(None);
     }
     let mut invocation = SCRIPT.key(hot_key(redis, hash));
+    invocation.key(revocations::partition_watermark_key(
+        redis,
+        revocations::token_partition(redis, hash),
+    ));
     if touch.is_some() {
         invocation.key(used_key(redis, hash));
     }
-    invocation
-        .arg(TOMBSTONE)
-        .arg(redis.key(""))
-        .arg(touch.unwrap_or(1).max(1));
-    let (state, entry, epoch, touched, rev): (i64, Option<String>, Option<i64>, i64, i64) =
-        invocation.invoke_async(&mut redis.conn()).await?;
+    invocation.arg(TOMBSTONE).arg(touch.unwrap_or(1).max(1));
+    // The token's owner never changes: once this worker has seen it, the user's epoch
+    // is read at the same time as the entry (two commands, one round trip's wait).
+    let owner = redis.guard().owner_of(hash);
+    let mut conn = redis.conn();
+    let (checked, prefetched) = match owner {
+        Some((team_id, user_id)) => {
+            let (checked, epoch) = tokio::join!(
+                invocation.invoke_async::<(i64, Option<String>, i64, i64)>(&mut conn),
+                read_user_epoch(redis, team_id, user_id)
+            );
+            (checked?, Some((team_id, user_id, epoch?)))
+        }
+        None => (invocation.invoke_async(&mut conn).await?, None),
+    };
+    let (state, entry, touched, rev): (i64, Option<String>, i64, i64) = checked;
     if redis.guard().behind(rev) {
         revocations::spawn_catch_up(pool, redis);
         return Ok(match truth(pool, redis, hash, now).await? {
@@ -651,7 +725,7 @@ pub async fn check_personal_at(
             _ => None,
         });
     }
-    let (record, epoch) = match (state, entry) {
+    let record = match (state, entry) {
         (0, _) => return Ok(None),
         (1, Some(json)) => {
             let hot: HotRecord =
@@ -660,12 +734,12 @@ pub async fn check_personal_at(
                 // Grant tokens are never personal credentials.
                 return Ok(None);
             }
-            (hot.record, epoch)
+            hot.record
         }
-        // No hot entry (a flushed or restarted Redis) or one the script could not read:
-        // the two-step path, which reads Postgres and primes Redis again.
+        // No hot entry (a flushed or restarted Redis): the path that reads Postgres and
+        // primes Redis again.
         _ => match lookup(pool, redis, hash, kind).await? {
-            Some(record) => (record, None),
+            Some(record) => record,
             None => return Ok(None),
         },
     };
@@ -675,11 +749,18 @@ pub async fn check_personal_at(
     let Some(user_id) = record.user_id else {
         return Ok(None);
     };
-    let current = match epoch {
-        Some(e) => Some(e),
-        None => user_epoch(pool, redis, record.team_id, user_id).await?,
+    let epoch = match prefetched {
+        Some((team_id, prefetched_user, hot))
+            if team_id == record.team_id && prefetched_user == user_id =>
+        {
+            user_epoch_from(pool, redis, team_id, user_id, hot).await?
+        }
+        _ => {
+            redis.guard().remember_owner(hash, record.team_id, user_id);
+            user_epoch(pool, redis, record.team_id, user_id).await?
+        }
     };
-    match current {
+    match epoch {
         Some(current) if current <= record.user_epoch => Ok(Some(PersonalCheck {
             record,
             touched: touched == 1,

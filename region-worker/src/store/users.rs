@@ -5,7 +5,6 @@
 use std::error::Error;
 
 use bytes::BytesMut;
-use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use shared::ids::TeamId;
 use shared::scim::filter_sql::SqlParam;
@@ -15,6 +14,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::listing::Listed;
+use crate::store::pg::GenericClient;
 
 /// How a user came to exist: the `users.source` column, whose CHECK constraint (V1)
 /// allows exactly these codes. SCIM may take over a user it did not create only by

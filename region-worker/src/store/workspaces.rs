@@ -4,7 +4,6 @@
 //! works has no other way back in); and the custom Okta domains operators allowed for
 //! them (`okta_domain_allowances`, V10).
 
-use deadpool_postgres::{GenericClient, Pool};
 use serde::Serialize;
 use serde_json::json;
 use shared::ids::{RegionId, TeamId};
@@ -14,6 +13,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::audit::{self, AuditAction, AuditEvent};
+use crate::store::pg::{GenericClient, Pool};
 
 /// The workspace roles every workspace has: key, display name, description, default.
 pub const ROLES: [(&str, &str, &str, bool); 3] = [

@@ -66,6 +66,7 @@ impl SignedIn {
         else {
             return Ok(None);
         };
+        crate::telemetry::record_team(owner.team_id);
         Ok(Some(Self {
             owner,
             secret: secret.to_owned(),

@@ -160,7 +160,7 @@ async fn redis_down_means_503_and_recovery_without_restart() {
 
 /// Where a run is; requests are counted in the phase they started in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Phase {
+pub(crate) enum Phase {
     /// Before the fault.
     Before,
     /// From the moment the fault is injected until the service is back.
@@ -173,7 +173,7 @@ enum Phase {
 
 /// What the clients saw, and the writes they made.
 #[derive(Debug, Default)]
-struct Outcome {
+pub(crate) struct Outcome {
     /// Requests sent, per phase.
     requests: BTreeMap<Phase, usize>,
     /// Requests that failed (status or transport error), per phase.
@@ -210,7 +210,7 @@ impl Outcome {
 
 /// Shared by the clients and the test: the phase, progress counters, and the tokens
 /// revoked so far with the moment each revocation completed.
-struct Run {
+pub(crate) struct Run {
     phase: watch::Sender<Phase>,
     successes: watch::Sender<usize>,
     failures: watch::Sender<usize>,
@@ -218,7 +218,7 @@ struct Run {
 }
 
 impl Run {
-    fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             phase: watch::channel(Phase::Before).0,
             successes: watch::channel(0).0,
@@ -228,7 +228,7 @@ impl Run {
     }
 
     /// Waits until `n` more requests have succeeded.
-    async fn successes_after(&self, n: usize) {
+    pub(crate) async fn successes_after(&self, n: usize) {
         let start = *self.successes.borrow();
         let mut rx = self.successes.subscribe();
         rx.wait_for(|s| *s >= start + n).await.unwrap();
@@ -241,7 +241,7 @@ impl Run {
         rx.wait_for(|s| *s >= start + n).await.unwrap();
     }
 
-    fn enter(&self, phase: Phase) {
+    pub(crate) fn enter(&self, phase: Phase) {
         self.phase.send_replace(phase);
     }
 
@@ -380,7 +380,7 @@ async fn load_client(n: usize, scim: Scim, run: Arc<Run>) -> Outcome {
 
 /// Runs `clients` load clients against `scim` until `fault` returns, then checks
 /// every write against the stores (through `check`, a client with a live token).
-async fn under_load<F: std::future::Future<Output = ()>>(
+pub(crate) async fn under_load<F: std::future::Future<Output = ()>>(
     clients: usize,
     scim: &Scim,
     run: &Arc<Run>,
@@ -478,7 +478,7 @@ fn report(fault: &str, out: &Outcome, audit: &Audit, outage: Duration) {
 }
 
 /// Polls `/readyz` until it answers 200 (the stores are reachable again).
-async fn until_ready(worker: &TestWorker) {
+pub(crate) async fn until_ready(worker: &TestWorker) {
     for _ in 0..300 {
         if ready(worker).await == 200 {
             return;
@@ -490,7 +490,7 @@ async fn until_ready(worker: &TestWorker) {
 
 /// A workspace on `worker` with a SCIM client straight to the worker, and two more
 /// live tokens.
-async fn load_workspace(worker: &TestWorker) -> (Scim, [String; 2]) {
+pub(crate) async fn load_workspace(worker: &TestWorker) -> (Scim, [String; 2]) {
     let scim = Scim::operator_workspace(&worker.state, &worker.url()).await;
     let spare = [
         operator_token(&worker.state, &scim.team_id).await,
@@ -522,7 +522,7 @@ async fn outage<S>(
 }
 
 /// Audits and reports a store fault, whose only failures may be `503`s.
-async fn store_fault_report(fault: &str, scim: &Scim, out: &Outcome, outage: Duration) {
+pub(crate) async fn store_fault_report(fault: &str, scim: &Scim, out: &Outcome, outage: Duration) {
     let audit = audit(scim, out).await;
     report(fault, out, &audit, outage);
     for failure in out.failures.values().flatten() {
@@ -530,7 +530,7 @@ async fn store_fault_report(fault: &str, scim: &Scim, out: &Outcome, outage: Dur
     }
 }
 
-async fn revoke(state: &region_worker::state::AppState, run: &Run, token: &str) {
+pub(crate) async fn revoke(state: &region_worker::state::AppState, run: &Run, token: &str) {
     let hash = shared::token::TokenHash::of(token);
     assert!(
         region_worker::store::tokens::revoke(&state.pg, &state.redis, &hash)

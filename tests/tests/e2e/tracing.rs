@@ -1,8 +1,9 @@
 //! Traces across the hop (issue 19), through the real binaries: a gateway and a worker
 //! exporting to a small OTLP/HTTP receiver in the test (protobuf decoded with
 //! `opentelemetry-proto`), sampling 1.0. Each request is one trace whose gateway server
-//! span is the parent of the worker's route span, with worker spans for Postgres and
-//! Redis under it; a client's `traceparent` is continued; no exported attribute or
+//! span is the parent of the worker's route span, with worker spans for Postgres (one
+//! per statement, named by verb and table) and Redis under it; routes that find their
+//! workspace other than by path carry it too; a client's `traceparent` is continued; no exported attribute or
 //! event carries a credential, an email address or a query string; the gateway's
 //! JSON access log line carries the trace id.
 
@@ -441,6 +442,44 @@ async fn a_request_is_one_trace_from_the_gateway_into_the_worker_and_its_stores(
         under_worker(&spans, "db.system.name", "redis"),
         "a Redis span: {spans:#?}"
     );
+    // A span per Postgres statement, under the SCIM operation, named by verb and table
+    // only (never the statement's text or a parameter).
+    let statements: Vec<_> = spans
+        .iter()
+        .filter(|s| {
+            s.attr("db.system.name") == Some("postgresql") && s.attr("db.operation.name").is_some()
+        })
+        .collect();
+    assert!(
+        statements.len() > 1,
+        "a span per statement: {statements:#?}"
+    );
+    for span in &statements {
+        assert_eq!(
+            span.parent_span_id, scim_span.span_id,
+            "a statement under the SCIM operation: {span:#?}"
+        );
+        let verb = span.attr("db.operation.name").unwrap();
+        assert!(
+            [
+                "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "BEGIN", "COMMIT"
+            ]
+            .contains(&verb),
+            "{span:#?}"
+        );
+        let summary = span.attr("db.query.summary").unwrap();
+        assert!(
+            summary.starts_with(verb)
+                && summary
+                    .bytes()
+                    .all(|b| b.is_ascii_alphabetic() || b"_. ".contains(&b)),
+            "a summary of keywords and names: {summary:?}"
+        );
+        assert_eq!(span.name, summary);
+    }
+    let names: Vec<&str> = statements.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&"INSERT users"), "{names:?}");
+    assert!(names.contains(&"COMMIT"), "{names:?}");
 
     // A client's unsampled trace is followed as it decided: no spans, in either process.
     let unsampled = "0af7651916cd43dd8448eb211c80319c";
@@ -504,6 +543,10 @@ async fn a_request_is_one_trace_from_the_gateway_into_the_worker_and_its_stores(
         "userName",
         "?",
         "Traced",
+        // No statement text: placeholders and clauses stay out of span names.
+        "$1",
+        "WHERE",
+        "VALUES",
     ]);
 }
 
@@ -585,7 +628,12 @@ async fn okta_calls_sign_in_and_universal_logout_are_traced_without_credentials(
         .access_line(|l| l["fields"]["path"] == "/api/okta/oidc/callback")
         .await;
     let spans = trace_of(&stack.receiver, callback["trace_id"].as_str().unwrap()).await;
-    check_hop(&spans, "/api/okta/oidc/callback");
+    let route = check_hop(&spans, "/api/okta/oidc/callback");
+    // The workspace, found from the sign-in's state rather than a path parameter.
+    assert_eq!(
+        route.attr("closedloop.team_id"),
+        Some(scim.team_id.as_str())
+    );
     assert!(
         under_worker(&spans, "closedloop.okta.call", "token"),
         "a token call: {spans:#?}"
@@ -594,6 +642,10 @@ async fn okta_calls_sign_in_and_universal_logout_are_traced_without_credentials(
         .access_line(|l| l["fields"]["path"] == "/api/okta/oidc/login")
         .await;
     let login_spans = trace_of(&stack.receiver, login["trace_id"].as_str().unwrap()).await;
+    assert_eq!(
+        check_hop(&login_spans, "/api/okta/oidc/login").attr("closedloop.team_id"),
+        Some(scim.team_id.as_str())
+    );
     let okta_calls: Vec<_> = spans
         .iter()
         .chain(&login_spans)
@@ -627,6 +679,11 @@ async fn okta_calls_sign_in_and_universal_logout_are_traced_without_credentials(
             .attr("http.response.status_code")
             .map(|s| s.starts_with('2')),
         Some(true)
+    );
+    assert_eq!(
+        route.attr("closedloop.team_id"),
+        Some(scim.team_id.as_str()),
+        "the workspace the logout token was verified for"
     );
 
     let cookies = web.cookie_header("app.closedloop.localhost");

@@ -304,7 +304,7 @@ fn response(minted: mcp::Minted, grant: &GrantRow) -> Tokens {
 }
 
 async fn audit_tokens(
-    client: &impl deadpool_postgres::GenericClient,
+    client: &impl crate::store::pg::GenericClient,
     grant: &GrantRow,
     action: AuditAction,
     grant_type: &str,
@@ -324,7 +324,7 @@ async fn audit_tokens(
 
 /// Ends `grant` for `reason` in `tx` and audits it; the caller commits.
 pub async fn end_in(
-    tx: &impl deadpool_postgres::GenericClient,
+    tx: &impl crate::store::pg::GenericClient,
     state: &AppState,
     grant: &GrantRow,
     reason: EndReason,

@@ -5,7 +5,6 @@
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use shared::ids::TeamId;
 use shared::scope::{self, Scope};
@@ -17,6 +16,7 @@ use super::error::no_store;
 use crate::config::ScimOAuthConfig;
 use crate::state::AppState;
 use crate::store::StoreError;
+use crate::store::pg::GenericClient;
 use crate::store::tokens::{self, NewTokenRecord, TokenRecord};
 
 /// The RFC 6749 §5.1 success body. Its `Debug` hides both tokens.

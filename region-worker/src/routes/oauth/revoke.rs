@@ -3,7 +3,6 @@
 //! The revocation and its audit event commit together; the caller publishes the flag
 //! to Redis after the commit.
 
-use deadpool_postgres::GenericClient;
 use serde_json::json;
 use shared::ids::TeamId;
 use uuid::Uuid;
@@ -11,6 +10,7 @@ use uuid::Uuid;
 use crate::store::StoreError;
 use crate::store::audit::{self, AuditAction, AuditEvent};
 use crate::store::grants::{self, Revocation, RevokeReason};
+use crate::store::pg::GenericClient;
 
 /// Revokes `grant_id` (of `team_id` when given) and audits it with `client`, a
 /// transaction the caller commits.

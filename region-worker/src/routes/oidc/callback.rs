@@ -103,6 +103,7 @@ pub async fn callback(
         Err(e) => return SignInFailure::Store(e).page(&state),
     };
     let team_id = pending.team_id;
+    crate::telemetry::record_team(team_id);
     match finish(&state, &headers, &p, &pending).await {
         Ok(location) => {
             let mut response = Redirect::to(&location).into_response();

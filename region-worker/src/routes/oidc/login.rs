@@ -141,7 +141,10 @@ pub async fn login(
     }
     let p = LoginParams::parse(query.as_deref().unwrap_or_default());
     let (team_id, settings) = match workspace(&state, &p).await {
-        Ok(w) => w,
+        Ok(w) => {
+            crate::telemetry::record_team(w.0);
+            w
+        }
         Err(f) => {
             let team = p.team_id.as_deref().and_then(|t| TeamId::parse(t).ok());
             return f.respond(&state, team, json!({ "step": "login" })).await;

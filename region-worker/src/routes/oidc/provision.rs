@@ -80,7 +80,7 @@ fn subject_matches(user: &SignInUser, issuer: &str, sub: &str) -> bool {
 /// Signs in as `user` once their subject is checked (and recorded on first sign-in).
 async fn sign_in_as(
     state: &AppState,
-    client: &impl deadpool_postgres::GenericClient,
+    client: &impl crate::store::pg::GenericClient,
     settings: &OktaSettings,
     identity: &Identity,
     user: &SignInUser,

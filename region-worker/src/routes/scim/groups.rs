@@ -6,7 +6,6 @@ use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use deadpool_postgres::GenericClient;
 use serde_json::{Map, Value, json};
 use shared::ids::TeamId;
 use shared::scim::definitions::{GROUP, GROUP_URN};
@@ -27,6 +26,7 @@ use super::users::base_url;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditAction, AuditEvent};
 use crate::store::groups::{self, GroupColumns, GroupRecord, Member};
+use crate::store::pg::GenericClient;
 use crate::store::{StoreError, cursors};
 
 type Result<T> = std::result::Result<T, ScimFailure>;

@@ -86,7 +86,7 @@ impl ListRequest {
 /// Runs a parsed list request: its filter translated for `mapping`, then the page.
 pub async fn run<R: Listed>(
     state: &AppState,
-    client: &deadpool_postgres::Client,
+    client: &crate::store::pg::Client,
     team_id: TeamId,
     request: &ListRequest,
     mapping: &TableMapping,
@@ -103,7 +103,7 @@ pub async fn run<R: Listed>(
 /// position an earlier page left, and leaves one where this page ends.
 pub async fn page<R: Listed>(
     state: &AppState,
-    client: &deadpool_postgres::Client,
+    client: &crate::store::pg::Client,
     team_id: TeamId,
     filter: Option<&SqlFilter>,
     paging: &Paging,

@@ -4,9 +4,10 @@
 //!
 //! The token's visible prefix must name this region and the route's kind, so that
 //! another region's token or a token of another kind is refused without a store
-//! lookup. The check itself ([`tokens::check_personal_at`]) reads the token entry and
-//! the user's revocation epoch in one Redis round trip and claims the token's "last
-//! used" marker in the same trip; Postgres is read only when Redis lacks an entry.
+//! lookup. The check itself ([`tokens::check_personal_at`]) reads the token entry
+//! (claiming its "last used" marker) and the user's revocation epoch, two commands sent
+//! together once the worker knows the token's owner; Postgres is read only when Redis
+//! lacks an entry or is behind on revocations.
 
 use axum::http::HeaderMap;
 use shared::token::{self, TokenHash};
@@ -100,6 +101,7 @@ pub async fn check(
     let Some(owner) = Owner::of(&checked.record) else {
         return Ok(None);
     };
+    crate::telemetry::record_team(owner.team_id);
     if checked.touched {
         personal_tokens::record_use(&state.pg, hash, now);
     }
