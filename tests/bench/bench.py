@@ -11,6 +11,8 @@ target/bench/, runs the chosen suites, and prints Markdown tables for BENCHMARKS
     python3 tests/bench/bench.py tokens        # token checks, Universal Logout of 10k tokens
     python3 tests/bench/bench.py flood         # real SCIM clients while made-up bearers flood
     python3 tests/bench/bench.py pages         # People, Groups, Activity at 100k users, 1M events
+    python3 tests/bench/bench.py ceilings      # SCIM against pgbench -S/-N and /api/ping, one run
+    python3 tests/bench/bench.py tracing       # traces off, at 0.01 and at 1.0: ping, SCIM lookup
 
 Build first: cargo build --release --bins -p region-worker -p gateway -p deploy -p closedloop-tests
 """
@@ -933,9 +935,337 @@ def pages(stack, args):
               f"worker RSS at most {sampler.max_kb / 1024:.0f} MB.")
 
 
+# ---------------------------------------------------------------- ceilings suite
+# Issue 18: each SCIM scenario against what the parts themselves do in the same run on the
+# same stores. First the ceilings: pgbench select-only (-S) and simple-update (-N) at the
+# same connection count on the stack's own Postgres (a scratch database beside the
+# product's), and /api/ping; then each scenario straight to the worker and through the
+# gateway, and the token check against /api/ping through the gateway.
+
+def pgbench(db_url, mode, connections, duration):
+    """pgbench's tps and mean latency (ms) for `mode` (-S select-only, -N simple update),
+    with prepared statements (as the worker's are): the higher, stricter ceiling."""
+    out = sh(["pgbench", "-n", mode, "-M", "prepared", "-c", str(connections), "-j", "2",
+              "-T", str(duration), db_url])
+    tps = [l for l in out.splitlines() if l.startswith("tps =")]
+    lat = [l for l in out.splitlines() if l.startswith("latency average")]
+    return float(tps[-1].split()[2]), float(lat[-1].split()[3]) if lat else float("nan")
+
+
+class CpuMeter:
+    """CPU time (user + system) spent by each part of the stack over a row: the worker,
+    the gateway, the stack's Postgres (postmaster and every backend) and Redis, and the
+    load generator (this script's children). Divided by the requests of the row, it is
+    where a request's cost goes, and it holds steadier than req/s on a busy machine."""
+
+    def __init__(self, stack):
+        def pids(pattern):
+            out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
+            return [int(p) for p in out.split()]
+        work = WORK / "stack"
+        self.parts = {
+            "worker": lambda: pids(f"serve --config {work / 'regions.toml'} --region us"),
+            "gateway": lambda: pids(f"gateway --config {work / 'regions.toml'}"),
+            "postgres": lambda: self.postgres_pids(),
+            "redis": lambda: pids(f"redis-server 127.0.0.1:{urlsplit_port(stack.us['redis_url'])}$"),
+        }
+        self.pg_port = urlsplit_port(stack.us["postgres_url"])
+
+    def postgres_roots(self):
+        out = subprocess.run(["pgrep", "-f", f"postgres -D .* -p {self.pg_port} "], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def postgres_pids(self):
+        roots = self.postgres_roots()
+        kids = []
+        for root in roots:
+            kids += [int(p) for p in subprocess.run(["pgrep", "-P", str(root)], capture_output=True, text=True).stdout.split()]
+        return roots + kids
+
+    def snapshot(self):
+        import resource
+        snap = {}
+        for name, find in self.parts.items():
+            total = 0.0
+            for pid in find():
+                try:
+                    total += cpu_seconds([pid])
+                except OSError:
+                    pass
+            snap[name] = total
+        # Backends that have exited (pgbench's, at its end) count in the postmaster's
+        # children's times.
+        for root in self.postgres_roots():
+            try:
+                fields = Path(f"/proc/{root}/stat").read_text().rsplit(")", 1)[1].split()
+                snap["postgres"] += (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+            except OSError:
+                pass
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        snap["loadgen"] = ru.ru_utime + ru.ru_stime
+        return snap
+
+    @staticmethod
+    def per_request(before, after, requests):
+        """µs of CPU per request of each part."""
+        return {k: (after[k] - before[k]) * 1e6 / max(requests, 1) for k in before}
+
+
+def urlsplit_port(url):
+    from urllib.parse import urlsplit
+    return urlsplit(url).port
+
+
+def ceilings(stack, args):
+    us = stack.us
+    team = us["demo_workspace"]["team_id"]
+    pg = us["postgres_url"]
+    c, d = args.ceiling_connections, args.duration
+    t0 = time.time()
+    sh(["psql", pg, "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+       input=SEED_SQL.format(team=team, users=args.users, members=args.users // 2))
+    seeded = time.time() - t0
+    # pgbench's tables live in a database of their own on the same server.
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(pg)
+    bench_db = urlunsplit(parts._replace(path="/pgbench"))
+    sh(["psql", pg, "-qc", "DROP DATABASE IF EXISTS pgbench"])
+    sh(["psql", pg, "-qc", "CREATE DATABASE pgbench"])
+    sh(["pgbench", "-i", "-q", "-s", str(args.pgbench_scale), bench_db])
+    env = dict(os.environ, **us["env"])
+    token = json.loads(sh([str(BIN / "region-worker"), "token", "issue", "--config", stack.info["config"],
+                           "--region", "us", "--team", team, "--kind", "scim"], env=env))["token"]
+    admin = us["demo_workspace"]["admin_user_id"]
+    epoch = sh(["psql", pg, "-qtAc", f"SELECT token_epoch FROM users WHERE team_id = '{team}' AND id = '{admin}'"]).strip()
+    api, api_hash = new_token("us", "api")
+    sh(["psql", pg, "-q", "-v", "ON_ERROR_STOP=1", "-c",
+        f"INSERT INTO tokens (hash, team_id, kind, user_id, user_epoch, name, created_by, expires_at, id) VALUES "
+        f"('\\x{api_hash}', '{team}', 'api', '{admin}', {epoch}, 'bench api', 'bench', now() + interval '30 days', gen_random_uuid())"])
+    auth = f"Authorization: Bearer {token}"
+    json_ct = "Content-Type: application/json"
+    n_users = args.users
+    uid = "00000000-0000-4000-8000-{n12}"
+    gid = "00000000-0000-4000-9000-000000000001"
+    stamp = str(int(time.time()))
+    half = n_users // 2
+
+    def scenarios(offset):
+        """The SCIM scenarios; `offset` keeps the second pass (through the gateway) on
+        resources the first pass has not touched."""
+        return [
+            ("userName eq lookup", "S", 0.30, 3.0,
+             dict(path="/Users?filter=userName%20eq%20%22user{n}%40bench.test%22",
+                  extra=["--counter-start", "1", "--counter-wrap", str(n_users)])),
+            ("user create", "N", 0.60, None,
+             dict(path="/Users", method="POST", headers=[json_ct],
+                  body=json.dumps({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                   "userName": "new{n}@bench.test", "name": {"givenName": "New", "familyName": "{n}"},
+                                   "emails": [{"value": "new{n}@bench.test", "primary": True, "type": "work"}],
+                                   "active": True}),
+                  extra=["--counter-start", f"{stamp}{offset}000000"])),
+            ("deactivate PATCH", "N", 0.70, None,
+             dict(path=f"/Users/{uid}", method="PATCH", headers=[json_ct],
+                  body=json.dumps({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]}),
+                  extra=["--counter-start", str(1 + offset * half), "--counter-wrap", str(half)])),
+            ("one-member PATCH of the 50k group", "N", 0.60, 15.0,
+             dict(path=f"/Groups/{gid}", method="PATCH", headers=[json_ct],
+                  body=json.dumps({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}]}),
+                  extra=["--counter-start", str(half + 1 + offset * (half // 2)), "--counter-wrap", str(half // 2)])),
+            ("page of 100 users", None, None, None,
+             dict(path="/Users?startIndex={n}&count=100",
+                  extra=["--counter-start", "1", "--counter-step", "100", "--counter-wrap", str(n_users)])),
+        ]
+
+    worker = f"http://{us['worker']}"
+    gateway = f"http://127.0.0.1:{GATEWAY_PORT}"
+    print(f"\n### Against the ceilings, one run ({n_users:,} users, a {half:,}-member group)\n")
+    print(f"{c} connections, {d} s per row (1 s warm-up), release build, durable Postgres "
+          f"(fsync, synchronous_commit on), seeded in {seeded:.0f} s; pgbench scale {args.pgbench_scale} "
+          f"in a database of its own on the same server, `-M prepared -j 2`.\n")
+    meter = CpuMeter(stack)
+    cost = {}
+    before = meter.snapshot()
+    s_tps, s_lat = pgbench(bench_db, "-S", c, d)
+    after = meter.snapshot()
+    cost["S"] = meter.per_request(before, after, s_tps * d)
+    n_tps, n_lat = pgbench(bench_db, "-N", c, d)
+    cost["N"] = meter.per_request(after, meter.snapshot(), n_tps * d)
+    before = meter.snapshot()
+    ping_direct = loadgen(f"{worker}/api/ping", US_API, c, d)
+    # The load generator's rows include a 1 s warm-up at about the measured rate.
+    cost["ping"] = meter.per_request(before, meter.snapshot(), ping_direct["rps"] * (d + 1))
+    print("| ceiling | per s | mean latency ms | Postgres µs CPU each | worker µs CPU each |")
+    print("|---|---|---|---|---|")
+    print(f"| pgbench -S (select-only) | {s_tps:,.0f} | {s_lat:.2f} | {cost['S']['postgres']:.0f} | — |")
+    print(f"| pgbench -N (simple update) | {n_tps:,.0f} | {n_lat:.2f} | {cost['N']['postgres']:.0f} | — |")
+    print(f"| /api/ping, worker directly | {ping_direct['rps']:,.0f} | — | — | {cost['ping']['worker']:.0f} |\n")
+    print("µs of CPU per request: W worker, G gateway, P Postgres, R Redis, L load generator "
+          "(pgbench's own client is not counted in its row).\n")
+    print("| scenario | path | req/s | p50 ms | p99 ms | max ms | errors | of ceiling | target | gateway/direct | W / G / P / R / L µs |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    ceiling = {"S": s_tps, "N": n_tps}
+    for offset, (name, base) in enumerate((("worker directly", worker), ("through the gateway", gateway))):
+        for scen, kind, share, p99_max, s in scenarios(offset):
+            before = meter.snapshot()
+            r = loadgen(f"{base}/api/scim/v2/{team}{s['path']}", US_API, c, d, method=s.get("method", "GET"),
+                        body=s.get("body"), headers=[auth] + s.get("headers", []), extra=s.get("extra", []))
+            used = meter.per_request(before, meter.snapshot(), r["rps"] * (d + 1))
+            split = " / ".join(f"{used[k]:.0f}" for k in ("worker", "gateway", "postgres", "redis", "loadgen"))
+            errors = r["non_2xx"] + r["errors"]
+            if kind:
+                of = f"{r['rps'] / ceiling[kind]:.0%} of -{kind}"
+                target = f"≥ {share:.0%}" + (f", p99 < {p99_max:g} ms" if p99_max else "")
+            else:
+                of, target = "—", "≥ 2,000/s"
+            ratio = ""
+            if offset == 1:
+                direct = stack.bench_direct.get(scen)
+                ratio = f"{r['rps'] / direct:.0%} (≥ 85 %)" if direct else ""
+            else:
+                stack.bench_direct = getattr(stack, "bench_direct", {})
+                stack.bench_direct[scen] = r["rps"]
+            print(f"| {scen} | {name} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} "
+                  f"| {errors} | {of} | {target} | {ratio} | {split} |", flush=True)
+            if r["non_2xx"]:
+                print(f"<!-- {scen}: status counts {r['status_counts']} -->")
+    tc = args.token_connections
+    ping_gw = loadgen(f"{gateway}/api/ping", US_API, tc, d)
+    me_gw = loadgen(f"{gateway}/api/me", US_API, tc, d, headers=[f"Authorization: Bearer {api}"])
+    print(f"\nToken check through the gateway, {tc} connections:\n")
+    print("| endpoint | req/s | p50 ms | p99 ms | max ms | errors |")
+    print("|---|---|---|---|---|---|")
+    for name, r in (("GET /api/ping", ping_gw), ("GET /api/me (API token)", me_gw)):
+        print(f"| {name} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | {r['non_2xx'] + r['errors']} |")
+    print(f"\n/api/me is {me_gw['rps'] / ping_gw['rps']:.0%} of /api/ping through the gateway (target ≥ 40 %, p99 < 5 ms).")
+
+
+# --- Tracing's cost (issue 19) -------------------------------------------------------
+# The same gateway + worker pair three times, differing only in traces: off, sampled at
+# 0.01, and every request (1.0), exporting OTLP/HTTP to a local sink that accepts and
+# discards. /api/ping and a SCIM userName lookup through each, rounds alternating.
+
+
+class OtlpSink(threading.Thread):
+    """An OTLP/HTTP receiver that answers 200 to every POST /v1/traces and keeps only
+    counts (requests, bytes): the collector's own cost stays out of the figures."""
+
+    def __init__(self, port):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        super().__init__(daemon=True)
+        sink = self
+        self.posts, self.bytes = 0, 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                self.rfile.read(n)
+                sink.posts += 1
+                sink.bytes += n
+                # An empty body is an empty ExportTraceServiceResponse: all accepted.
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+
+    def run(self):
+        self.server.serve_forever()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def tracing(stack, args):
+    us = stack.us
+    team = us["demo_workspace"]["team_id"]
+    pg = us["postgres_url"]
+    n_users = min(args.users, 10_000)
+    sh(["psql", pg, "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+       input=SEED_SQL.format(team=team, users=n_users, members=n_users // 2))
+    base_env = {k: v for k, v in dict(os.environ, **us["env"]).items() if not k.startswith("OTEL_")}
+    token = json.loads(sh([str(BIN / "region-worker"), "token", "issue", "--config", stack.info["config"],
+                           "--region", "us", "--team", team, "--kind", "scim"], env=base_env))["token"]
+    PROXY.mkdir(parents=True, exist_ok=True)
+    sink_port = BASE_PORT + 250
+    sink = OtlpSink(sink_port)
+    sink.start()
+    eu_info = stack.info["regions"]["eu"]
+    eu = [(eu_info["worker"], eu_info["worker_admin"])]
+    configs = [("off", None), ("ratio 0.01", "0.01"), ("ratio 1.0", "1.0")]
+    ports, procs = {}, []
+    try:
+        for i, (name, ratio) in enumerate(configs):
+            env = dict(base_env, RUST_LOG="warn", CLOSEDLOOP_SCIM_RATE_PER_SECOND="0")
+            if ratio is not None:
+                env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{sink_port}",
+                           OTEL_TRACES_SAMPLER_ARG=ratio)
+            public, admin, gw, gw_admin = (BASE_PORT + 260 + 4 * i + k for k in range(4))
+            w = Background(f"tracing-worker-{i}", [
+                str(BIN / "region-worker"), "serve", "--config", stack.info["config"], "--region", "us",
+                "--listen", f"127.0.0.1:{public}", "--admin-listen", f"127.0.0.1:{admin}"], env)
+            procs.append(w)
+            wait_port(public, w.proc)
+            path = PROXY / f"tracing-gateway-{i}.toml"
+            path.write_text(gateway_map([(f"127.0.0.1:{public}", f"127.0.0.1:{admin}")], eu, gw, gw_admin))
+            g = Background(f"tracing-gateway-{i}", [str(BIN / "gateway"), "--config", str(path)], env)
+            procs.append(g)
+            wait_port(gw, g.proc)
+            ports[name] = gw
+        scenarios = [
+            ("/api/ping", "/api/ping", [], []),
+            ("SCIM userName eq lookup",
+             f"/api/scim/v2/{team}/Users?filter=userName%20eq%20%22user{{n}}%40bench.test%22",
+             [f"Authorization: Bearer {token}"],
+             ["--counter-start", "1", "--counter-wrap", str(n_users)]),
+        ]
+        c, d = args.connections, args.duration
+        print("\n### Tracing's cost: traces off, sampled at 0.01, every request\n")
+        build = "release build" if BIN.name == "release" else f"binaries of {BIN}"
+        print(f"Through the gateway (gateway and worker both tracing), {c} connections, {d} s each "
+              f"(1 s warm-up), rounds alternating, {build}; OTLP/HTTP to a local sink "
+              f"that accepts and discards (batched: the SDK's default 5 s delay, 2,048-span queue).\n")
+        print("| scenario | traces | req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors |")
+        print("|---|---|---|---|---|---|---|---|")
+        results = {}
+        for rnd in range(args.rounds):
+            for scenario, path, headers, extra in scenarios:
+                for name, _ in configs:
+                    r = loadgen(f"http://127.0.0.1:{ports[name]}{path}", US_API, c, d,
+                                headers=headers, extra=extra)
+                    results.setdefault((scenario, name), []).append(r)
+                    cells = row(f"{scenario} (round {rnd + 1})", r).split(" | ")
+                    cells.insert(1, name)
+                    print(" | ".join(cells), flush=True)
+        print("\nMeans over the rounds, against traces off:\n")
+        print("| scenario | traces | req/s | vs off | p50 ms | p99 ms |")
+        print("|---|---|---|---|---|---|")
+        for scenario, *_ in scenarios:
+            off = sum(r["rps"] for r in results[(scenario, "off")]) / args.rounds
+            for name, _ in configs:
+                rs = results[(scenario, name)]
+                rps = sum(r["rps"] for r in rs) / len(rs)
+                p50 = sum(r["p50_ms"] for r in rs) / len(rs)
+                p99 = sum(r["p99_ms"] for r in rs) / len(rs)
+                print(f"| {scenario} | {name} | {rps:,.0f} | {(rps / off - 1) * 100:+.1f}% | "
+                      f"{p50:.2f} | {p99:.2f} |")
+        # Spans still queued are exported within the batch delay; wait for them.
+        time.sleep(6)
+        print(f"\nThe sink received {sink.posts} exports, {sink.bytes / 1e6:.1f} MB of spans in all.")
+    finally:
+        for p in procs:
+            p.stop()
+        sink.stop()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suites", nargs="+", choices=["ping", "scim", "proxy", "tokens", "flood", "pages"])
+    p.add_argument("suites", nargs="+", choices=["ping", "scim", "proxy", "tokens", "flood", "pages", "ceilings", "tracing"])
     p.add_argument("--duration", type=int, default=10)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--rounds", type=int, default=2)
@@ -949,12 +1279,14 @@ def main():
     p.add_argument("--flood-real-rate", type=int, default=400, help="req/s of the real client in the flood suite")
     p.add_argument("--audit-events", type=int, default=1_000_000, help="audit events seeded for the pages suite")
     p.add_argument("--page-connections", type=int, default=1, help="connections of the pages suite")
+    p.add_argument("--ceiling-connections", type=int, default=16, help="connections of the ceilings suite (pgbench and SCIM)")
+    p.add_argument("--pgbench-scale", type=int, default=10, help="pgbench's scale factor in the ceilings suite")
     p.add_argument("--hold", type=int, default=0, help="keep the stack up this many seconds after the suites (for EXPLAIN)")
     args = p.parse_args()
     stack = Stack(fresh=not args.keep)
     try:
         for suite in args.suites:
-            suites = {"ping": ping, "scim": scim, "proxy": proxy, "tokens": tokens, "flood": flood, "pages": pages}
+            suites = {"ping": ping, "scim": scim, "proxy": proxy, "tokens": tokens, "flood": flood, "pages": pages, "ceilings": ceilings, "tracing": tracing}
             if suites[suite](stack, args) == "stopped":
                 # The suite ran stacks of its own after this one: start it again.
                 stack = Stack(fresh=False)
