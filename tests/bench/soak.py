@@ -60,6 +60,7 @@ sys.dont_write_bytecode = True  # no __pycache__ beside bench.py in the checkout
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
+import hashlib  # noqa: E402
 import html  # noqa: E402
 import http.client  # noqa: E402
 import json  # noqa: E402
@@ -544,11 +545,50 @@ def proc_figures(pid):
     return rss / 1024, fds, sockets, cpu
 
 
+def store_pids(stack):
+    """The pids of each region's Postgres (the postmaster, whose children are the
+    backends and background workers) and Redis server: the launcher starts them as
+    daemons, so they are found from the postmaster's pid file and Redis's port."""
+    found = {}
+    for region in ("us", "eu"):
+        pid_file = WORK / "stack" / region / "postgres" / "data" / "postmaster.pid"
+        found[f"postgres {region}"] = int(pid_file.read_text().split("\n", 1)[0])
+        port = urllib.parse.urlsplit(stack.info["regions"][region]["redis_url"]).port
+        found[f"redis {region}"] = int(sh(["pgrep", "-f", f"redis-server .*:{port}"]).split()[0])
+    return found
+
+
+def tree_cpu(pid):
+    """CPU seconds of `pid` and of its live children (a Postgres server's backends)."""
+    total = 0.0
+    for p in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a backend that just exited
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def machine_busy():
-    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    """(busy, total, steal) jiffies of the whole machine, from /proc/stat. Steal is time
+    the hypervisor gave this machine's CPUs to another guest: it counts as busy, and a
+    request that is running when it happens takes longer."""
     v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = v[3] + v[4]
-    return sum(v) - idle, sum(v)
+    return sum(v) - idle, sum(v), v[7]
+
+
+def reference_ms():
+    """CPU milliseconds of a fixed piece of work (hashing 4 MB): how fast the machine
+    itself is in this chunk. On a shared host the same work costs more CPU time when
+    a neighbour contends for the core's caches and turbo budget; a rise in every
+    process's CPU at a fixed rate that this rises with too is the machine, not us."""
+    block = b"\x5a" * (1 << 20)
+    start = time.process_time()
+    for _ in range(4):
+        hashlib.sha256(block).digest()
+    return (time.process_time() - start) * 1000
 
 
 def redis_figures(url):
@@ -601,6 +641,7 @@ def p99(ms_list):
 # ------------------------------------------------------------------ the run
 
 PROCS = ("worker us", "worker eu", "gateway")
+STORES = ("postgres us", "redis us", "postgres eu", "redis eu")
 PY_KINDS = ("sign-in", "logout")
 
 
@@ -624,6 +665,8 @@ def soak(args):
         t0 = time.time()
         end = t0 + args.minutes * 60
         prev_cpu = {n: proc_figures(p)[3] for n, p in pids.items()}
+        stores = store_pids(stack)
+        prev_cpu.update({n: tree_cpu(p) for n, p in stores.items()})
         prev_busy, prev_t = machine_busy(), time.time()
         people.start()
         k = 0
@@ -647,8 +690,16 @@ def soak(args):
                 row[f"{name} sockets"] = socks
                 row[f"{name} cpu_pct"] = round((cpu - prev_cpu[name]) / (now - prev_t) * 100, 1)
                 prev_cpu[name] = cpu
+            # The stores' CPU: a cost that grows with the run shows here first.
+            for name, pid in stores.items():
+                cpu = tree_cpu(pid)
+                row[f"{name} cpu_pct"] = round((cpu - prev_cpu[name]) / (now - prev_t) * 100, 1)
+                prev_cpu[name] = cpu
             busy = machine_busy()
-            row["machine cpu_pct"] = round((busy[0] - prev_busy[0]) / max(1, busy[1] - prev_busy[1]) * 100, 1)
+            ticks = max(1, busy[1] - prev_busy[1])
+            row["machine cpu_pct"] = round((busy[0] - prev_busy[0]) / ticks * 100, 1)
+            row["machine steal_pct"] = round((busy[2] - prev_busy[2]) / ticks * 100, 1)
+            row["machine reference_ms"] = round(reference_ms(), 2)
             # Other work on the machine (compilers) shows here, and in the p99s.
             row["load avg"] = os.getloadavg()[0]
             prev_busy, prev_t = busy, now
@@ -765,6 +816,13 @@ def verdict(rows, out=print, p99_factor=1.5, p99_slack_ms=1.0):
         requests = int(sum(r[f"{kind} requests"] for r in rows))
         out(f"  {'ok  ' if good else 'FAIL'} {kind} p99: median {fm:.2f} ms in the first third (after "
             f"{warm * INTERVAL} s), {lm:.2f} ms in the last (limit {limit:.2f}); {requests:,} requests")
+    # Not a condition: where CPU went, first third against last, at the same rates.
+    # A part whose cost grows with the run (a table, a keyspace) shows here.
+    cpu = [c for c in [f"{name} cpu_pct" for name in PROCS + STORES]
+           + ["machine cpu_pct", "machine steal_pct", "machine reference_ms"] if c in rows[0]]
+    out("  not checked, medians per 10 s, first third -> last: " + ", ".join(
+        f"{c.replace('_pct', ' %').replace('_ms', ' ms')} {statistics.median(r[c] for r in first):.1f} -> "
+        f"{statistics.median(r[c] for r in last):.1f}" for c in cpu))
     return ok
 
 
@@ -796,8 +854,11 @@ def plot(rows, png):
     ax[4].set_yscale("log")
     ax[4].set_ylabel("p99 per 10 s, ms")
     ax[5].plot(t, [r["machine cpu_pct"] for r in rows], label="machine CPU % (both cores)")
-    for name in PROCS:
-        ax[5].plot(t, [r[f"{name} cpu_pct"] for r in rows], label=f"{name} CPU % (of one core)", linewidth=0.9)
+    if "machine steal_pct" in rows[0]:
+        ax[5].plot(t, [r["machine steal_pct"] for r in rows], label="of which stolen by the host", linestyle="--")
+    for name in PROCS + STORES:
+        if f"{name} cpu_pct" in rows[0]:  # a CSV of an older run has no stores' CPU
+            ax[5].plot(t, [r[f"{name} cpu_pct"] for r in rows], label=f"{name} CPU % (of one core)", linewidth=0.9)
     ax[5].set_ylabel("CPU %")
     ax[5].set_ylim(bottom=0)
     load = ax[5].twinx()

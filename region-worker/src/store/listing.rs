@@ -1,6 +1,7 @@
-//! The list query of SCIM resources: one round trip for a page and its exact total.
-//! Unfiltered totals come from the sharded counters (migration V4); filtered ones from
-//! a window count over the (indexed) matches. Pages are read by `OFFSET`, or by keyset
+//! The list query of SCIM resources: a page and its exact total, in one round trip
+//! unless a filtered page is full. Unfiltered totals come from the sharded counters
+//! (migration V4); filtered ones from the page itself when it is not full, else from
+//! a count over the (indexed) matches. Pages are read by `OFFSET`, or by keyset
 //! (`seq >`) when the caller has a cursor (see [`super::cursors`]).
 
 use shared::ids::TeamId;
@@ -38,8 +39,9 @@ pub struct Page {
 /// many shapes: the per-connection statement cache is emptied when it grows past this.
 const MAX_CACHED_STATEMENTS: usize = 256;
 
-/// A page of `R` matching `filter`, in creation order, and the exact total. Unfiltered totals come from the sharded
-/// counters; filtered ones from a window count over the (indexed) matches.
+/// A page of `R` matching `filter`, in creation order, and the exact total. Unfiltered
+/// totals come from the sharded counters; filtered ones from the page when it is not
+/// full, else from a count over the (indexed) matches.
 pub async fn list<R: Listed>(
     client: &crate::store::pg::Client,
     team_id: TeamId,
@@ -69,8 +71,8 @@ pub async fn list<R: Listed>(
             params.push(&page.offset);
             let n = params.len();
             format!(
-                "SELECT {columns}, r.total FROM (
-                     SELECT r.*, count(*) OVER () AS total FROM {table} r
+                "SELECT {columns} FROM (
+                     SELECT r.* FROM {table} r
                       WHERE r.team_id = $1{condition} ORDER BY r.seq LIMIT ${} OFFSET ${n}) r
                   ORDER BY r.seq",
                 n - 1
@@ -113,10 +115,24 @@ pub async fn list<R: Listed>(
     }
     let stmt = client.prepare_cached(&sql).await?;
     let rows = client.query(&stmt, &params).await?;
+    let shown = rows.len() as i64;
     let total = match rows.first() {
-        Some(row) => row.get::<_, i64>(row.len() - 1),
-        // An empty page carries no total: count on its own.
-        None => {
+        // A filtered page that is not full, read from the first match, holds every
+        // match after the ones it skipped: its total needs no counting. This is a
+        // lookup's case (`userName eq` finds one user or none), which a window count
+        // over the matches made a fifth dearer.
+        _ if filter.is_some()
+            && page.after_seq.is_none()
+            && shown < page.limit
+            && (shown > 0 || page.offset == 0) =>
+        {
+            page.offset + shown
+        }
+        Some(row) if filter.is_none() => row.get::<_, i64>(row.len() - 1),
+        // A full filtered page, or an empty one past the end: count on its own. A
+        // match created between the two statements may be counted; the total never
+        // says less than the page shows.
+        _ => {
             let count_sql = match filter {
                 Some(f) => format!(
                     "SELECT count(*) FROM {table} r WHERE r.team_id = $1 AND {}",
@@ -125,10 +141,17 @@ pub async fn list<R: Listed>(
                 None => format!("SELECT {counted}"),
             };
             let stmt = client.prepare_cached(&count_sql).await?;
-            client
+            let counted: i64 = client
                 .query_one(&stmt, &params[..filter_params])
                 .await?
-                .get(0)
+                .get(0);
+            match filter {
+                // The rows of a full page are matches after `offset` others.
+                Some(_) if page.after_seq.is_none() && shown > 0 => {
+                    counted.max(page.offset + shown)
+                }
+                _ => counted,
+            }
         }
     };
     Ok((total, rows.iter().map(R::from_row).collect()))

@@ -8,8 +8,10 @@
 //! per-row roles and groups, takes about a millisecond unfiltered, by status, by
 //! source or by role; a search 1 to 10 ms. How each stays fast:
 //! - unfiltered and keyset: `users_paging (team_id, seq)`, read backwards;
-//! - status and source: `users_active_paging`, `users_source_paging` (V12), the same
-//!   order under the filter;
+//! - status: the deactivated users from `deactivated_users (team_id, seq)` (V16), the
+//!   active ones along the page order (`active` is in no index, so that a change of
+//!   status is an in-place update);
+//! - source: `users_source_paging` (V12), the same order under the filter;
 //! - role: the role's id is bound as a value, not a join on its key, so the planner
 //!   sees how many hold it: a rare role (Admin) is read from `user_roles_role` (V12),
 //!   a common one by walking the page order;
@@ -229,8 +231,18 @@ fn conditions(
     if with_cursor && let Some(seq) = before {
         c.and("u.seq < $?", seq);
     }
-    if let Some(status) = filter.status {
-        c.and("u.active = $?", status == Status::Active);
+    match filter.status {
+        // Most users are active: the page order, with the few others left out.
+        Some(Status::Active) => c.and("u.active = $?", true),
+        // The deactivated are read from their own table (V16), newest first along its
+        // primary key: `active` is in no index of `users`, so that a change of status
+        // rewrites the row in place.
+        Some(Status::Deactivated) => c.and(
+            "u.active = $? AND EXISTS (SELECT 1 FROM deactivated_users d
+                                        WHERE d.team_id = u.team_id AND d.seq = u.seq)",
+            false,
+        ),
+        None => {}
     }
     if let Some(source) = filter.source {
         c.and("u.source = $?", source.as_str().to_owned());

@@ -458,6 +458,22 @@ async fn etags_paging_and_projection() {
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), 6);
+    // A filtered list's total is exact on every page: counted when the page is full
+    // or past the end, read off the page when it is not full.
+    let sw = "/Users?filter=userName%20sw%20%22p%22&attributes=userName";
+    for (paging, total, shown) in [
+        ("startIndex=1&count=2", 5, 2),
+        ("startIndex=4&count=2", 5, 2),
+        ("startIndex=5&count=2", 5, 1),
+        ("startIndex=1&count=10", 5, 5),
+        ("startIndex=9&count=2", 5, 0),
+        ("count=0", 5, 0),
+    ] {
+        let (status, page) = scim.get(&format!("{sw}&{paging}")).await;
+        assert_eq!(status, 200, "{paging}: {page}");
+        assert_eq!(page["totalResults"], total, "{paging}: {page}");
+        assert_eq!(page["itemsPerPage"], shown, "{paging}: {page}");
+    }
     let (_, zero) = scim.get("/Users?count=-3&startIndex=-1").await;
     assert_eq!(
         (zero["itemsPerPage"].as_u64(), zero["startIndex"].as_u64()),
