@@ -116,23 +116,25 @@ pub async fn list<R: Listed>(
     let stmt = client.prepare_cached(&sql).await?;
     let rows = client.query(&stmt, &params).await?;
     let shown = rows.len() as i64;
-    let total = match rows.first() {
-        // A filtered page that is not full, read from the first match, holds every
-        // match after the ones it skipped: its total needs no counting. This is a
-        // lookup's case (`userName eq` finds one user or none), which a window count
-        // over the matches made a fifth dearer.
-        _ if filter.is_some()
-            && page.after_seq.is_none()
-            && shown < page.limit
-            && (shown > 0 || page.offset == 0) =>
+    // Where the page itself tells the total: an unfiltered row carries the counters'
+    // sum; a filtered page that is not full, read from the first match, holds every
+    // match after the `offset` it skipped (a lookup's case: `userName eq` finds one
+    // user or none, which a window count over the matches made a fifth dearer).
+    let from_page = match filter {
+        None => rows.first().map(|row| row.get::<_, i64>(row.len() - 1)),
+        Some(_)
+            if page.after_seq.is_none()
+                && shown < page.limit
+                && (shown > 0 || page.offset == 0) =>
         {
-            page.offset + shown
+            Some(page.offset + shown)
         }
-        Some(row) if filter.is_none() => row.get::<_, i64>(row.len() - 1),
-        // A full filtered page, or an empty one past the end: count on its own. A
-        // match created between the two statements may be counted; the total never
-        // says less than the page shows.
-        _ => {
+        Some(_) => None,
+    };
+    let total = match from_page {
+        Some(total) => total,
+        // A full filtered page, or an empty page past the end: counted on its own.
+        None => {
             let count_sql = match filter {
                 Some(f) => format!(
                     "SELECT count(*) FROM {table} r WHERE r.team_id = $1 AND {}",
@@ -145,12 +147,13 @@ pub async fn list<R: Listed>(
                 .query_one(&stmt, &params[..filter_params])
                 .await?
                 .get(0);
-            match filter {
-                // The rows of a full page are matches after `offset` others.
-                Some(_) if page.after_seq.is_none() && shown > 0 => {
-                    counted.max(page.offset + shown)
-                }
-                _ => counted,
+            // The rows of a full filtered page are matches after `offset` others: a
+            // match deleted between the two statements never makes the total say
+            // less than the page shows.
+            if filter.is_some() && page.after_seq.is_none() && shown > 0 {
+                counted.max(page.offset + shown)
+            } else {
+                counted
             }
         }
     };

@@ -474,6 +474,9 @@ async fn members_are_refused_and_other_workspaces_stay_out_of_sight() {
     let a_scim = stack.scim(Region::Us, &a.team_id, "").await;
     let ann = provision(&a_scim, "ann@acme.test", "Ann", "Secret", json!({})).await;
     let a_group = group(&a_scim, "Acme Insiders", &[&ann]).await;
+    // A deactivated user of A: the Deactivated filter reads its own table (V16).
+    let dee = provision(&a_scim, "dee@acme.test", "Dee", "Hidden", json!({})).await;
+    deactivate(&a_scim, &dee).await;
     let b_scim = stack.scim(Region::Us, &b.team_id, "").await;
     let bea = provision(&b_scim, "bea@globex.test", "Bea", "Globex", json!({})).await;
 
@@ -485,6 +488,7 @@ async fn members_are_refused_and_other_workspaces_stay_out_of_sight() {
         "/people?source=scim",
         "/people?role=member",
         "/people?status=active",
+        "/people?status=deactivated",
         "/groups",
     ] {
         let body = page(&stack, &b_admin, path).await;
@@ -492,6 +496,8 @@ async fn members_are_refused_and_other_workspaces_stay_out_of_sight() {
             !body.contains(&ann)
                 && !body.contains("Ann Secret")
                 && !body.contains("ann@acme.test")
+                && !body.contains(&dee)
+                && !body.contains("dee@acme.test")
                 && !body.contains("Insiders"),
             "{path}: {body}"
         );
